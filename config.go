@@ -1,0 +1,218 @@
+package freemium
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+)
+
+// Unlimited is the Plan.Limit of a plan without a cap. Usage.Limit and
+// Usage.Remaining read Unlimited for such a plan too.
+const Unlimited int64 = -1
+
+// MaxTokens is the largest token count the Gate accepts in one call. It keeps
+// every sum far from int64 overflow.
+const MaxTokens int64 = 1_000_000_000_000_000
+
+// Config configures a Gate. Only Store is required; every other field has a
+// default, given at the end of its comment.
+type Config struct {
+	// Store keeps all state: usage, reservations, first-report flags.
+	// Required: NewMemoryStore() or a *PostgresStore.
+	Store Store
+
+	// Subscriptions reports each user's subscription, which places the user
+	// on a paid plan. Default nil: nobody has a subscription, everyone is on Free.
+	Subscriptions SubscriptionChecker
+
+	// Free is the plan of users without an active subscription. Its PriceIDs
+	// must be empty. Default: the zero Plan named "free", which allows nothing.
+	Free Plan
+
+	// Plans are the paid plans, matched to a subscription by PriceIDs. At most
+	// one may leave PriceIDs empty: it takes any active subscription no other
+	// plan claims. Default none.
+	Plans []Plan
+
+	// WarnAt is the fraction of the limit at which Usage.Warning is set,
+	// in (0, 1]. Default 0.8.
+	WarnAt float64
+
+	// UpgradeURL is put into blocked decisions, for the host to show.
+	// Default "".
+	UpgradeURL string
+
+	// Messages are the user-facing texts of blocked decisions.
+	// Default: the texts of DefaultMessages.
+	Messages Messages
+
+	// ReservationTTL is how long a reservation's hold counts against the
+	// limit when it is neither committed nor canceled. A reservation can still
+	// be committed after it (the usage is recorded) for a day. Default 15m.
+	ReservationTTL time.Duration
+
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+
+	// Logger receives warnings, such as a subscription whose price matches no
+	// plan. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Plan is what a user may spend in a period.
+type Plan struct {
+	// Name identifies the plan in Usage and decisions. Required for paid
+	// plans; Free defaults to "free".
+	Name string
+
+	// PriceIDs are the billing provider's price IDs that place a subscriber
+	// on this plan. Default none.
+	PriceIDs []string
+
+	// Limit is the number of tokens allowed per period, or Unlimited.
+	// Default 0: nothing beyond a free first report.
+	Limit int64
+
+	// Period is the window Limit applies to. Default CalendarMonth (the zero Period).
+	Period Period
+
+	// FirstReportFree allows one metered run once per user, whatever its
+	// size and whatever the limit. Default false.
+	FirstReportFree bool
+
+	// SoftLimit allows requests past Limit and marks them with Overage,
+	// instead of blocking. Default false.
+	SoftLimit bool
+}
+
+// Messages are the user-facing texts of blocked decisions. In each, the
+// placeholders {percent}, {used}, {limit}, {plan} and {period_end} are
+// replaced by the decision's figures; {period_end} is a date like
+// "December 1, 2026".
+type Messages struct {
+	// SubscriptionRequired is shown when the free first report is used and
+	// the Free plan allows nothing more.
+	SubscriptionRequired string
+	// LimitExceeded is shown when a paid plan's allowance would be exceeded.
+	LimitExceeded string
+	// LimitExceededNoReset replaces LimitExceeded for a plan whose period never
+	// ends (Lifetime).
+	LimitExceededNoReset string
+	// FreeLimitExceeded is shown when the Free plan's allowance would be exceeded.
+	FreeLimitExceeded string
+}
+
+// DefaultMessages are the texts used for the Messages fields left empty.
+var DefaultMessages = Messages{
+	SubscriptionRequired: "Your free report has been used. Please subscribe to generate more reports.",
+	LimitExceeded:        "Usage limit reached ({percent}% used). Upgrade your plan or wait until {period_end}.",
+	LimitExceededNoReset: "Usage limit reached ({percent}% used). Upgrade your plan to continue.",
+	FreeLimitExceeded:    "You've reached your free tier limit. Upgrade to continue.",
+}
+
+const (
+	defaultWarnAt         = 0.8
+	defaultReservationTTL = 15 * time.Minute
+	defaultFreePlanName   = "free"
+)
+
+func (c Config) withDefaults() Config {
+	if c.WarnAt == 0 {
+		c.WarnAt = defaultWarnAt
+	}
+	if c.ReservationTTL == 0 {
+		c.ReservationTTL = defaultReservationTTL
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Free.Name == "" {
+		c.Free.Name = defaultFreePlanName
+	}
+	c.Messages = c.Messages.withDefaults()
+	c.Plans = append([]Plan(nil), c.Plans...) // the Gate keeps its own copy
+	return c
+}
+
+func (m Messages) withDefaults() Messages {
+	set := func(s *string, def string) {
+		if *s == "" {
+			*s = def
+		}
+	}
+	set(&m.SubscriptionRequired, DefaultMessages.SubscriptionRequired)
+	set(&m.LimitExceeded, DefaultMessages.LimitExceeded)
+	set(&m.LimitExceededNoReset, DefaultMessages.LimitExceededNoReset)
+	set(&m.FreeLimitExceeded, DefaultMessages.FreeLimitExceeded)
+	return m
+}
+
+// validate reports the first invalid field of a defaulted Config, by name,
+// with the fix.
+func (c Config) validate() error {
+	if c.Store == nil {
+		return errors.New("freemium: Config.Store is nil: use NewMemoryStore() or NewPostgresStore(pool, nil)")
+	}
+	if math.IsNaN(c.WarnAt) || c.WarnAt <= 0 || c.WarnAt > 1 {
+		return fmt.Errorf("freemium: Config.WarnAt is %v: use a fraction in (0, 1], such as 0.8", c.WarnAt)
+	}
+	if c.ReservationTTL < 0 {
+		return fmt.Errorf("freemium: Config.ReservationTTL is %v: use a positive duration, or 0 for the default 15m", c.ReservationTTL)
+	}
+	if len(c.Free.PriceIDs) > 0 {
+		return errors.New("freemium: Config.Free.PriceIDs is set: the Free plan has no price; move the IDs to a plan in Config.Plans")
+	}
+	if err := c.Free.validate("Config.Free"); err != nil {
+		return err
+	}
+	names := map[string]string{c.Free.Name: "Config.Free"}
+	prices := map[string]string{}
+	catchAll := ""
+	for i, p := range c.Plans {
+		field := fmt.Sprintf("Config.Plans[%d]", i)
+		if p.Name == "" {
+			return fmt.Errorf("freemium: %s.Name is empty: give every paid plan a name", field)
+		}
+		if other, ok := names[p.Name]; ok {
+			return fmt.Errorf("freemium: %s.Name %q is also the name of %s: plan names must be unique", field, p.Name, other)
+		}
+		names[p.Name] = field
+		if err := p.validate(field); err != nil {
+			return err
+		}
+		if len(p.PriceIDs) == 0 {
+			if catchAll != "" {
+				return fmt.Errorf("freemium: %s and %s both have no PriceIDs: at most one plan may take any subscription", catchAll, field)
+			}
+			catchAll = field
+		}
+		for j, id := range p.PriceIDs {
+			if id == "" {
+				return fmt.Errorf("freemium: %s.PriceIDs[%d] is empty: remove it or give the price ID", field, j)
+			}
+			if other, ok := prices[id]; ok {
+				return fmt.Errorf("freemium: %s.PriceIDs[%d] %q is also in %s: a price places a subscriber on one plan", field, j, id, other)
+			}
+			prices[id] = field
+		}
+	}
+	return nil
+}
+
+func (p Plan) validate(field string) error {
+	if p.Limit < Unlimited {
+		return fmt.Errorf("freemium: %s.Limit is %d: use a token count >= 0, or Unlimited", field, p.Limit)
+	}
+	if p.Limit > MaxTokens*1000 {
+		return fmt.Errorf("freemium: %s.Limit is %d: use at most %d, or Unlimited", field, p.Limit, MaxTokens*1000)
+	}
+	if err := p.Period.validate(); err != nil {
+		return fmt.Errorf("freemium: %s.Period: %w", field, err)
+	}
+	return nil
+}

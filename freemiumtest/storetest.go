@@ -1,0 +1,591 @@
+package freemiumtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/freemiumkit/freemium"
+)
+
+// T0 is the instant the store tests start at: mid-month, mid-morning, UTC.
+var T0 = time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC)
+
+// RunStoreTests runs the conformance suite for a freemium.Store: the
+// behaviour of a Gate on the store, concurrency included. newStore must
+// return a new, empty store each time it is called; subtests run in
+// parallel.
+func RunStoreTests(t *testing.T, newStore func(t *testing.T) freemium.Store) {
+	for _, tc := range storeTests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t, newStore)
+		})
+	}
+}
+
+// Plans the suite uses.
+var (
+	freeFirstReport = freemium.Plan{Name: "free", FirstReportFree: true, Limit: 0, Period: freemium.Lifetime}
+	pro             = freemium.Plan{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 1000, Period: freemium.BillingCycle}
+)
+
+// env is one test's gate on a new store.
+type env struct {
+	t     *testing.T
+	ctx   context.Context
+	store freemium.Store
+	clock *Clock
+	subs  *Subscriptions
+	gate  *freemium.Gate
+}
+
+func newEnv(t *testing.T, newStore func(*testing.T) freemium.Store, cfg freemium.Config) *env {
+	t.Helper()
+	e := &env{t: t, ctx: context.Background(), store: newStore(t), clock: NewClock(T0), subs: NewSubscriptions()}
+	cfg.Store, cfg.Now, cfg.Subscriptions = e.store, e.clock.Now, e.subs
+	e.gate = e.newGate(cfg)
+	return e
+}
+
+func (e *env) newGate(cfg freemium.Config) *freemium.Gate {
+	e.t.Helper()
+	g, err := freemium.New(cfg)
+	if err != nil {
+		e.t.Fatalf("freemium.New: %v", err)
+	}
+	return g
+}
+
+func (e *env) check(user string, tokens int64) freemium.Decision {
+	e.t.Helper()
+	d, err := e.gate.Check(e.ctx, user, tokens)
+	if err != nil {
+		e.t.Fatalf("Check(%q, %d): %v", user, tokens, err)
+	}
+	return d
+}
+
+func (e *env) reserve(user string, tokens int64) *freemium.Reservation {
+	e.t.Helper()
+	r, err := e.gate.Reserve(e.ctx, user, tokens)
+	if err != nil {
+		e.t.Fatalf("Reserve(%q, %d): %v", user, tokens, err)
+	}
+	return r
+}
+
+func (e *env) usage(user string) freemium.Usage {
+	e.t.Helper()
+	u, err := e.gate.Usage(e.ctx, user)
+	if err != nil {
+		e.t.Fatalf("Usage(%q): %v", user, err)
+	}
+	return u
+}
+
+func (e *env) record(user string, tokens int64, key string) {
+	e.t.Helper()
+	if err := e.gate.Record(e.ctx, user, tokens, key); err != nil {
+		e.t.Fatalf("Record(%q, %d, %q): %v", user, tokens, key, err)
+	}
+}
+
+func (e *env) ok(err error, what string) {
+	e.t.Helper()
+	if err != nil {
+		e.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func equal[V comparable](t *testing.T, what string, got, want V) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+// parallel runs f(i) for i in [0, n) at once, released together.
+func parallel(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			f(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+}
+
+var storeTests = []struct {
+	name string
+	run  func(t *testing.T, newStore func(*testing.T) freemium.Store)
+}{
+	{"FirstReportFreeThenSubscriptionRequired", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freeFirstReport, UpgradeURL: "https://example.com/upgrade"})
+		d := e.check("u1", 5000)
+		equal(t, "first Check allowed", d.Allowed, true)
+		equal(t, "first Check FirstReport", d.FirstReport, true)
+
+		r := e.reserve("u1", 5000)
+		equal(t, "first Reserve OK", r.OK(), true)
+		equal(t, "first Reserve FirstReport", r.Decision().FirstReport, true)
+		e.ok(r.Commit(e.ctx, 6000), "Commit")
+
+		d = e.check("u1", 1)
+		equal(t, "Allowed after first report", d.Allowed, false)
+		equal(t, "Reason", d.Reason, freemium.ReasonSubscriptionRequired)
+		equal(t, "Message", d.Message, freemium.DefaultMessages.SubscriptionRequired)
+		equal(t, "UpgradeURL", d.UpgradeURL, "https://example.com/upgrade")
+		equal(t, "FirstReportUsed", d.FirstReportUsed, true)
+		equal(t, "Used", d.Used, int64(6000))
+		equal(t, "Percentage of a zero limit", d.Percentage, 100.0)
+		equal(t, "Lifetime PeriodEnd is zero", d.PeriodEnd.IsZero(), true)
+		if !errors.Is(d.Err(), freemium.ErrBlocked) {
+			t.Errorf("Err() = %v, want ErrBlocked", d.Err())
+		}
+		r = e.reserve("u1", 1)
+		equal(t, "Reserve after first report OK", r.OK(), false)
+		if err := r.Commit(e.ctx, 1); !errors.Is(err, freemium.ErrBlocked) {
+			t.Errorf("Commit of a blocked reservation = %v, want ErrBlocked", err)
+		}
+		equal(t, "Used after blocked Commit", e.usage("u1").Used, int64(6000))
+	}},
+
+	{"FirstReportCancelGivesItBack", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freeFirstReport})
+		r := e.reserve("u1", 10)
+		equal(t, "first OK", r.OK(), true)
+		equal(t, "second Reserve while the first is held", e.reserve("u1", 10).OK(), false)
+		e.ok(r.Cancel(e.ctx), "Cancel")
+		e.ok(r.Cancel(e.ctx), "second Cancel")
+		r2 := e.reserve("u1", 10)
+		equal(t, "Reserve after Cancel OK", r2.OK(), true)
+		equal(t, "Reserve after Cancel FirstReport", r2.Decision().FirstReport, true)
+		e.ok(r2.Commit(e.ctx, 10), "Commit")
+		e.ok(r2.Cancel(e.ctx), "Cancel after Commit")
+		equal(t, "first report used after Commit", e.usage("u1").FirstReportUsed, true)
+		equal(t, "Reserve after Commit", e.reserve("u1", 10).OK(), false)
+	}},
+
+	{"FirstReportHoldExpires", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freeFirstReport, ReservationTTL: time.Minute})
+		equal(t, "first OK", e.reserve("u1", 10).OK(), true)
+		e.clock.Advance(time.Minute)
+		equal(t, "first report free again once the hold expired", e.reserve("u1", 10).Decision().FirstReport, true)
+	}},
+
+	{"MarkFirstReportUsed", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freeFirstReport})
+		equal(t, "FirstReport before", e.check("u1", 10).FirstReport, true)
+		e.ok(e.gate.MarkFirstReportUsed(e.ctx, "u1"), "MarkFirstReportUsed")
+		e.ok(e.gate.MarkFirstReportUsed(e.ctx, "u1"), "MarkFirstReportUsed again")
+		d := e.check("u1", 10)
+		equal(t, "Allowed after", d.Allowed, false)
+		equal(t, "Reason", d.Reason, freemium.ReasonSubscriptionRequired)
+		equal(t, "another user untouched", e.check("u2", 10).FirstReport, true)
+	}},
+
+	{"ParallelFirstReportsAdmitOne", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freeFirstReport})
+		var admitted atomic.Int64
+		parallel(50, func(int) {
+			r, err := e.gate.Reserve(e.ctx, "u1", 100)
+			if err != nil {
+				t.Errorf("Reserve: %v", err)
+				return
+			}
+			if r.OK() {
+				admitted.Add(1)
+			}
+		})
+		equal(t, "admitted of 50 parallel first reports", admitted.Load(), int64(1))
+	}},
+
+	{"ParallelReservesNeverPassTheLimit", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 1000}})
+		var admitted atomic.Int64
+		parallel(200, func(int) {
+			r, err := e.gate.Reserve(e.ctx, "u1", 10)
+			if err != nil {
+				t.Errorf("Reserve: %v", err)
+				return
+			}
+			if r.OK() {
+				admitted.Add(1)
+			}
+		})
+		equal(t, "admitted of 200 reserving 10 against 1000", admitted.Load(), int64(100))
+		u := e.usage("u1")
+		equal(t, "Reserved", u.Reserved, int64(1000))
+		equal(t, "Remaining", u.Remaining, int64(0))
+	}},
+
+	{"LimitBoundary", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 100}})
+		e.record("u1", 60, "")
+		equal(t, "60+40 <= 100", e.check("u1", 40).Allowed, true)
+		d := e.check("u1", 41)
+		equal(t, "60+41 > 100", d.Allowed, false)
+		equal(t, "Reason", d.Reason, freemium.ReasonLimitExceeded)
+		equal(t, "Message", d.Message, freemium.DefaultMessages.FreeLimitExceeded)
+		equal(t, "Percentage", d.Percentage, 60.0)
+		r := e.reserve("u1", 40)
+		equal(t, "Reserve 40", r.OK(), true)
+		equal(t, "Check 0 with the limit held", e.check("u1", 0).Allowed, true)
+		equal(t, "Check 1 with the limit held", e.check("u1", 1).Allowed, false)
+		equal(t, "Reserve 1 with the limit held", e.reserve("u1", 1).OK(), false)
+	}},
+
+	{"PaidPlanMessageAndWarning", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freeFirstReport, Plans: []freemium.Plan{pro}})
+		end := T0.AddDate(0, 0, 16)
+		e.subs.Subscribe("u1", "price_pro", T0.AddDate(0, 0, -14), end)
+		e.record("u1", 799, "")
+		u := e.usage("u1")
+		equal(t, "Plan", u.Plan, "pro")
+		equal(t, "Warning at 79.9%", u.Warning, false)
+		e.record("u1", 51, "")
+		d := e.check("u1", 200)
+		equal(t, "Allowed past the limit", d.Allowed, false)
+		equal(t, "Warning at 85%", d.Warning, true)
+		equal(t, "Reason", d.Reason, freemium.ReasonLimitExceeded)
+		equal(t, "Message", d.Message, "Usage limit reached (85% used). Upgrade your plan or wait until "+end.Format("January 2, 2006")+".")
+		equal(t, "PeriodEnd", d.PeriodEnd, end)
+		equal(t, "Remaining", d.Remaining, int64(150))
+	}},
+
+	{"UnlimitedAndSoftLimit", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Plans: []freemium.Plan{
+			{Name: "unlimited", PriceIDs: []string{"price_u"}, Limit: freemium.Unlimited},
+			{Name: "soft", PriceIDs: []string{"price_s"}, Limit: 100, SoftLimit: true},
+		}})
+		e.subs.Subscribe("u", "price_u", time.Time{}, time.Time{})
+		e.subs.Subscribe("s", "price_s", time.Time{}, time.Time{})
+		e.record("u", freemium.MaxTokens, "")
+		d := e.check("u", freemium.MaxTokens)
+		equal(t, "Unlimited allowed", d.Allowed, true)
+		equal(t, "Unlimited Limit", d.Limit, freemium.Unlimited)
+		equal(t, "Unlimited Remaining", d.Remaining, freemium.Unlimited)
+		equal(t, "Unlimited Percentage", d.Percentage, 0.0)
+
+		e.record("s", 90, "")
+		d = e.check("s", 10)
+		equal(t, "soft within", d.Allowed, true)
+		equal(t, "soft within Overage", d.Overage, false)
+		r := e.reserve("s", 50)
+		equal(t, "soft past the limit allowed", r.OK(), true)
+		equal(t, "soft past the limit Overage", r.Decision().Overage, true)
+		e.ok(r.Commit(e.ctx, 50), "Commit")
+		u := e.usage("s")
+		equal(t, "soft Used", u.Used, int64(140))
+		equal(t, "soft Percentage past 100", u.Percentage, 140.0)
+		equal(t, "soft Usage.Overage", u.Overage, true)
+	}},
+
+	{"ReservationTTL", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 100}, ReservationTTL: 10 * time.Minute})
+		r := e.reserve("u1", 100)
+		equal(t, "Reserve all", r.OK(), true)
+		e.clock.Advance(10*time.Minute - time.Microsecond)
+		equal(t, "hold counts until its TTL", e.check("u1", 1).Allowed, false)
+		e.clock.Advance(time.Microsecond)
+		equal(t, "hold stops counting at its TTL", e.check("u1", 1).Allowed, true)
+		equal(t, "Reserved after TTL", e.usage("u1").Reserved, int64(0))
+		e.ok(r.Commit(e.ctx, 70), "Commit after the TTL")
+		u := e.usage("u1")
+		equal(t, "Used after a late Commit", u.Used, int64(70))
+	}},
+
+	{"CommitAndCancelAreIdempotent", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 1000}})
+		r := e.reserve("u1", 100)
+		e.ok(r.Commit(e.ctx, 150), "Commit")
+		e.ok(r.Commit(e.ctx, 150), "second Commit")
+		e.ok(e.gate.CommitReservation(e.ctx, r.ID(), 150), "CommitReservation after Commit")
+		e.ok(r.Cancel(e.ctx), "Cancel after Commit")
+		u := e.usage("u1")
+		equal(t, "Used after three commits of one reservation", u.Used, int64(150))
+		equal(t, "Reserved", u.Reserved, int64(0))
+
+		r = e.reserve("u1", 100)
+		e.ok(e.gate.CancelReservation(e.ctx, r.ID()), "CancelReservation")
+		e.ok(e.gate.CancelReservation(e.ctx, r.ID()), "second CancelReservation")
+		equal(t, "Reserved after Cancel", e.usage("u1").Reserved, int64(0))
+		e.ok(r.Commit(e.ctx, 0), "Commit of zero after Cancel")
+		e.ok(r.Commit(e.ctx, 7), "Commit after a Commit of zero")
+		equal(t, "Used", e.usage("u1").Used, int64(150))
+
+		for _, id := range []string{"rsv_unknown", "", "x\x00y"} {
+			if err := e.gate.CommitReservation(e.ctx, id, 1); !errors.Is(err, freemium.ErrReservationNotFound) {
+				t.Errorf("CommitReservation(%q) = %v, want ErrReservationNotFound", id, err)
+			}
+			if err := e.gate.CancelReservation(e.ctx, id); !errors.Is(err, freemium.ErrReservationNotFound) {
+				t.Errorf("CancelReservation(%q) = %v, want ErrReservationNotFound", id, err)
+			}
+		}
+	}},
+
+	{"CommitAfterCancelRecords", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 1000}})
+		r := e.reserve("u1", 100)
+		e.ok(r.Cancel(e.ctx), "Cancel")
+		e.ok(r.Commit(e.ctx, 80), "Commit after Cancel")
+		equal(t, "Used", e.usage("u1").Used, int64(80))
+	}},
+
+	{"ParallelCommitsOfOneReservationCountOnce", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 1000}})
+		r := e.reserve("u1", 100)
+		parallel(20, func(int) {
+			if err := r.Commit(e.ctx, 90); err != nil {
+				t.Errorf("Commit: %v", err)
+			}
+		})
+		equal(t, "Used", e.usage("u1").Used, int64(90))
+	}},
+
+	{"CommitRetentionAfterExpiry", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 1000}, ReservationTTL: time.Minute})
+		old := e.reserve("u1", 10)
+		kept := e.reserve("u1", 10)
+		e.ok(kept.Commit(e.ctx, 10), "Commit")
+		e.clock.Advance(time.Minute + 24*time.Hour - time.Microsecond)
+		e.reserve("u1", 10) // a write for the user may prune what is past retention
+		e.ok(kept.Commit(e.ctx, 10), "Commit again within retention")
+		e.clock.Advance(2 * time.Microsecond)
+		e.reserve("u1", 10)
+		if err := old.Commit(e.ctx, 10); !errors.Is(err, freemium.ErrReservationNotFound) {
+			t.Errorf("Commit a day after expiry = %v, want ErrReservationNotFound", err)
+		}
+	}},
+
+	{"RecordIdempotencyKeys", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: freemium.Unlimited}})
+		parallel(20, func(int) {
+			if err := e.gate.Record(e.ctx, "u1", 10, "job-1"); err != nil {
+				t.Errorf("Record: %v", err)
+			}
+		})
+		equal(t, "Used after 20 racing Records with one key", e.usage("u1").Used, int64(10))
+		e.record("u1", 5, "job-2")
+		e.record("u1", 5, "")
+		e.record("u1", 5, "")
+		e.record("u2", 7, "job-1")
+		equal(t, "Used u1", e.usage("u1").Used, int64(25))
+		equal(t, "Used u2 (keys are per user)", e.usage("u2").Used, int64(7))
+	}},
+
+	{"InvalidInputWritesNothing", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freeFirstReport})
+		badUsers := []string{"", string(make([]byte, 257)), "a\xffb", "a\nb", "a\x00b"}
+		for _, u := range badUsers {
+			if _, err := e.gate.Check(e.ctx, u, 1); !errors.Is(err, freemium.ErrInvalidUserID) {
+				t.Errorf("Check(%q) = %v, want ErrInvalidUserID", u, err)
+			}
+			if _, err := e.gate.Reserve(e.ctx, u, 1); !errors.Is(err, freemium.ErrInvalidUserID) {
+				t.Errorf("Reserve(%q) = %v, want ErrInvalidUserID", u, err)
+			}
+			if err := e.gate.Record(e.ctx, u, 1, ""); !errors.Is(err, freemium.ErrInvalidUserID) {
+				t.Errorf("Record(%q) = %v, want ErrInvalidUserID", u, err)
+			}
+			if err := e.gate.MarkFirstReportUsed(e.ctx, u); !errors.Is(err, freemium.ErrInvalidUserID) {
+				t.Errorf("MarkFirstReportUsed(%q) = %v, want ErrInvalidUserID", u, err)
+			}
+			if _, err := e.gate.Usage(e.ctx, u); !errors.Is(err, freemium.ErrInvalidUserID) {
+				t.Errorf("Usage(%q) = %v, want ErrInvalidUserID", u, err)
+			}
+		}
+		for _, n := range []int64{-1, freemium.MaxTokens + 1} {
+			if _, err := e.gate.Reserve(e.ctx, "u1", n); !errors.Is(err, freemium.ErrInvalidTokens) {
+				t.Errorf("Reserve(%d) = %v, want ErrInvalidTokens", n, err)
+			}
+			if err := e.gate.Record(e.ctx, "u1", n, ""); !errors.Is(err, freemium.ErrInvalidTokens) {
+				t.Errorf("Record(%d) = %v, want ErrInvalidTokens", n, err)
+			}
+		}
+		if err := e.gate.Record(e.ctx, "u1", 1, "k\x00"); !errors.Is(err, freemium.ErrInvalidIdempotencyKey) {
+			t.Errorf("Record with a NUL key = %v, want ErrInvalidIdempotencyKey", err)
+		}
+		u := e.usage("u1")
+		equal(t, "Used after invalid calls", u.Used, int64(0))
+		equal(t, "Reserved after invalid calls", u.Reserved, int64(0))
+		equal(t, "first report still free after invalid calls", e.check("u1", 1).FirstReport, true)
+	}},
+
+	{"UnicodeUserIDs", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 100}})
+		long := string(make([]rune, 0)) // 256 bytes of a 4-byte rune
+		for range 64 {
+			long += "😀"
+		}
+		for _, u := range []string{"ünïcödé", "用户", long, "a b'\"; DROP TABLE accounts; --"} {
+			e.record(u, 10, "k")
+			equal(t, fmt.Sprintf("Used of %q", u), e.usage(u).Used, int64(10))
+		}
+	}},
+
+	{"CalendarMonthResets", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 100, Period: freemium.CalendarMonth}})
+		e.record("u1", 100, "")
+		u := e.usage("u1")
+		equal(t, "PeriodStart", u.PeriodStart, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
+		equal(t, "PeriodEnd", u.PeriodEnd, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+		r := e.reserve("u1", 0)
+		e.clock.Set(time.Date(2026, 11, 30, 23, 59, 59, 999999000, time.UTC))
+		equal(t, "blocked at the month's last microsecond", e.check("u1", 1).Allowed, false)
+		e.clock.Set(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+		u = e.usage("u1")
+		equal(t, "Used in the new month", u.Used, int64(0))
+		equal(t, "allowed in the new month", e.check("u1", 100).Allowed, true)
+		e.ok(r.Commit(e.ctx, 30), "Commit of a November reservation in December")
+		equal(t, "a reservation's tokens count in the period it was made in", e.usage("u1").Used, int64(0))
+		e.clock.Set(time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC))
+		equal(t, "November's usage", e.usage("u1").Used, int64(130))
+	}},
+
+	{"EveryWindowsAnchorAtFirstActivity", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 100, Period: freemium.Every(24 * time.Hour)}})
+		u := e.usage("u1")
+		equal(t, "PeriodStart of a new user", u.PeriodStart, T0)
+		anchor := T0.Add(90 * time.Minute)
+		e.clock.Set(anchor)
+		e.record("u1", 100, "")
+		e.clock.Set(anchor.Add(24*time.Hour - time.Microsecond))
+		u = e.usage("u1")
+		equal(t, "Used at the end of the window", u.Used, int64(100))
+		equal(t, "PeriodStart", u.PeriodStart, anchor)
+		equal(t, "PeriodEnd", u.PeriodEnd, anchor.Add(24*time.Hour))
+		e.clock.Set(anchor.Add(24 * time.Hour))
+		u = e.usage("u1")
+		equal(t, "Used in the next window", u.Used, int64(0))
+		equal(t, "next PeriodStart", u.PeriodStart, anchor.Add(24*time.Hour))
+		e.clock.Set(anchor.Add(-time.Hour)) // a clock behind the anchor: the window before it
+		equal(t, "PeriodStart before the anchor", e.usage("u1").PeriodStart, anchor.Add(-24*time.Hour))
+		e.clock.Set(anchor.Add(75*time.Hour + 30*time.Minute))
+		e.record("u1", 40, "")
+		u = e.usage("u1")
+		equal(t, "Used in the fourth window", u.Used, int64(40))
+		equal(t, "fourth PeriodStart", u.PeriodStart, anchor.Add(72*time.Hour))
+	}},
+
+	{"EveryWindowFromFirstReserve", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 100, Period: freemium.Every(time.Hour)}})
+		rs := make([]*freemium.Reservation, 10)
+		parallel(10, func(i int) {
+			r, err := e.gate.Reserve(e.ctx, "u1", 10)
+			if err != nil {
+				t.Errorf("Reserve: %v", err)
+			}
+			rs[i] = r
+		})
+		e.clock.Advance(30 * time.Minute)
+		for _, r := range rs {
+			e.ok(r.Commit(e.ctx, 1), "Commit")
+		}
+		u := e.usage("u1")
+		equal(t, "Used counts in the window anchored at the first Reserve", u.Used, int64(10))
+		equal(t, "PeriodStart", u.PeriodStart, T0)
+	}},
+
+	{"LifetimeNeverResets", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 100, Period: freemium.Lifetime}})
+		e.record("u1", 100, "")
+		e.clock.Advance(10 * 365 * 24 * time.Hour)
+		d := e.check("u1", 1)
+		equal(t, "blocked ten years on", d.Allowed, false)
+		equal(t, "Used", d.Used, int64(100))
+		equal(t, "PeriodStart", d.PeriodStart.IsZero(), true)
+	}},
+
+	{"BillingCycleFollowsTheSubscription", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 100, Period: freemium.CalendarMonth}, Plans: []freemium.Plan{pro}})
+		e.record("u1", 100, "")
+		equal(t, "free user at the free limit", e.check("u1", 1).Allowed, false)
+		start, end := T0.Add(-time.Hour), T0.Add(-time.Hour).AddDate(0, 1, 0)
+		e.subs.Subscribe("u1", "price_pro", start, end)
+		d := e.check("u1", 1000)
+		equal(t, "subscriber allowed in a new window", d.Allowed, true)
+		equal(t, "Plan", d.Plan, "pro")
+		equal(t, "PeriodStart", d.PeriodStart, start)
+		equal(t, "PeriodEnd", d.PeriodEnd, end)
+		e.record("u1", 1000, "")
+		e.clock.Set(end.Add(time.Hour)) // renewal not reported yet: the period rolls forward
+		u := e.usage("u1")
+		equal(t, "Used after the period", u.Used, int64(0))
+		equal(t, "rolled PeriodStart", u.PeriodStart, end)
+		e.subs.Set("u1", freemium.Subscription{Status: freemium.StatusCanceled, PriceID: "price_pro"})
+		equal(t, "canceled subscriber is back on free", e.usage("u1").Plan, "free")
+	}},
+
+	{"PlanResolution", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freeFirstReport, Plans: []freemium.Plan{
+			pro,
+			{Name: "any", Limit: 50},
+		}})
+		cases := []struct {
+			status freemium.SubscriptionStatus
+			price  string
+			plan   string
+		}{
+			{freemium.StatusActive, "price_pro", "pro"},
+			{freemium.StatusTrialing, "price_pro", "pro"},
+			{freemium.StatusActive, "price_other", "any"},
+			{freemium.StatusPastDue, "price_pro", "free"},
+			{freemium.StatusCanceled, "price_pro", "free"},
+			{freemium.StatusIncomplete, "price_pro", "free"},
+			{"", "", "free"},
+		}
+		for _, c := range cases {
+			e.subs.Set("u1", freemium.Subscription{Status: c.status, PriceID: c.price})
+			equal(t, fmt.Sprintf("plan of %s %s", c.status, c.price), e.usage("u1").Plan, c.plan)
+		}
+	}},
+
+	{"TwoGatesShareTheStore", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		cfg := freemium.Config{Free: freemium.Plan{Limit: 100}}
+		e := newEnv(t, ns, cfg)
+		cfg.Store, cfg.Now = e.store, e.clock.Now
+		other := e.newGate(cfg)
+		r, err := other.Reserve(e.ctx, "u1", 60)
+		e.ok(err, "Reserve on the other gate")
+		equal(t, "Reserved seen by the first gate", e.usage("u1").Reserved, int64(60))
+		e.ok(e.gate.CommitReservation(e.ctx, r.ID(), 60), "CommitReservation on the first gate")
+		u, err := other.Usage(e.ctx, "u1")
+		e.ok(err, "Usage on the other gate")
+		equal(t, "Used seen by the other gate", u.Used, int64(60))
+	}},
+
+	{"UsageSaturatesInsteadOfOverflowing", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: freemium.MaxTokens * 1000}})
+		for i := range 10 {
+			e.record("u1", freemium.MaxTokens, fmt.Sprint(i))
+		}
+		r := e.reserve("u1", freemium.MaxTokens)
+		equal(t, "Reserve below a huge limit", r.OK(), true)
+		for range 10 {
+			e.ok(e.gate.Record(e.ctx, "u1", freemium.MaxTokens, ""), "Record")
+		}
+		u := e.usage("u1")
+		if u.Used <= 0 {
+			t.Errorf("Used = %d after many records: overflowed", u.Used)
+		}
+	}},
+
+	{"ContextCanceled", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 100}})
+		ctx, cancel := context.WithCancel(e.ctx)
+		cancel()
+		if _, err := e.gate.Check(ctx, "u1", 1); !errors.Is(err, context.Canceled) {
+			t.Errorf("Check with a canceled context = %v, want context.Canceled", err)
+		}
+	}},
+}

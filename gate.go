@@ -1,0 +1,240 @@
+// Package freemium gates metered work behind a free tier and paid plans.
+//
+// A host calls the Gate before metered work (Check, or Reserve for an atomic
+// hold), and records usage after it (Commit, Record). Being blocked is a
+// value, Decision.Allowed == false, with a reason and a user-facing message;
+// errors are for invalid input and failed backends.
+package freemium
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// A Gate decides whether users may spend tokens, and records what they spend.
+// All its state lives in its Store, so any number of Gates, in one process or
+// many, may share a Store. A Gate is safe for simultaneous use.
+type Gate struct {
+	cfg      Config
+	byPrice  map[string]int // price ID -> index in cfg.Plans
+	catchAll int            // index of the plan without PriceIDs, or -1
+}
+
+// New returns a Gate for cfg, after filling defaults and validating it. An
+// invalid Config is an error that names the field and the fix. New starts
+// nothing in the background.
+func New(cfg Config) (*Gate, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	g := &Gate{cfg: cfg, byPrice: map[string]int{}, catchAll: -1}
+	for i, p := range cfg.Plans {
+		if len(p.PriceIDs) == 0 {
+			g.catchAll = i
+		}
+		for _, id := range p.PriceIDs {
+			g.byPrice[id] = i
+		}
+	}
+	return g, nil
+}
+
+// Reason says why a Decision blocks.
+type Reason string
+
+// The reasons a Decision blocks.
+const (
+	// ReasonSubscriptionRequired: the free first report is used and the Free
+	// plan allows nothing more.
+	ReasonSubscriptionRequired Reason = "subscription_required"
+	// ReasonLimitExceeded: the request would take the plan past its limit.
+	ReasonLimitExceeded Reason = "limit_exceeded"
+)
+
+// Decision is the Gate's answer to "may this user spend about N tokens now?".
+type Decision struct {
+	Allowed     bool
+	Reason      Reason // "" when allowed
+	Message     string // user-facing; "" when allowed
+	FirstReport bool   // allowed through the free first report
+	UpgradeURL  string // Config.UpgradeURL, when blocked
+	Usage              // as it stood before this request; Overage: this request goes past a soft limit
+}
+
+// Err is nil when d allows, and otherwise a *BlockedError, which matches
+// ErrBlocked with errors.Is.
+func (d Decision) Err() error {
+	if d.Allowed {
+		return nil
+	}
+	return &BlockedError{Decision: d}
+}
+
+// BlockedError is a blocked Decision as an error, for hosts that propagate it.
+type BlockedError struct {
+	Decision Decision
+}
+
+func (e *BlockedError) Error() string { return e.Decision.Message }
+
+// Is makes errors.Is(err, ErrBlocked) true.
+func (e *BlockedError) Is(target error) bool { return target == ErrBlocked }
+
+// Errors returned by the Gate.
+var (
+	// ErrBlocked matches every *BlockedError.
+	ErrBlocked = errors.New("freemium: blocked")
+	// ErrInvalidUserID: empty, over 256 bytes, invalid UTF-8, or with control characters.
+	ErrInvalidUserID = errors.New("freemium: invalid user ID")
+	// ErrInvalidTokens: negative, or more than MaxTokens.
+	ErrInvalidTokens = errors.New("freemium: invalid token count")
+	// ErrInvalidIdempotencyKey: over 256 bytes, invalid UTF-8, or with control characters.
+	ErrInvalidIdempotencyKey = errors.New("freemium: invalid idempotency key")
+)
+
+const maxIDBytes = 256
+
+// Check answers whether userID may spend about estimatedTokens now. It
+// changes nothing: two Checks may both allow what only one of them can
+// spend. Use Reserve where that matters.
+func (g *Gate) Check(ctx context.Context, userID string, estimatedTokens int64) (Decision, error) {
+	if err := validateRequest(userID, estimatedTokens); err != nil {
+		return Decision{}, err
+	}
+	now := g.now()
+	plan, w, err := g.terms(ctx, userID, now)
+	if err != nil {
+		return Decision{}, err
+	}
+	s, err := g.cfg.Store.Load(ctx, userID, w, now)
+	if err != nil {
+		return Decision{}, fmt.Errorf("freemium: check: %w", err)
+	}
+	admitted, first := g.hold(plan, w, userID, estimatedTokens, now).Admit(s)
+	return g.decide(plan, s, estimatedTokens, admitted, first), nil
+}
+
+// terms resolves the user's plan and its current window.
+func (g *Gate) terms(ctx context.Context, userID string, now time.Time) (*Plan, Window, error) {
+	sub, err := g.subscription(ctx, userID)
+	if err != nil {
+		return nil, Window{}, fmt.Errorf("freemium: subscription: %w", err)
+	}
+	plan := g.planFor(ctx, userID, sub)
+	return plan, plan.Period.window(now, sub), nil
+}
+
+// hold is the Hold that asks for tokens on plan p; a soft limit admits everything.
+func (g *Gate) hold(p *Plan, w Window, userID string, tokens int64, now time.Time) Hold {
+	limit := p.Limit
+	if p.SoftLimit {
+		limit = Unlimited
+	}
+	return Hold{
+		UserID:      userID,
+		Window:      w,
+		Tokens:      tokens,
+		Limit:       limit,
+		FirstReport: p.FirstReportFree,
+		ExpiresAt:   now.Add(g.cfg.ReservationTTL),
+	}
+}
+
+// decide turns a store's answer into a Decision.
+func (g *Gate) decide(p *Plan, s State, tokens int64, admitted, first bool) Decision {
+	d := Decision{Allowed: admitted, FirstReport: first, Usage: g.usage(p, s)}
+	d.Overage = p.SoftLimit && p.Limit != Unlimited && !first &&
+		addSat(addSat(s.Used, s.Reserved), tokens) > p.Limit
+	if admitted {
+		return d
+	}
+	d.UpgradeURL = g.cfg.UpgradeURL
+	d.Reason = ReasonLimitExceeded
+	msg := g.cfg.Messages.LimitExceeded
+	switch {
+	case p == &g.cfg.Free && p.Limit == 0:
+		d.Reason, msg = ReasonSubscriptionRequired, g.cfg.Messages.SubscriptionRequired
+	case p == &g.cfg.Free:
+		msg = g.cfg.Messages.FreeLimitExceeded
+	case d.PeriodEnd.IsZero():
+		msg = g.cfg.Messages.LimitExceededNoReset
+	}
+	d.Message = render(msg, d.Usage)
+	return d
+}
+
+// render fills a message's placeholders.
+func render(msg string, u Usage) string {
+	if !strings.Contains(msg, "{") {
+		return msg
+	}
+	periodEnd := "the period ends"
+	if !u.PeriodEnd.IsZero() {
+		periodEnd = u.PeriodEnd.UTC().Format("January 2, 2006")
+	}
+	limit := "unlimited"
+	if u.Limit != Unlimited {
+		limit = strconv.FormatInt(u.Limit, 10)
+	}
+	return strings.NewReplacer(
+		"{percent}", strconv.FormatFloat(u.Percentage, 'f', 0, 64),
+		"{used}", strconv.FormatInt(u.Used, 10),
+		"{limit}", limit,
+		"{plan}", u.Plan,
+		"{period_end}", periodEnd,
+	).Replace(msg)
+}
+
+// now is the Gate's clock in UTC, at the microsecond precision Stores keep.
+func (g *Gate) now() time.Time {
+	return g.cfg.Now().UTC().Truncate(time.Microsecond)
+}
+
+func validateRequest(userID string, tokens int64) error {
+	if err := validateUserID(userID); err != nil {
+		return err
+	}
+	return validateTokens(tokens)
+}
+
+func validateUserID(id string) error {
+	if err := validateText(id); err != nil || id == "" {
+		if id == "" {
+			err = errors.New("empty")
+		}
+		return fmt.Errorf("%w: %v", ErrInvalidUserID, err)
+	}
+	return nil
+}
+
+func validateTokens(n int64) error {
+	if n < 0 || n > MaxTokens {
+		return fmt.Errorf("%w: %d is not in [0, %d]", ErrInvalidTokens, n, MaxTokens)
+	}
+	return nil
+}
+
+// validateText accepts at most 256 bytes of UTF-8 without control characters.
+func validateText(s string) error {
+	if len(s) > maxIDBytes {
+		return fmt.Errorf("%d bytes, more than %d", len(s), maxIDBytes)
+	}
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				return fmt.Errorf("invalid UTF-8 at byte %d", i)
+			}
+		}
+		if unicode.IsControl(r) {
+			return fmt.Errorf("control character %U at byte %d", r, i)
+		}
+	}
+	return nil
+}

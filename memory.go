@@ -1,0 +1,223 @@
+package freemium
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// MemoryStore is a Store in this process's memory: the default for
+// single-process services and for tests. It is safe for simultaneous use and
+// runs no goroutine. Its state is lost when the process ends.
+type MemoryStore struct {
+	seed   maphash.Seed
+	shards [memShards]memShard
+
+	holdsMu sync.Mutex
+	holds   map[string]*memHold // by ID, until holdRetention after expiry
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+// memShards spreads users over locks, so that users do not contend.
+const memShards = 64
+
+type memShard struct {
+	mu    sync.RWMutex
+	users map[string]*memUser
+	_     [32]byte // keep neighbouring shards' locks off one cache line
+}
+
+type memUser struct {
+	anchor    time.Time
+	firstUsed bool
+	used      map[int64]int64 // window start (Unix µs) -> tokens
+	holds     []*memHold      // this user's holds, until holdRetention after expiry
+	keys      map[string]struct{}
+}
+
+type holdState uint8
+
+const (
+	stateHeld holdState = iota
+	stateCommitted
+	stateCanceled
+	stateGone // pruned; the pointer may still be in a caller's hands
+)
+
+type memHold struct {
+	id, userID string
+	tokens     int64
+	start      time.Time
+	first      bool
+	expires    time.Time
+	state      holdState // guarded by the user's shard lock
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore {
+	s := &MemoryStore{seed: maphash.MakeSeed(), holds: map[string]*memHold{}}
+	for i := range s.shards {
+		s.shards[i].users = map[string]*memUser{}
+	}
+	return s
+}
+
+func (s *MemoryStore) shard(userID string) *memShard {
+	return &s.shards[maphash.String(s.seed, userID)%memShards]
+}
+
+// Load implements Store.
+func (s *MemoryStore) Load(ctx context.Context, userID string, w Window, now time.Time) (State, error) {
+	sh := s.shard(userID)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.users[userID].state(w, now), nil
+}
+
+// state is the user's state in w at now; u may be nil (a user never seen).
+func (u *memUser) state(w Window, now time.Time) State {
+	var st State
+	if u == nil {
+		st.PeriodStart, st.PeriodEnd = w.Bounds(time.Time{}, now)
+		return st
+	}
+	st.PeriodStart, st.PeriodEnd = w.Bounds(u.anchor, now)
+	st.Used = u.used[st.PeriodStart.UnixMicro()]
+	st.FirstReportUsed = u.firstUsed
+	for _, h := range u.holds {
+		if h.state == stateHeld && h.expires.After(now) {
+			st.Reserved = addSat(st.Reserved, h.tokens)
+			st.FirstReportHeld = st.FirstReportHeld || h.first
+		}
+	}
+	return st
+}
+
+// user returns the user's record, creating it anchored at now. The caller
+// holds sh.mu.
+func (sh *memShard) user(userID string, now time.Time) *memUser {
+	u := sh.users[userID]
+	if u == nil {
+		u = &memUser{anchor: now, used: map[int64]int64{}}
+		sh.users[userID] = u
+	}
+	return u
+}
+
+// Reserve implements Store.
+func (s *MemoryStore) Reserve(ctx context.Context, h Hold, now time.Time) (ReserveResult, error) {
+	sh := s.shard(h.UserID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	u := sh.user(h.UserID, now)
+	s.prune(u, now)
+	st := u.state(h.Window, now)
+	admitted, first := h.Admit(st)
+	if admitted {
+		mh := &memHold{id: h.ID, userID: h.UserID, tokens: h.Tokens, start: st.PeriodStart, first: first, expires: h.ExpiresAt}
+		u.holds = append(u.holds, mh)
+		s.holdsMu.Lock()
+		s.holds[h.ID] = mh
+		s.holdsMu.Unlock()
+	}
+	return ReserveResult{State: st, Admitted: admitted, FirstReport: first}, nil
+}
+
+// prune forgets the user's holds that expired more than holdRetention ago.
+// The caller holds the user's shard lock.
+func (s *MemoryStore) prune(u *memUser, now time.Time) {
+	cutoff := now.Add(-holdRetention)
+	kept := u.holds[:0]
+	for _, h := range u.holds {
+		if h.expires.Before(cutoff) {
+			h.state = stateGone
+			s.holdsMu.Lock()
+			delete(s.holds, h.id)
+			s.holdsMu.Unlock()
+			continue
+		}
+		kept = append(kept, h)
+	}
+	clear(u.holds[len(kept):])
+	u.holds = kept
+}
+
+// lookup finds a hold and locks its user's shard. The caller unlocks it.
+func (s *MemoryStore) lookup(id string) (*memHold, *memShard, error) {
+	s.holdsMu.Lock()
+	h := s.holds[id]
+	s.holdsMu.Unlock()
+	if h == nil {
+		return nil, nil, ErrReservationNotFound
+	}
+	sh := s.shard(h.userID)
+	sh.mu.Lock()
+	if h.state == stateGone {
+		sh.mu.Unlock()
+		return nil, nil, ErrReservationNotFound
+	}
+	return h, sh, nil
+}
+
+// Commit implements Store.
+func (s *MemoryStore) Commit(ctx context.Context, holdID string, tokens int64, now time.Time) error {
+	h, sh, err := s.lookup(holdID)
+	if err != nil {
+		return err
+	}
+	defer sh.mu.Unlock()
+	if h.state == stateCommitted {
+		return nil
+	}
+	h.state = stateCommitted
+	u := sh.user(h.userID, h.start)
+	k := h.start.UnixMicro()
+	u.used[k] = addSat(u.used[k], tokens)
+	u.firstUsed = u.firstUsed || h.first
+	return nil
+}
+
+// Cancel implements Store.
+func (s *MemoryStore) Cancel(ctx context.Context, holdID string, now time.Time) error {
+	h, sh, err := s.lookup(holdID)
+	if err != nil {
+		return err
+	}
+	defer sh.mu.Unlock()
+	if h.state == stateHeld {
+		h.state = stateCanceled
+	}
+	return nil
+}
+
+// Record implements Store.
+func (s *MemoryStore) Record(ctx context.Context, userID string, w Window, tokens int64, key string, now time.Time) error {
+	sh := s.shard(userID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	u := sh.user(userID, now)
+	if key != "" {
+		if _, seen := u.keys[key]; seen {
+			return nil
+		}
+		if u.keys == nil {
+			u.keys = map[string]struct{}{}
+		}
+		u.keys[key] = struct{}{}
+	}
+	start, _ := w.Bounds(u.anchor, now)
+	k := start.UnixMicro()
+	u.used[k] = addSat(u.used[k], tokens)
+	return nil
+}
+
+// MarkFirstReportUsed implements Store.
+func (s *MemoryStore) MarkFirstReportUsed(ctx context.Context, userID string, now time.Time) error {
+	sh := s.shard(userID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.user(userID, now).firstUsed = true
+	return nil
+}

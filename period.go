@@ -1,0 +1,111 @@
+package freemium
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// A Period is the window a Plan's Limit applies to: Every(d), CalendarMonth,
+// BillingCycle or Lifetime. Usage recorded in one window never counts
+// against another. The zero Period is CalendarMonth.
+type Period struct {
+	kind  periodKind
+	every time.Duration
+}
+
+type periodKind uint8
+
+const (
+	periodCalendarMonth periodKind = iota
+	periodBillingCycle
+	periodLifetime
+	periodEvery
+)
+
+var (
+	// CalendarMonth windows are calendar months in UTC.
+	CalendarMonth = Period{kind: periodCalendarMonth}
+	// BillingCycle windows are the current period of the user's
+	// subscription; CalendarMonth when none is known.
+	BillingCycle = Period{kind: periodBillingCycle}
+	// Lifetime is one window that never ends: usage never resets.
+	Lifetime = Period{kind: periodLifetime}
+)
+
+// Every returns a Period of consecutive windows of length d, anchored at the
+// user's first recorded activity. d is rounded down to a whole microsecond,
+// the precision a Store keeps; it must be at least a second.
+func Every(d time.Duration) Period {
+	return Period{kind: periodEvery, every: d.Truncate(time.Microsecond)}
+}
+
+// String describes the period, as in "calendar month" or "every 720h0m0s".
+func (p Period) String() string {
+	switch p.kind {
+	case periodBillingCycle:
+		return "billing cycle"
+	case periodLifetime:
+		return "lifetime"
+	case periodEvery:
+		return "every " + p.every.String()
+	default:
+		return "calendar month"
+	}
+}
+
+func (p Period) validate() error {
+	if p.kind == periodEvery && p.every < time.Second {
+		return fmt.Errorf("Every(%v) is too short: use at least a second", p.every)
+	}
+	if p.kind > periodEvery {
+		return errors.New("unknown period: use Every(d), CalendarMonth, BillingCycle or Lifetime")
+	}
+	return nil
+}
+
+// Bounds of the Lifetime window. Both are inside what every Store can
+// represent (Postgres timestamptz included).
+var (
+	lifetimeStart = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	lifetimeEnd   = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+)
+
+// window resolves p at now for a user with subscription sub.
+func (p Period) window(now time.Time, sub Subscription) Window {
+	switch p.kind {
+	case periodEvery:
+		return Window{Every: p.every}
+	case periodLifetime:
+		return Window{Start: lifetimeStart, End: lifetimeEnd}
+	case periodBillingCycle:
+		if w, ok := billingWindow(now, sub); ok {
+			return w
+		}
+	}
+	return calendarMonth(now)
+}
+
+func calendarMonth(now time.Time) Window {
+	now = now.UTC()
+	start := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	return Window{Start: start, End: start.AddDate(0, 1, 0)}
+}
+
+// billingWindow is the subscription's current period. When the subscription
+// data is older than its period (a renewal not seen yet), the period is
+// rolled forward by its own length, so that the window starts where the real
+// next period does.
+func billingWindow(now time.Time, sub Subscription) (Window, bool) {
+	start, end := sub.CurrentPeriodStart.UTC(), sub.CurrentPeriodEnd.UTC()
+	if start.IsZero() || !end.After(start) || now.Before(start) {
+		return Window{}, false
+	}
+	if !now.Before(end) {
+		length := end.Sub(start)
+		n := now.Sub(start) / length
+		start = start.Add(n * length)
+		end = start.Add(length)
+	}
+	return Window{Start: start, End: end}, true
+}

@@ -1,0 +1,105 @@
+package freemium
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+)
+
+// A Reservation holds tokens for a user while metered work runs. Reserve
+// returns one; when OK, end it with Commit (the work happened) or Cancel (it
+// did not). A hold that is neither stops counting after
+// Config.ReservationTTL. A Reservation is safe for simultaneous use.
+type Reservation struct {
+	g        *Gate
+	id       string
+	decision Decision
+}
+
+// Reserve decides like Check and, when allowed, holds estimatedTokens for the
+// user in the same atomic step, so that concurrent Reserves never admit more
+// than the limit, and of any number of concurrent first requests exactly one
+// gets the free first report. It returns a Reservation whether or not it is
+// OK; the error is for invalid input or a failed backend.
+func (g *Gate) Reserve(ctx context.Context, userID string, estimatedTokens int64) (*Reservation, error) {
+	if err := validateRequest(userID, estimatedTokens); err != nil {
+		return nil, err
+	}
+	now := g.now()
+	plan, w, err := g.terms(ctx, userID, now)
+	if err != nil {
+		return nil, err
+	}
+	h := g.hold(plan, w, userID, estimatedTokens, now)
+	h.ID = "rsv_" + rand.Text()
+	res, err := g.cfg.Store.Reserve(ctx, h, now)
+	if err != nil {
+		return nil, fmt.Errorf("freemium: reserve: %w", err)
+	}
+	r := &Reservation{g: g, decision: g.decide(plan, res.State, estimatedTokens, res.Admitted, res.FirstReport)}
+	if res.Admitted {
+		r.id = h.ID
+	}
+	return r, nil
+}
+
+// OK reports whether the reservation was allowed and holds tokens.
+func (r *Reservation) OK() bool { return r.decision.Allowed }
+
+// ID identifies the reservation, for CommitReservation and CancelReservation
+// from another process. It is "" when the reservation is not OK.
+func (r *Reservation) ID() string { return r.id }
+
+// Decision is the decision Reserve made.
+func (r *Reservation) Decision() Decision { return r.decision }
+
+// Commit records actualTokens as used (more or fewer than estimated, zero
+// included) in the period the reservation was made in, and ends the hold; a
+// first-report reservation consumes the first report for good. Commit after
+// the TTL still records; Commit after Cancel records too, since the work
+// happened. A second Commit does nothing. Committing a reservation that is
+// not OK returns its Decision's *BlockedError and records nothing.
+func (r *Reservation) Commit(ctx context.Context, actualTokens int64) error {
+	if !r.OK() {
+		return r.decision.Err()
+	}
+	return r.g.CommitReservation(ctx, r.id, actualTokens)
+}
+
+// Cancel ends the hold without recording usage, giving back its tokens and
+// first-report claim. Cancel after Commit, a second Cancel, and Cancel of a
+// reservation that is not OK do nothing.
+func (r *Reservation) Cancel(ctx context.Context) error {
+	if !r.OK() {
+		return nil
+	}
+	return r.g.CancelReservation(ctx, r.id)
+}
+
+// CommitReservation is Reservation.Commit by ID, for work that finishes in
+// another process, such as a background job. An ID the Store does not know
+// is ErrReservationNotFound.
+func (g *Gate) CommitReservation(ctx context.Context, id string, actualTokens int64) error {
+	if err := validateTokens(actualTokens); err != nil {
+		return err
+	}
+	if validateText(id) != nil || id == "" {
+		return ErrReservationNotFound
+	}
+	if err := g.cfg.Store.Commit(ctx, id, actualTokens, g.now()); err != nil {
+		return fmt.Errorf("freemium: commit %s: %w", id, err)
+	}
+	return nil
+}
+
+// CancelReservation is Reservation.Cancel by ID. An ID the Store does not
+// know is ErrReservationNotFound.
+func (g *Gate) CancelReservation(ctx context.Context, id string) error {
+	if validateText(id) != nil || id == "" {
+		return ErrReservationNotFound
+	}
+	if err := g.cfg.Store.Cancel(ctx, id, g.now()); err != nil {
+		return fmt.Errorf("freemium: cancel %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+package freemium
+
+import (
+	"context"
+	"errors"
+	"math"
+	"time"
+)
+
+// A Store keeps the Gate's state: each user's usage per window, live
+// reservations, the first-report flag and recorded idempotency keys. Each
+// method is one atomic operation; the Gate never reads and then writes.
+//
+// Implementations must be safe for simultaneous use by many Gates, in one
+// process or several. Errors are for a backend that failed or a context that
+// ended, never for a user over the limit: that is ReserveResult.Admitted.
+// Times given to a Store are UTC and whole microseconds.
+//
+// NewMemoryStore and NewPostgresStore are the two implementations;
+// freemiumtest.RunStoreTests is the suite every implementation must pass.
+type Store interface {
+	// Load returns the user's state in window w at now. It writes nothing.
+	Load(ctx context.Context, userID string, w Window, now time.Time) (State, error)
+
+	// Reserve places hold h if the user's state admits it (see Hold),
+	// atomically with respect to every other write for the user. It returns
+	// the state as it was before the hold. The first Reserve or Record of a
+	// user fixes the user's anchor at now.
+	Reserve(ctx context.Context, h Hold, now time.Time) (ReserveResult, error)
+
+	// Commit records tokens as used in the hold's window and ends the hold;
+	// a first-report hold marks the first report used. It records a held,
+	// expired or canceled hold alike. Committing a committed hold does
+	// nothing. An unknown ID is ErrReservationNotFound.
+	Commit(ctx context.Context, holdID string, tokens int64, now time.Time) error
+
+	// Cancel ends a held hold without recording usage, giving back its tokens
+	// and its first-report claim. Canceling a hold that is no longer held
+	// does nothing. An unknown ID is ErrReservationNotFound.
+	Cancel(ctx context.Context, holdID string, now time.Time) error
+
+	// Record adds tokens to the user's usage in window w at now. A non-empty
+	// key is recorded once per user: a later Record with the same key, even a
+	// racing one, does nothing.
+	Record(ctx context.Context, userID string, w Window, tokens int64, key string, now time.Time) error
+
+	// MarkFirstReportUsed sets the user's first-report flag.
+	MarkFirstReportUsed(ctx context.Context, userID string, now time.Time) error
+}
+
+// A Window is the usage period a Store counts in. Either Every is positive:
+// consecutive windows of that length, anchored at the user's anchor in the
+// Store (now, for a user the Store has not seen); or the window is
+// [Start, End).
+type Window struct {
+	Start, End time.Time
+	Every      time.Duration
+}
+
+// Bounds resolves w for a user anchored at anchor (zero: none yet) at now.
+// Stores use it for Every windows.
+func (w Window) Bounds(anchor, now time.Time) (start, end time.Time) {
+	if w.Every <= 0 {
+		return w.Start, w.End
+	}
+	if anchor.IsZero() {
+		anchor = now
+	}
+	n := now.Sub(anchor) / w.Every
+	if now.Before(anchor) && now.Sub(anchor)%w.Every != 0 {
+		n-- // floor, not truncation, before the anchor
+	}
+	start = anchor.Add(n * w.Every)
+	return start, start.Add(w.Every)
+}
+
+// State is a user's state in one window.
+type State struct {
+	PeriodStart, PeriodEnd time.Time // the resolved window
+	Used                   int64     // tokens recorded in the window
+	Reserved               int64     // tokens of live holds, whatever their window
+	FirstReportUsed        bool
+	FirstReportHeld        bool // a live hold has claimed the first report
+}
+
+// A Hold is a request to set tokens aside for a user until ExpiresAt.
+//
+// The admission rule, which every Store applies atomically: when FirstReport
+// is set and the user's first report is neither used nor held, the hold is
+// admitted as the first report, whatever its size. Otherwise it is admitted
+// when Limit is Unlimited or Used+Reserved+Tokens <= Limit.
+type Hold struct {
+	ID          string
+	UserID      string
+	Window      Window
+	Tokens      int64
+	Limit       int64
+	FirstReport bool
+	ExpiresAt   time.Time
+}
+
+// ReserveResult is what Store.Reserve did.
+type ReserveResult struct {
+	State       State // before the hold
+	Admitted    bool
+	FirstReport bool // admitted as the first report
+}
+
+// Admit applies the admission rule to state s. Stores written in Go call it
+// under their lock.
+func (h Hold) Admit(s State) (admitted, firstReport bool) {
+	if h.FirstReport && !s.FirstReportUsed && !s.FirstReportHeld {
+		return true, true
+	}
+	if h.Limit == Unlimited {
+		return true, false
+	}
+	return addSat(addSat(s.Used, s.Reserved), h.Tokens) <= h.Limit, false
+}
+
+// holdRetention is how long after it expires a hold is kept, so that a late
+// Commit still records and a repeated one is still recognized.
+const holdRetention = 24 * time.Hour
+
+// ErrReservationNotFound is returned for a reservation ID the Store does not
+// know: never issued, or ended more than a day after it expired.
+var ErrReservationNotFound = errors.New("freemium: reservation not found")
+
+// addSat adds two non-negative counts, stopping at math.MaxInt64.
+func addSat(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}

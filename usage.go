@@ -1,0 +1,106 @@
+package freemium
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Usage is a user's consumption of their plan in the current period.
+type Usage struct {
+	Plan      string
+	Used      int64 // tokens recorded in the period
+	Reserved  int64 // tokens of live holds
+	Limit     int64 // the plan's limit, or Unlimited
+	Remaining int64 // Limit-Used-Reserved, at least 0; Unlimited when uncapped
+	// Percentage is Used/Limit*100. It may pass 100 when actual usage outran
+	// estimates; a zero limit reads as 100 and Unlimited as 0.
+	Percentage float64
+	// Warning is set when Percentage has reached Config.WarnAt.
+	Warning bool
+	// Overage is set on a soft-limited plan past its limit.
+	Overage         bool
+	FirstReportUsed bool
+	// PeriodStart and PeriodEnd bound the current window; both are zero for
+	// Lifetime, which never resets.
+	PeriodStart, PeriodEnd time.Time
+}
+
+// usage is the Usage of a user on plan p in state s.
+func (g *Gate) usage(p *Plan, s State) Usage {
+	u := Usage{
+		Plan:            p.Name,
+		Used:            s.Used,
+		Reserved:        s.Reserved,
+		Limit:           p.Limit,
+		Remaining:       Unlimited,
+		FirstReportUsed: s.FirstReportUsed,
+	}
+	if p.Period != Lifetime {
+		u.PeriodStart, u.PeriodEnd = s.PeriodStart, s.PeriodEnd
+	}
+	if p.Limit == Unlimited {
+		return u
+	}
+	u.Remaining = max(0, p.Limit-addSat(s.Used, s.Reserved))
+	u.Percentage = 100
+	if p.Limit > 0 {
+		u.Percentage = float64(s.Used) / float64(p.Limit) * 100
+	}
+	u.Warning = u.Percentage >= g.cfg.WarnAt*100
+	u.Overage = p.SoftLimit && addSat(s.Used, s.Reserved) > p.Limit
+	return u
+}
+
+// Usage returns the user's current usage, for display. It changes nothing.
+func (g *Gate) Usage(ctx context.Context, userID string) (Usage, error) {
+	if err := validateUserID(userID); err != nil {
+		return Usage{}, err
+	}
+	now := g.now()
+	plan, w, err := g.terms(ctx, userID, now)
+	if err != nil {
+		return Usage{}, err
+	}
+	s, err := g.cfg.Store.Load(ctx, userID, w, now)
+	if err != nil {
+		return Usage{}, fmt.Errorf("freemium: usage: %w", err)
+	}
+	return g.usage(plan, s), nil
+}
+
+// Record adds tokens to the user's usage in the current period, for work
+// done without a reservation. With a non-empty idempotencyKey the tokens are
+// counted once, however often and however concurrently Record is called with
+// that key for that user; keys are kept indefinitely.
+func (g *Gate) Record(ctx context.Context, userID string, tokens int64, idempotencyKey string) error {
+	if err := validateRequest(userID, tokens); err != nil {
+		return err
+	}
+	if err := validateText(idempotencyKey); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidIdempotencyKey, err)
+	}
+	now := g.now()
+	_, w, err := g.terms(ctx, userID, now)
+	if err != nil {
+		return err
+	}
+	if err := g.cfg.Store.Record(ctx, userID, w, tokens, idempotencyKey, now); err != nil {
+		return fmt.Errorf("freemium: record: %w", err)
+	}
+	return nil
+}
+
+// MarkFirstReportUsed consumes the user's free first report for good, for
+// hosts that use Check rather than Reserve. (Check and MarkFirstReportUsed
+// can race: two Checks may both see the first report free. Reserve claims it
+// atomically.)
+func (g *Gate) MarkFirstReportUsed(ctx context.Context, userID string) error {
+	if err := validateUserID(userID); err != nil {
+		return err
+	}
+	if err := g.cfg.Store.MarkFirstReportUsed(ctx, userID, g.now()); err != nil {
+		return fmt.Errorf("freemium: mark first report used: %w", err)
+	}
+	return nil
+}
