@@ -60,11 +60,11 @@ const (
 
 // Decision is the Gate's answer to "may this user spend about N tokens now?".
 type Decision struct {
-	Allowed     bool
-	Reason      Reason // "" when allowed
-	Message     string // user-facing; "" when allowed
-	FirstReport bool   // allowed through the free first report
-	UpgradeURL  string // Config.UpgradeURL, when blocked
+	Allowed     bool   `json:"allowed"`
+	Reason      Reason `json:"reason,omitempty"`      // "" when allowed
+	Message     string `json:"message,omitempty"`     // user-facing; "" when allowed
+	FirstReport bool   `json:"first_report"`          // allowed through the free first report
+	UpgradeURL  string `json:"upgrade_url,omitempty"` // Config.UpgradeURL, when blocked
 	Usage              // as it stood before this request; Overage: this request goes past a soft limit
 }
 

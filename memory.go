@@ -3,6 +3,7 @@ package freemium
 import (
 	"context"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"time"
 )
@@ -33,7 +34,8 @@ type memUser struct {
 	anchor    time.Time
 	firstUsed bool
 	used      map[int64]int64 // window start (Unix µs) -> tokens
-	holds     []*memHold      // this user's holds, until holdRetention after expiry
+	live      []*memHold      // held holds, expired ones until the next Reserve
+	retained  []*memHold      // every hold, oldest first, until holdRetention after expiry
 	keys      map[string]struct{}
 }
 
@@ -86,7 +88,7 @@ func (u *memUser) state(w Window, now time.Time) State {
 	st.PeriodStart, st.PeriodEnd = w.Bounds(u.anchor, now)
 	st.Used = u.used[st.PeriodStart.UnixMicro()]
 	st.FirstReportUsed = u.firstUsed
-	for _, h := range u.holds {
+	for _, h := range u.live {
 		if h.state == stateHeld && h.expires.After(now) {
 			st.Reserved = addSat(st.Reserved, h.tokens)
 			st.FirstReportHeld = st.FirstReportHeld || h.first
@@ -117,7 +119,8 @@ func (s *MemoryStore) Reserve(ctx context.Context, h Hold, now time.Time) (Reser
 	admitted, first := h.Admit(st)
 	if admitted {
 		mh := &memHold{id: h.ID, userID: h.UserID, tokens: h.Tokens, start: st.PeriodStart, first: first, expires: h.ExpiresAt}
-		u.holds = append(u.holds, mh)
+		u.live = append(u.live, mh)
+		u.retained = append(u.retained, mh)
 		s.holdsMu.Lock()
 		s.holds[h.ID] = mh
 		s.holdsMu.Unlock()
@@ -125,23 +128,25 @@ func (s *MemoryStore) Reserve(ctx context.Context, h Hold, now time.Time) (Reser
 	return ReserveResult{State: st, Admitted: admitted, FirstReport: first}, nil
 }
 
-// prune forgets the user's holds that expired more than holdRetention ago.
+// prune drops ended and expired holds from the live list, and forgets holds
+// that expired more than holdRetention ago. Holds are retained in creation
+// order, so forgetting stops at the first one still kept: amortized O(1).
 // The caller holds the user's shard lock.
 func (s *MemoryStore) prune(u *memUser, now time.Time) {
+	u.live = slices.DeleteFunc(u.live, func(h *memHold) bool {
+		return h.state != stateHeld || !h.expires.After(now)
+	})
 	cutoff := now.Add(-holdRetention)
-	kept := u.holds[:0]
-	for _, h := range u.holds {
-		if h.expires.Before(cutoff) {
-			h.state = stateGone
-			s.holdsMu.Lock()
-			delete(s.holds, h.id)
-			s.holdsMu.Unlock()
-			continue
-		}
-		kept = append(kept, h)
+	n := 0
+	for n < len(u.retained) && u.retained[n].expires.Before(cutoff) {
+		h := u.retained[n]
+		h.state = stateGone
+		s.holdsMu.Lock()
+		delete(s.holds, h.id)
+		s.holdsMu.Unlock()
+		n++
 	}
-	clear(u.holds[len(kept):])
-	u.holds = kept
+	u.retained = slices.Delete(u.retained, 0, n)
 }
 
 // lookup finds a hold and locks its user's shard. The caller unlocks it.

@@ -8,22 +8,23 @@ import (
 
 // Usage is a user's consumption of their plan in the current period.
 type Usage struct {
-	Plan      string
-	Used      int64 // tokens recorded in the period
-	Reserved  int64 // tokens of live holds
-	Limit     int64 // the plan's limit, or Unlimited
-	Remaining int64 // Limit-Used-Reserved, at least 0; Unlimited when uncapped
+	Plan      string `json:"plan"`
+	Used      int64  `json:"used"`      // tokens recorded in the period
+	Reserved  int64  `json:"reserved"`  // tokens of live holds
+	Limit     int64  `json:"limit"`     // the plan's limit, or Unlimited
+	Remaining int64  `json:"remaining"` // Limit-Used-Reserved, at least 0; Unlimited when uncapped
 	// Percentage is Used/Limit*100. It may pass 100 when actual usage outran
 	// estimates; a zero limit reads as 100 and Unlimited as 0.
-	Percentage float64
+	Percentage float64 `json:"percentage"`
 	// Warning is set when Percentage has reached Config.WarnAt.
-	Warning bool
+	Warning bool `json:"warning"`
 	// Overage is set on a soft-limited plan past its limit.
-	Overage         bool
-	FirstReportUsed bool
+	Overage         bool `json:"overage"`
+	FirstReportUsed bool `json:"first_report_used"`
 	// PeriodStart and PeriodEnd bound the current window; both are zero for
 	// Lifetime, which never resets.
-	PeriodStart, PeriodEnd time.Time
+	PeriodStart time.Time `json:"period_start,omitzero"`
+	PeriodEnd   time.Time `json:"period_end,omitzero"`
 }
 
 // usage is the Usage of a user on plan p in state s.
