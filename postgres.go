@@ -63,7 +63,29 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 	}
 	s := &PostgresStore{pool: pool, schema: c.Schema}
 	q := pgx.Identifier{c.Schema}.Sanitize() + "."
-	s.sql.load = "SELECT * FROM " + q + "load_state($1, $2, $3, $4, $5)"
+	// The snapshot query of the reserve function, from Go: a function call
+	// would cost Check a third more. Keep the two in step.
+	s.sql.load = `
+		SELECT w.period_start, w.period_end, coalesce(u.used, 0), coalesce(h.reserved, 0),
+		       coalesce(a.first_report_used, false), coalesce(h.first_held, false)
+		FROM (SELECT $1::text AS user_id) me
+		LEFT JOIN ` + q + `accounts a ON a.user_id = me.user_id
+		CROSS JOIN LATERAL (
+			SELECT CASE WHEN $4::bigint > 0
+			            THEN date_bin($4 * interval '1 microsecond', $5::timestamptz, coalesce(a.anchor, $5))
+			            ELSE $2::timestamptz END AS period_start
+		) ws
+		CROSS JOIN LATERAL (
+			SELECT ws.period_start,
+			       CASE WHEN $4 > 0 THEN ws.period_start + $4 * interval '1 microsecond' ELSE $3::timestamptz END AS period_end
+		) w
+		LEFT JOIN ` + q + `usage_periods u ON u.user_id = me.user_id AND u.period_start = w.period_start
+		CROSS JOIN LATERAL (
+			SELECT least(coalesce(sum(r.tokens), 0), 9223372036854775807)::bigint AS reserved,
+			       bool_or(r.first_report) AS first_held
+			FROM ` + q + `reservations r
+			WHERE r.user_id = me.user_id AND r.expires_at > $5 AND r.state = 'held'
+		) h`
 	s.sql.reserve = "SELECT * FROM " + q + "reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 	s.sql.commit = "SELECT " + q + "commit_reservation($1, $2)"
 	s.sql.cancel = "SELECT " + q + "cancel_reservation($1)"

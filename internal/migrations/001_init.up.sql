@@ -5,10 +5,11 @@
 -- (SET search_path FROM CURRENT), so they find their tables wherever the
 -- schema is and whatever the caller's search_path.
 --
--- Every write for a user takes a transaction-scoped advisory lock on the user
+-- Reserve and Record take a transaction-scoped advisory lock on the user
 -- (class 1718775089, 'frm1'), so that the check and the write of Reserve,
 -- and the anchor and key handling of Record, are atomic under READ COMMITTED
--- with any number of app instances. Reads take no lock.
+-- with any number of app instances. Reads take no lock; Commit and Cancel
+-- need none (see commit_reservation).
 
 -- accounts: one row per user seen. anchor fixes Every(d) windows.
 CREATE TABLE accounts (
@@ -47,6 +48,9 @@ CREATE TABLE reservations (
     state        text        NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'committed', 'canceled')),
     expires_at   timestamptz NOT NULL
 );
+-- Live holds only, so a busy user's committed holds are not scanned by checks.
+CREATE INDEX reservations_held ON reservations (user_id, expires_at) WHERE state = 'held';
+-- For pruning holds past retention.
 CREATE INDEX reservations_user_expires ON reservations (user_id, expires_at);
 
 -- usage_window: the window a user anchored at p_anchor is in at p_now. With
@@ -71,39 +75,14 @@ $$;
 -- add_usage adds tokens to a window, saturating at the bigint maximum.
 CREATE FUNCTION add_usage(p_user text, p_start timestamptz, p_end timestamptz, p_tokens bigint)
 RETURNS void
-LANGUAGE sql
-SET search_path FROM CURRENT
-AS $$
-    INSERT INTO usage_periods AS u (user_id, period_start, period_end, used)
-    VALUES (p_user, p_start, p_end, p_tokens)
-    ON CONFLICT (user_id, period_start)
-    DO UPDATE SET used = least(u.used::numeric + excluded.used, 9223372036854775807)::bigint
-$$;
-
--- load_state: a user's state in a window, read in one statement (one snapshot).
-CREATE FUNCTION load_state(p_user text, p_start timestamptz, p_end timestamptz, p_every_us bigint, p_now timestamptz)
-RETURNS TABLE (period_start timestamptz, period_end timestamptz, used bigint, reserved bigint,
-               first_report_used boolean, first_report_held boolean)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    RETURN QUERY
-    SELECT w.period_start, w.period_end,
-           coalesce(u.used, 0),
-           coalesce(h.reserved, 0),
-           coalesce(a.first_report_used, false),
-           coalesce(h.first_held, false)
-    FROM (SELECT p_user AS user_id) me
-    LEFT JOIN accounts a ON a.user_id = me.user_id
-    CROSS JOIN LATERAL usage_window(p_start, p_end, p_every_us, a.anchor, p_now) w
-    LEFT JOIN usage_periods u ON u.user_id = me.user_id AND u.period_start = w.period_start
-    CROSS JOIN LATERAL (
-        SELECT least(coalesce(sum(r.tokens), 0), 9223372036854775807)::bigint AS reserved,
-               bool_or(r.first_report) AS first_held
-        FROM reservations r
-        WHERE r.user_id = me.user_id AND r.expires_at > p_now AND r.state = 'held'
-    ) h;
+    INSERT INTO usage_periods AS u (user_id, period_start, period_end, used)
+    VALUES (p_user, p_start, p_end, p_tokens)
+    ON CONFLICT (user_id, period_start)
+    DO UPDATE SET used = least(u.used::numeric + excluded.used, 9223372036854775807)::bigint;
 END
 $$;
 
@@ -130,7 +109,24 @@ BEGIN
     INSERT INTO accounts (user_id, anchor) VALUES (p_user, p_now) ON CONFLICT (user_id) DO NOTHING;
     DELETE FROM reservations r WHERE r.user_id = p_user AND r.expires_at < p_now - interval '24 hours';
 
-    SELECT * INTO s FROM load_state(p_user, p_start, p_end, p_every_us, p_now);
+    -- The user's state, in one statement (one snapshot). PostgresStore.Load
+    -- runs the same query from Go: keep the two in step.
+    SELECT w.period_start, w.period_end,
+           coalesce(u.used, 0) AS used,
+           coalesce(h.reserved, 0) AS reserved,
+           coalesce(a.first_report_used, false) AS first_report_used,
+           coalesce(h.first_held, false) AS first_report_held
+    INTO s
+    FROM (SELECT p_user AS user_id) me
+    LEFT JOIN accounts a ON a.user_id = me.user_id
+    CROSS JOIN LATERAL usage_window(p_start, p_end, p_every_us, a.anchor, p_now) w
+    LEFT JOIN usage_periods u ON u.user_id = me.user_id AND u.period_start = w.period_start
+    CROSS JOIN LATERAL (
+        SELECT least(coalesce(sum(r.tokens), 0), 9223372036854775807)::bigint AS reserved,
+               bool_or(r.first_report) AS first_held
+        FROM reservations r
+        WHERE r.user_id = me.user_id AND r.expires_at > p_now AND r.state = 'held'
+    ) h;
     v_first := p_first_free AND NOT s.first_report_used AND NOT s.first_report_held;
     v_admitted := v_first OR p_limit < 0 OR s.used::numeric + s.reserved + p_tokens <= p_limit;
     IF v_admitted THEN
@@ -143,32 +139,31 @@ END
 $$;
 
 -- commit_reservation records a hold's usage durably. Returns false for an
--- unknown ID; a committed hold is left as it is.
+-- unknown ID; a committed hold is left as it is. It needs no user lock: the
+-- hold's end and its usage land in one transaction, and Reserve reads both
+-- in one statement, so it sees either the hold or the usage, never neither.
+-- Two Commits of one hold serialize on the row.
 CREATE FUNCTION commit_reservation(p_id text, p_tokens bigint)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    r reservations%ROWTYPE;
+    r record;
 BEGIN
-    SELECT * INTO r FROM reservations WHERE id = p_id;
+    UPDATE reservations SET state = 'committed' WHERE id = p_id AND state <> 'committed'
+    RETURNING user_id, period_start, period_end, first_report INTO r;
     IF NOT FOUND THEN
-        RETURN false;
+        RETURN EXISTS (SELECT 1 FROM reservations WHERE id = p_id);
     END IF;
-    PERFORM pg_advisory_xact_lock(1718775089, hashtext(r.user_id));
-    SELECT * INTO r FROM reservations WHERE id = p_id; -- again, under the lock
-    IF NOT FOUND THEN
-        RETURN false;
+    IF r.first_report THEN
+        INSERT INTO accounts AS a (user_id, anchor, first_report_used)
+        VALUES (r.user_id, r.period_start, true)
+        ON CONFLICT (user_id) DO UPDATE SET first_report_used = true;
+    ELSE -- the account exists unless the crash-unsafe Reserve that made it was lost
+        INSERT INTO accounts (user_id, anchor) VALUES (r.user_id, r.period_start)
+        ON CONFLICT (user_id) DO NOTHING;
     END IF;
-    IF r.state = 'committed' THEN
-        RETURN true;
-    END IF;
-    UPDATE reservations SET state = 'committed' WHERE id = p_id;
-    INSERT INTO accounts AS a (user_id, anchor, first_report_used)
-    VALUES (r.user_id, r.period_start, r.first_report)
-    ON CONFLICT (user_id) DO UPDATE SET first_report_used = true
-        WHERE excluded.first_report_used AND NOT a.first_report_used;
     PERFORM add_usage(r.user_id, r.period_start, r.period_end, p_tokens);
     RETURN true;
 END
