@@ -1,0 +1,218 @@
+package freemium_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/freemiumkit/freemium"
+	"github.com/freemiumkit/freemium/freemiumtest"
+)
+
+// Benchmarks report ratios against a baseline measured in the same loop,
+// interleaved with the operation, so that both see the same machine.
+// ns/op is the operation alone; base-ns/op the baseline; x-base their ratio.
+
+var benchPlans = freemium.Config{
+	Free:  freemium.Plan{FirstReportFree: true, Limit: 0, Period: freemium.Lifetime},
+	Plans: []freemium.Plan{{Name: "pro", Limit: freemium.MaxTokens, Period: freemium.CalendarMonth}},
+}
+
+func benchGate(b *testing.B, store freemium.Store) *freemium.Gate {
+	b.Helper()
+	cfg := benchPlans
+	cfg.Store = store
+	g, err := freemium.New(cfg)
+	require.NoError(b, err)
+	return g
+}
+
+// measure runs op and baseline alternately for b.N rounds and reports both.
+func measure(b *testing.B, baseline, op func(i int) error) {
+	b.Helper()
+	var baseT, opT time.Duration
+	i := 0
+	for b.Loop() {
+		t0 := time.Now()
+		if err := baseline(i); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := op(i); err != nil {
+			b.Fatal(err)
+		}
+		opT += time.Since(t1)
+		baseT += t1.Sub(t0)
+		i++
+	}
+	b.ReportMetric(float64(opT.Nanoseconds())/float64(i), "ns/op")
+	b.ReportMetric(float64(baseT.Nanoseconds())/float64(i), "base-ns/op")
+	b.ReportMetric(float64(opT)/float64(baseT), "x-base")
+}
+
+func BenchmarkMemoryCheck(b *testing.B) {
+	ctx := context.Background()
+	g := benchGate(b, freemium.NewMemoryStore())
+	require.NoError(b, g.MarkFirstReportUsed(ctx, "u1"))
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := g.Check(ctx, "u1", 100)
+		if err != nil || d.Allowed {
+			b.Fatal(d, err) // u1 used its first report on the free plan: blocked
+		}
+	}
+}
+
+func BenchmarkMemoryCheckParallel(b *testing.B) {
+	ctx := context.Background()
+	g := benchGate(b, freemium.NewMemoryStore())
+	users := make([]string, 1024)
+	for i := range users {
+		users[i] = fmt.Sprintf("user-%d", i)
+		require.NoError(b, g.Record(ctx, users[i], 10, ""))
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(len(users))
+		for pb.Next() {
+			if _, err := g.Check(ctx, users[i%len(users)], 100); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
+
+func BenchmarkMemoryReserveCommit(b *testing.B) {
+	ctx := context.Background()
+	subs := freemiumtest.NewSubscriptions()
+	cfg := benchPlans
+	cfg.Store, cfg.Subscriptions = freemium.NewMemoryStore(), subs
+	g, err := freemium.New(cfg)
+	require.NoError(b, err)
+	subs.Subscribe("u1", "price_pro", time.Time{}, time.Time{})
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := g.Reserve(ctx, "u1", 100)
+		if err != nil || !r.OK() {
+			b.Fatal(r.Decision(), err)
+		}
+		if err := r.Commit(ctx, 90); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPostgres compares each operation with the bare round trip it is
+// made of, on the same pool: Check with SELECT 1, Reserve+Commit with a
+// durable single-row INSERT.
+func BenchmarkPostgres(b *testing.B) {
+	ctx := context.Background()
+	pool := pgPool(b)
+	store := newPostgresStore(b)
+	subs := freemiumtest.NewSubscriptions()
+	cfg := benchPlans
+	cfg.Store, cfg.Subscriptions = store, subs
+	g, err := freemium.New(cfg)
+	require.NoError(b, err)
+	subs.Subscribe("payer", "price_pro", time.Time{}, time.Time{})
+	require.NoError(b, g.Record(ctx, "payer", 10, ""))
+	require.NoError(b, g.MarkFirstReportUsed(ctx, "free"))
+	_, err = pool.Exec(ctx, "CREATE TABLE IF NOT EXISTS bench_insert (id bigserial PRIMARY KEY, user_id text NOT NULL, tokens bigint NOT NULL)")
+	require.NoError(b, err)
+
+	selectOne := func(int) error {
+		var one int
+		return pool.QueryRow(ctx, "SELECT 1").Scan(&one)
+	}
+	insert := func(int) error {
+		_, err := pool.Exec(ctx, "INSERT INTO bench_insert (user_id, tokens) VALUES ($1, $2)", "payer", 90)
+		return err
+	}
+	b.Run("Check/vs-SELECT-1", func(b *testing.B) {
+		measure(b, selectOne, func(int) error {
+			_, err := g.Check(ctx, "payer", 100)
+			return err
+		})
+	})
+	b.Run("CheckBlocked/vs-SELECT-1", func(b *testing.B) {
+		measure(b, selectOne, func(int) error {
+			d, err := g.Check(ctx, "free", 100)
+			if err == nil && d.Allowed {
+				err = fmt.Errorf("allowed: %+v", d)
+			}
+			return err
+		})
+	})
+	b.Run("ReserveCommit/vs-INSERT", func(b *testing.B) {
+		measure(b, insert, func(int) error {
+			r, err := g.Reserve(ctx, "payer", 100)
+			if err != nil {
+				return err
+			}
+			return r.Commit(ctx, 90)
+		})
+	})
+	b.Run("Record/vs-INSERT", func(b *testing.B) {
+		measure(b, insert, func(i int) error {
+			return g.Record(ctx, "payer", 90, "")
+		})
+	})
+}
+
+// BenchmarkPostgresCheckUsers compares Check with 1,000,000 users in the
+// tables against Check with 1,000, alternating between two stores. With
+// -short the large store has 20,000 users.
+func BenchmarkPostgresCheckUsers(b *testing.B) {
+	ctx := context.Background()
+	large := 1_000_000
+	if testing.Short() {
+		large = 20_000
+	}
+	small := seededStore(b, 1_000)
+	big := seededStore(b, large)
+	gSmall, gBig := benchGate(b, small), benchGate(b, big)
+	b.Run(fmt.Sprintf("%d-vs-1000", large), func(b *testing.B) {
+		measure(b, func(i int) error {
+			_, err := gSmall.Check(ctx, fmt.Sprintf("user-%d", rand.IntN(1_000)), 100)
+			return err
+		}, func(i int) error {
+			_, err := gBig.Check(ctx, fmt.Sprintf("user-%d", rand.IntN(large)), 100)
+			return err
+		})
+	})
+}
+
+// seededStore is a PostgresStore with n users, each with a first report used,
+// usage in the current month and a committed reservation.
+func seededStore(b *testing.B, n int) *freemium.PostgresStore {
+	b.Helper()
+	ctx := context.Background()
+	s := newPostgresStore(b)
+	var schema string
+	require.NoError(b, pgPool(b).QueryRow(ctx,
+		"SELECT nspname FROM pg_namespace WHERE nspname LIKE 'test_%' ORDER BY oid DESC LIMIT 1").Scan(&schema))
+	month := time.Now().UTC()
+	start := time.Date(month.Year(), month.Month(), 1, 0, 0, 0, 0, time.UTC)
+	for _, sql := range []string{
+		`INSERT INTO %[1]s.accounts (user_id, anchor, first_report_used)
+		 SELECT 'user-' || i, $1, true FROM generate_series(0, $3 - 1) i`,
+		`INSERT INTO %[1]s.usage_periods (user_id, period_start, period_end, used)
+		 SELECT 'user-' || i, $1, $2, 10 FROM generate_series(0, $3 - 1) i`,
+		`INSERT INTO %[1]s.reservations (id, user_id, tokens, period_start, period_end, first_report, state, expires_at)
+		 SELECT 'rsv_' || i, 'user-' || i, 10, $1, $2, false, 'committed', $2 FROM generate_series(0, $3 - 1) i`,
+		`ANALYZE %[1]s.accounts, %[1]s.usage_periods, %[1]s.reservations`,
+	} {
+		args := []any{start, start.AddDate(0, 1, 0), n}
+		if sql[:7] == "ANALYZE" {
+			args = nil
+		}
+		_, err := pgPool(b).Exec(ctx, fmt.Sprintf(sql, schema), args...)
+		require.NoError(b, err)
+	}
+	return s
+}
