@@ -175,7 +175,13 @@ func BenchmarkPostgresCheckUsers(b *testing.B) {
 	}
 	small := seededStore(b, 1_000)
 	big := seededStore(b, large)
-	gSmall, gBig := benchGate(b, small), benchGate(b, big)
+	// A monthly plan, so that every check finds its user's account and usage rows.
+	monthly := func(s freemium.Store) *freemium.Gate {
+		g, err := freemium.New(freemium.Config{Store: s, Free: freemium.Plan{Limit: 1000, Period: freemium.CalendarMonth}})
+		require.NoError(b, err)
+		return g
+	}
+	gSmall, gBig := monthly(small), monthly(big)
 	b.Run(fmt.Sprintf("%d-vs-1000", large), func(b *testing.B) {
 		measure(b, func(i int) error {
 			_, err := gSmall.Check(ctx, fmt.Sprintf("user-%d", rand.IntN(1_000)), 100)
@@ -188,30 +194,27 @@ func BenchmarkPostgresCheckUsers(b *testing.B) {
 }
 
 // seededStore is a PostgresStore with n users, each with a first report used,
-// usage in the current month and a committed reservation.
+// usage in the current calendar month and a committed reservation.
 func seededStore(b *testing.B, n int) *freemium.PostgresStore {
 	b.Helper()
 	ctx := context.Background()
-	s := newPostgresStore(b)
-	var schema string
-	require.NoError(b, pgPool(b).QueryRow(ctx,
-		"SELECT nspname FROM pg_namespace WHERE nspname LIKE 'test_%' ORDER BY oid DESC LIMIT 1").Scan(&schema))
+	s, schema := newPostgresSchema(b)
 	month := time.Now().UTC()
 	start := time.Date(month.Year(), month.Month(), 1, 0, 0, 0, 0, time.UTC)
-	for _, sql := range []string{
-		`INSERT INTO %[1]s.accounts (user_id, anchor, first_report_used)
-		 SELECT 'user-' || i, $1, true FROM generate_series(0, $3 - 1) i`,
-		`INSERT INTO %[1]s.usage_periods (user_id, period_start, period_end, used)
-		 SELECT 'user-' || i, $1, $2, 10 FROM generate_series(0, $3 - 1) i`,
-		`INSERT INTO %[1]s.reservations (id, user_id, tokens, period_start, period_end, first_report, state, expires_at)
-		 SELECT 'rsv_' || i, 'user-' || i, 10, $1, $2, false, 'committed', $2 FROM generate_series(0, $3 - 1) i`,
-		`ANALYZE %[1]s.accounts, %[1]s.usage_periods, %[1]s.reservations`,
+	end := start.AddDate(0, 1, 0)
+	for _, st := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO %[1]s.accounts (user_id, anchor, first_report_used)
+		  SELECT 'user-' || i, $1, true FROM generate_series(0, $2 - 1) i`, []any{start, n}},
+		{`INSERT INTO %[1]s.usage_periods (user_id, period_start, period_end, used)
+		  SELECT 'user-' || i, $1, $2, 10 FROM generate_series(0, $3 - 1) i`, []any{start, end, n}},
+		{`INSERT INTO %[1]s.reservations (id, user_id, tokens, period_start, period_end, first_report, state, expires_at)
+		  SELECT 'rsv_' || i, 'user-' || i, 10, $1, $2, false, 'committed', $2 FROM generate_series(0, $3 - 1) i`, []any{start, end, n}},
+		{`ANALYZE %[1]s.accounts, %[1]s.usage_periods, %[1]s.reservations`, nil},
 	} {
-		args := []any{start, start.AddDate(0, 1, 0), n}
-		if sql[:7] == "ANALYZE" {
-			args = nil
-		}
-		_, err := pgPool(b).Exec(ctx, fmt.Sprintf(sql, schema), args...)
+		_, err := pgPool(b).Exec(ctx, fmt.Sprintf(st.sql, schema), st.args...)
 		require.NoError(b, err)
 	}
 	return s

@@ -68,6 +68,13 @@ func closeTestPool() {
 // dropped when the test ends.
 func newPostgresStore(tb testing.TB) *freemium.PostgresStore {
 	tb.Helper()
+	s, _ := newPostgresSchema(tb)
+	return s
+}
+
+// newPostgresSchema is newPostgresStore, and the name of its schema.
+func newPostgresSchema(tb testing.TB) (*freemium.PostgresStore, string) {
+	tb.Helper()
 	pool := pgPool(tb)
 	schema := "test_" + strings.ToLower(rand.Text())
 	s, err := freemium.NewPostgresStore(pool, &freemium.PostgresConfig{Schema: schema})
@@ -77,5 +84,5 @@ func newPostgresStore(tb testing.TB) *freemium.PostgresStore {
 		_, err := pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
 		require.NoError(tb, err)
 	})
-	return s
+	return s, schema
 }

@@ -149,8 +149,9 @@ func (s *MemoryStore) prune(u *memUser, now time.Time) {
 	u.retained = slices.Delete(u.retained, 0, n)
 }
 
-// lookup finds a hold and locks its user's shard. The caller unlocks it.
-func (s *MemoryStore) lookup(id string) (*memHold, *memShard, error) {
+// lookup finds a hold not yet holdRetention past expiry, and locks its
+// user's shard. The caller unlocks it.
+func (s *MemoryStore) lookup(id string, now time.Time) (*memHold, *memShard, error) {
 	s.holdsMu.Lock()
 	h := s.holds[id]
 	s.holdsMu.Unlock()
@@ -159,7 +160,7 @@ func (s *MemoryStore) lookup(id string) (*memHold, *memShard, error) {
 	}
 	sh := s.shard(h.userID)
 	sh.mu.Lock()
-	if h.state == stateGone {
+	if h.state == stateGone || h.expires.Before(now.Add(-holdRetention)) {
 		sh.mu.Unlock()
 		return nil, nil, ErrReservationNotFound
 	}
@@ -168,7 +169,7 @@ func (s *MemoryStore) lookup(id string) (*memHold, *memShard, error) {
 
 // Commit implements Store.
 func (s *MemoryStore) Commit(ctx context.Context, holdID string, tokens int64, now time.Time) error {
-	h, sh, err := s.lookup(holdID)
+	h, sh, err := s.lookup(holdID, now)
 	if err != nil {
 		return err
 	}
@@ -186,7 +187,7 @@ func (s *MemoryStore) Commit(ctx context.Context, holdID string, tokens int64, n
 
 // Cancel implements Store.
 func (s *MemoryStore) Cancel(ctx context.Context, holdID string, now time.Time) error {
-	h, sh, err := s.lookup(holdID)
+	h, sh, err := s.lookup(holdID, now)
 	if err != nil {
 		return err
 	}

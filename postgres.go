@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,10 +31,12 @@ type PostgresConfig struct {
 }
 
 // PostgresStore is a Store in Postgres, through a pgx pool. Every operation
-// is one round trip; writes for one user are serialized by a transaction
-// advisory lock, so any number of app instances may share the database.
-// Reservation holds are committed without waiting for the WAL flush (they
-// expire anyway); recorded usage is durable. Safe for simultaneous use.
+// is one statement, so one round trip. A user's live holds, and the usage of
+// the window the user was last active in, sit on the user's account row:
+// a check reads that row, and Reserve checks and holds in one statement on
+// it, locked, so any number of app instances may share the database under
+// READ COMMITTED. Holds are committed without waiting for the WAL flush
+// (they expire anyway); recorded usage is durable. Safe for simultaneous use.
 type PostgresStore struct {
 	pool   *pgxpool.Pool
 	schema string
@@ -62,37 +66,227 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 		return nil, fmt.Errorf("freemium: PostgresConfig.Schema %q is not a plain identifier: use lower-case letters, digits and underscores, at most 63 bytes", c.Schema)
 	}
 	s := &PostgresStore{pool: pool, schema: c.Schema}
-	q := pgx.Identifier{c.Schema}.Sanitize() + "."
-	// The snapshot query of the reserve function, from Go: a function call
-	// would cost Check a third more. Keep the two in step.
-	s.sql.load = `
-		SELECT w.period_start, w.period_end, coalesce(u.used, 0), coalesce(h.reserved, 0),
-		       coalesce(a.first_report_used, false), coalesce(h.first_held, false)
-		FROM (SELECT $1::text AS user_id) me
-		LEFT JOIN ` + q + `accounts a ON a.user_id = me.user_id
-		CROSS JOIN LATERAL (
-			SELECT CASE WHEN $4::bigint > 0
-			            THEN date_bin($4 * interval '1 microsecond', $5::timestamptz, coalesce(a.anchor, $5))
-			            ELSE $2::timestamptz END AS period_start
-		) ws
-		CROSS JOIN LATERAL (
-			SELECT ws.period_start,
-			       CASE WHEN $4 > 0 THEN ws.period_start + $4 * interval '1 microsecond' ELSE $3::timestamptz END AS period_end
-		) w
-		LEFT JOIN ` + q + `usage_periods u ON u.user_id = me.user_id AND u.period_start = w.period_start
-		CROSS JOIN LATERAL (
-			SELECT least(coalesce(sum(r.tokens), 0), 9223372036854775807)::bigint AS reserved,
-			       bool_or(r.first_report) AS first_held
-			FROM ` + q + `reservations r
-			WHERE r.user_id = me.user_id AND r.expires_at > $5 AND r.state = 'held'
-		) h`
-	s.sql.reserve = "SELECT * FROM " + q + "reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-	s.sql.commit = "SELECT " + q + "commit_reservation($1, $2)"
-	s.sql.cancel = "SELECT " + q + "cancel_reservation($1)"
-	s.sql.record = "SELECT " + q + "record_usage($1, $2, $3, $4, $5, $6, $7)"
-	s.sql.markFirst = "INSERT INTO " + q + "accounts AS a (user_id, anchor, first_report_used) VALUES ($1, $2, true) " +
-		"ON CONFLICT (user_id) DO UPDATE SET first_report_used = true WHERE NOT a.first_report_used"
+	schema := pgx.Identifier{c.Schema}.Sanitize()
+	s.sql.load = statement(loadSQL, schema, "$1", "$2", "$3", "$4")
+	s.sql.reserve = statement(reserveSQL, schema, "$2", "$6", "$9", "$8")
+	s.sql.commit = statement(commitSQL, schema, "", "", "", "")
+	s.sql.cancel = statement(cancelSQL, schema, "", "", "", "")
+	s.sql.record = statement(recordSQL, schema, "$1", "$2", "$3", "$6")
+	s.sql.markFirst = statement(markFirstSQL, schema, "", "", "", "")
 	return s, nil
+}
+
+// statement fills in a statement template: {s} is the schema; {user},
+// {start}, {every} (µs) and {now} are the statement's placeholders for the
+// user and the window; the fragments below are spelled out in their terms,
+// about the account row "a".
+func statement(tmpl, schema, user, start, every, now string) string {
+	fragments := strings.NewReplacer(
+		// The start of the user's window: Every windows from the anchor
+		// (now, for a user without a row), fixed windows as given.
+		"{window_start}", "(CASE WHEN {every}::bigint > 0 THEN date_bin({every} * interval '1 microsecond', {now}::timestamptz, coalesce(a.anchor, {now})) ELSE {start}::timestamptz END)",
+		// The same, for a user being inserted now.
+		"{new_window_start}", "(CASE WHEN {every}::bigint > 0 THEN {now}::timestamptz ELSE {start}::timestamptz END)",
+		// The user's usage in the window: the row's copy when it is the
+		// window the user was last active in.
+		"{used}", "(CASE WHEN a.period_start = {window_start} THEN a.used ELSE coalesce((SELECT u.used FROM {s}.usage_periods u WHERE u.user_id = {user} AND u.period_start = {window_start}), 0) END)",
+		// The live holds on the row.
+		"{reserved}", "coalesce((SELECT least(coalesce(sum(x.tokens), 0), {max}) FROM unnest(a.holds) x WHERE x.expires_at > {now}), 0)",
+		"{first_held}", "coalesce((SELECT bool_or(x.first_report) FROM unnest(a.holds) x WHERE x.expires_at > {now}), false)",
+	)
+	params := strings.NewReplacer("{s}", schema, "{user}", user, "{start}", start, "{every}", every, "{now}", now,
+		"{max}", "9223372036854775807")
+	return params.Replace(fragments.Replace(fragments.Replace(tmpl)))
+}
+
+// loadSQL reads a user's state: $1 user, $2 start, $3 every (µs), $4 now.
+const loadSQL = `
+SELECT {window_start}, {used}, {reserved}, coalesce(a.first_report_used, false), {first_held}
+FROM (SELECT 1) one LEFT JOIN {s}.accounts a ON a.user_id = $1`
+
+// reserveSQL checks and holds in one statement: $1 id, $2 user, $3 tokens,
+// $4 limit (< 0: Unlimited), $5 first report free, $6 start, $7 expires,
+// $8 now, $9 every (µs), $10 prune old reservations.
+//
+// The account row is inserted, or locked by ON CONFLICT DO UPDATE, whose
+// WHERE (the admission rule of Hold) is evaluated on the row's latest
+// version: that makes the check and the hold one atomic step. The row comes
+// back only when it was inserted or admitted; otherwise the state is read as
+// Load reads it.
+const reserveSQL = `
+WITH cfg AS (
+	-- A hold need not survive a crash (it expires anyway): this transaction
+	-- does not wait for the WAL flush. Commit, which records usage, does.
+	SELECT set_config('synchronous_commit', 'off', true) AS v
+), acct AS (
+	INSERT INTO {s}.accounts AS a (user_id, anchor, holds, period_start, used)
+	SELECT $2::text, $8::timestamptz,
+	       CASE WHEN $5::boolean OR $4::bigint < 0 OR $3::bigint <= $4::bigint
+	            THEN ARRAY[ROW($1::text, $3::bigint, $7::timestamptz, $5::boolean)::{s}.hold] ELSE '{}' END,
+	       {new_window_start}, 0
+	FROM cfg
+	ON CONFLICT (user_id) DO UPDATE SET
+		holds = ARRAY(SELECT x FROM unnest(a.holds) x WHERE x.expires_at > $8)
+		        || ROW($1, $3, $7, $5 AND NOT a.first_report_used AND NOT {first_held})::{s}.hold,
+		period_start = {window_start},
+		used = {used}
+	WHERE ($5 AND NOT a.first_report_used AND NOT {first_held})
+	   OR $4 < 0
+	   OR {used}::numeric + {reserved} + $3 <= $4
+	RETURNING a.period_start, a.used, a.first_report_used,
+	          (SELECT x.first_report FROM unnest(a.holds) x WHERE x.id = $1) AS first,
+	          coalesce((SELECT least(coalesce(sum(x.tokens), 0), {max}) FROM unnest(a.holds) x WHERE x.expires_at > $8 AND x.id <> $1), 0) AS reserved,
+	          coalesce((SELECT bool_or(x.first_report) FROM unnest(a.holds) x WHERE x.expires_at > $8 AND x.id <> $1), false) AS first_held
+), res AS (
+	INSERT INTO {s}.reservations (id, user_id, tokens, period_start, first_report, expires_at)
+	SELECT $1, $2, $3, acct.period_start, acct.first, $7 FROM acct WHERE acct.first IS NOT NULL
+), prune AS (
+	DELETE FROM {s}.reservations WHERE $10 AND id IN (
+		SELECT id FROM {s}.reservations WHERE expires_at < $8::timestamptz - interval '1 day'
+		ORDER BY expires_at LIMIT 2048 FOR UPDATE SKIP LOCKED)
+)
+SELECT acct.period_start, acct.used, acct.reserved, acct.first_report_used, acct.first_held,
+       acct.first IS NOT NULL, coalesce(acct.first, false)
+FROM acct
+UNION ALL
+SELECT {window_start}, {used}, {reserved}, coalesce(a.first_report_used, false), {first_held}, false, false
+FROM (SELECT 1) one LEFT JOIN {s}.accounts a ON a.user_id = $2
+WHERE NOT EXISTS (SELECT 1 FROM acct)`
+
+// commitSQL records a hold's usage: $1 id, $2 tokens, $3 now. It locks the
+// reservation, then the account row, then the usage row: the order all
+// these statements take them in, so that none deadlocks another. It returns
+// whether the reservation is known.
+const commitSQL = `
+WITH r AS (
+	UPDATE {s}.reservations SET state = 'committed'
+	WHERE id = $1::text AND state <> 'committed' AND expires_at >= $3::timestamptz - interval '1 day'
+	RETURNING user_id, period_start, first_report
+), acct AS (
+	-- The account exists, unless the crash-unsafe Reserve that made it was lost.
+	INSERT INTO {s}.accounts AS a (user_id, anchor, first_report_used, period_start, used)
+	SELECT user_id, period_start, first_report, period_start, $2::bigint FROM r
+	ON CONFLICT (user_id) DO UPDATE SET
+		holds = ARRAY(SELECT x FROM unnest(a.holds) x WHERE x.id <> $1),
+		first_report_used = a.first_report_used OR excluded.first_report_used,
+		used = CASE WHEN a.period_start = excluded.period_start
+		            THEN least(a.used::numeric + $2, {max})::bigint ELSE a.used END
+	RETURNING a.user_id
+), usage AS (
+	INSERT INTO {s}.usage_periods AS u (user_id, period_start, used)
+	SELECT r.user_id, r.period_start, $2 FROM r JOIN acct ON acct.user_id = r.user_id
+	ON CONFLICT (user_id, period_start) DO UPDATE SET used = least(u.used::numeric + excluded.used, {max})::bigint
+)
+SELECT EXISTS (SELECT 1 FROM r)
+    OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND expires_at >= $3::timestamptz - interval '1 day')`
+
+// cancelSQL ends a held hold: $1 id, $2 now. It returns whether the
+// reservation is known.
+const cancelSQL = `
+WITH cfg AS (
+	SELECT set_config('synchronous_commit', 'off', true) AS v -- holds need not be durable
+), r AS (
+	UPDATE {s}.reservations SET state = 'canceled'
+	WHERE id = $1::text AND state = 'held' AND expires_at >= $2::timestamptz - interval '1 day'
+	RETURNING user_id
+), acct AS (
+	UPDATE {s}.accounts a SET holds = ARRAY(SELECT x FROM unnest(a.holds) x WHERE x.id <> $1)
+	FROM r WHERE a.user_id = r.user_id
+)
+SELECT (SELECT v FROM cfg) IS NOT NULL
+   AND (EXISTS (SELECT 1 FROM r)
+        OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND expires_at >= $2::timestamptz - interval '1 day'))`
+
+// recordSQL adds usage, once per non-empty key: $1 user, $2 start, $3 every
+// (µs), $4 tokens, $5 key, $6 now. Concurrent first Records of a user agree
+// on the anchor: the second waits on the first's account row.
+const recordSQL = `
+WITH k AS (
+	INSERT INTO {s}.usage_keys (user_id, key, tokens, recorded_at)
+	SELECT $1::text, $5::text, $4::bigint, $6::timestamptz WHERE $5 <> ''
+	ON CONFLICT DO NOTHING
+	RETURNING 1
+), acct AS (
+	INSERT INTO {s}.accounts AS a (user_id, anchor, period_start, used)
+	SELECT $1, $6, {new_window_start}, $4 WHERE $5 = '' OR EXISTS (SELECT 1 FROM k)
+	ON CONFLICT (user_id) DO UPDATE SET
+		period_start = {window_start},
+		used = least({used}::numeric + $4, {max})::bigint
+	RETURNING a.period_start
+)
+INSERT INTO {s}.usage_periods AS u (user_id, period_start, used)
+SELECT $1, period_start, $4 FROM acct
+ON CONFLICT (user_id, period_start) DO UPDATE SET used = least(u.used::numeric + excluded.used, {max})::bigint`
+
+// markFirstSQL: $1 user, $2 now.
+const markFirstSQL = `
+INSERT INTO {s}.accounts AS a (user_id, anchor, first_report_used) VALUES ($1, $2, true)
+ON CONFLICT (user_id) DO UPDATE SET first_report_used = true WHERE NOT a.first_report_used`
+
+// pruneEvery: about one Reserve in pruneEvery deletes up to 2048 reservations
+// a day past expiry, more than the pruneEvery it adds meanwhile.
+const pruneEvery = 512
+
+// Load implements Store.
+func (s *PostgresStore) Load(ctx context.Context, userID string, w Window, now time.Time) (State, error) {
+	var st State
+	err := s.pool.QueryRow(ctx, s.sql.load, userID, w.Start, w.Every.Microseconds(), now).Scan(
+		&st.PeriodStart, &st.Used, &st.Reserved, &st.FirstReportUsed, &st.FirstReportHeld)
+	if err != nil {
+		return State{}, err
+	}
+	st.PeriodStart, st.PeriodEnd = w.end(st.PeriodStart)
+	return st, nil
+}
+
+// Reserve implements Store.
+func (s *PostgresStore) Reserve(ctx context.Context, h Hold, now time.Time) (ReserveResult, error) {
+	var r ReserveResult
+	st := &r.State
+	err := s.pool.QueryRow(ctx, s.sql.reserve,
+		h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, h.Window.Start, h.ExpiresAt, now,
+		h.Window.Every.Microseconds(), rand.N(pruneEvery) == 0,
+	).Scan(&st.PeriodStart, &st.Used, &st.Reserved, &st.FirstReportUsed, &st.FirstReportHeld,
+		&r.Admitted, &r.FirstReport)
+	if err != nil {
+		return ReserveResult{}, err
+	}
+	st.PeriodStart, st.PeriodEnd = h.Window.end(st.PeriodStart)
+	return r, nil
+}
+
+// Commit implements Store.
+func (s *PostgresStore) Commit(ctx context.Context, holdID string, tokens int64, now time.Time) error {
+	return s.byID(ctx, s.sql.commit, holdID, tokens, now)
+}
+
+// Cancel implements Store.
+func (s *PostgresStore) Cancel(ctx context.Context, holdID string, now time.Time) error {
+	return s.byID(ctx, s.sql.cancel, holdID, now)
+}
+
+// byID runs a statement on a reservation that answers whether it is known.
+func (s *PostgresStore) byID(ctx context.Context, sql string, args ...any) error {
+	var found bool
+	if err := s.pool.QueryRow(ctx, sql, args...).Scan(&found); err != nil {
+		return err
+	}
+	if !found {
+		return ErrReservationNotFound
+	}
+	return nil
+}
+
+// Record implements Store.
+func (s *PostgresStore) Record(ctx context.Context, userID string, w Window, tokens int64, key string, now time.Time) error {
+	_, err := s.pool.Exec(ctx, s.sql.record, userID, w.Start, w.Every.Microseconds(), tokens, key, now)
+	return err
+}
+
+// MarkFirstReportUsed implements Store.
+func (s *PostgresStore) MarkFirstReportUsed(ctx context.Context, userID string, now time.Time) error {
+	_, err := s.pool.Exec(ctx, s.sql.markFirst, userID, now)
+	return err
 }
 
 // migrateLockClass is the advisory lock class under which Migrate runs.
@@ -142,73 +336,4 @@ func (s *PostgresStore) Migrate(ctx context.Context) error {
 		}
 		return nil
 	})
-}
-
-// windowArgs are a Window as SQL arguments: start, end, every in µs.
-func windowArgs(w Window) (time.Time, time.Time, int64) {
-	return w.Start, w.End, w.Every.Microseconds()
-}
-
-// Load implements Store.
-func (s *PostgresStore) Load(ctx context.Context, userID string, w Window, now time.Time) (State, error) {
-	start, end, every := windowArgs(w)
-	var st State
-	err := s.pool.QueryRow(ctx, s.sql.load, userID, start, end, every, now).Scan(
-		&st.PeriodStart, &st.PeriodEnd, &st.Used, &st.Reserved, &st.FirstReportUsed, &st.FirstReportHeld)
-	if err != nil {
-		return State{}, err
-	}
-	st.PeriodStart, st.PeriodEnd = st.PeriodStart.UTC(), st.PeriodEnd.UTC()
-	return st, nil
-}
-
-// Reserve implements Store.
-func (s *PostgresStore) Reserve(ctx context.Context, h Hold, now time.Time) (ReserveResult, error) {
-	start, end, every := windowArgs(h.Window)
-	var r ReserveResult
-	st := &r.State
-	err := s.pool.QueryRow(ctx, s.sql.reserve,
-		h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, start, end, every, h.ExpiresAt, now,
-	).Scan(&st.PeriodStart, &st.PeriodEnd, &st.Used, &st.Reserved, &st.FirstReportUsed, &st.FirstReportHeld,
-		&r.Admitted, &r.FirstReport)
-	if err != nil {
-		return ReserveResult{}, err
-	}
-	st.PeriodStart, st.PeriodEnd = st.PeriodStart.UTC(), st.PeriodEnd.UTC()
-	return r, nil
-}
-
-// Commit implements Store.
-func (s *PostgresStore) Commit(ctx context.Context, holdID string, tokens int64, now time.Time) error {
-	return s.byID(ctx, s.sql.commit, holdID, tokens)
-}
-
-// Cancel implements Store.
-func (s *PostgresStore) Cancel(ctx context.Context, holdID string, now time.Time) error {
-	return s.byID(ctx, s.sql.cancel, holdID)
-}
-
-// byID runs a function on a reservation that answers whether it exists.
-func (s *PostgresStore) byID(ctx context.Context, sql string, args ...any) error {
-	var found bool
-	if err := s.pool.QueryRow(ctx, sql, args...).Scan(&found); err != nil {
-		return err
-	}
-	if !found {
-		return ErrReservationNotFound
-	}
-	return nil
-}
-
-// Record implements Store.
-func (s *PostgresStore) Record(ctx context.Context, userID string, w Window, tokens int64, key string, now time.Time) error {
-	start, end, every := windowArgs(w)
-	var counted bool
-	return s.pool.QueryRow(ctx, s.sql.record, userID, start, end, every, tokens, key, now).Scan(&counted)
-}
-
-// MarkFirstReportUsed implements Store.
-func (s *PostgresStore) MarkFirstReportUsed(ctx context.Context, userID string, now time.Time) error {
-	_, err := s.pool.Exec(ctx, s.sql.markFirst, userID, now)
-	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"time"
 )
 
 // A Reservation holds tokens for a user while metered work runs. Reserve
@@ -31,7 +32,7 @@ func (g *Gate) Reserve(ctx context.Context, userID string, estimatedTokens int64
 		return nil, err
 	}
 	h := g.hold(plan, w, userID, estimatedTokens, now)
-	h.ID = "rsv_" + rand.Text()
+	h.ID = reservationID(now)
 	res, err := g.cfg.Store.Reserve(ctx, h, now)
 	if err != nil {
 		return nil, fmt.Errorf("freemium: reserve: %w", err)
@@ -41,6 +42,13 @@ func (g *Gate) Reserve(ctx context.Context, userID string, estimatedTokens int64
 		r.id = h.ID
 	}
 	return r, nil
+}
+
+// reservationID is "rsv_", the time in hex and 80 random bits. IDs made
+// later sort later, so a store's index on them grows at one end instead of
+// touching a random page per insert.
+func reservationID(now time.Time) string {
+	return fmt.Sprintf("rsv_%014x%s", now.UnixMicro(), rand.Text()[:16])
 }
 
 // OK reports whether the reservation was allowed and holds tokens.

@@ -31,12 +31,13 @@ type Store interface {
 	// Commit records tokens as used in the hold's window and ends the hold;
 	// a first-report hold marks the first report used. It records a held,
 	// expired or canceled hold alike. Committing a committed hold does
-	// nothing. An unknown ID is ErrReservationNotFound.
+	// nothing. An unknown ID, or a hold more than a day past its expiry at
+	// now, is ErrReservationNotFound.
 	Commit(ctx context.Context, holdID string, tokens int64, now time.Time) error
 
 	// Cancel ends a held hold without recording usage, giving back its tokens
 	// and its first-report claim. Canceling a hold that is no longer held
-	// does nothing. An unknown ID is ErrReservationNotFound.
+	// does nothing. IDs are found as by Commit.
 	Cancel(ctx context.Context, holdID string, now time.Time) error
 
 	// Record adds tokens to the user's usage in window w at now. A non-empty
@@ -72,6 +73,15 @@ func (w Window) Bounds(anchor, now time.Time) (start, end time.Time) {
 	}
 	start = anchor.Add(n * w.Every)
 	return start, start.Add(w.Every)
+}
+
+// end completes the bounds of a window that a Store resolved to start.
+func (w Window) end(start time.Time) (time.Time, time.Time) {
+	start = start.UTC()
+	if w.Every > 0 {
+		return start, start.Add(w.Every)
+	}
+	return start, w.End
 }
 
 // State is a user's state in one window.
@@ -123,7 +133,7 @@ func (h Hold) Admit(s State) (admitted, firstReport bool) {
 const holdRetention = 24 * time.Hour
 
 // ErrReservationNotFound is returned for a reservation ID the Store does not
-// know: never issued, or ended more than a day after it expired.
+// know: never issued, or more than a day (holdRetention) past its expiry.
 var ErrReservationNotFound = errors.New("freemium: reservation not found")
 
 // addSat adds two non-negative counts, stopping at math.MaxInt64.

@@ -355,16 +355,21 @@ var storeTests = []struct {
 
 	{"CommitRetentionAfterExpiry", func(t *testing.T, ns func(*testing.T) freemium.Store) {
 		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 1000}, ReservationTTL: time.Minute})
-		old := e.reserve("u1", 10)
-		kept := e.reserve("u1", 10)
-		e.ok(kept.Commit(e.ctx, 10), "Commit")
-		e.clock.Advance(time.Minute + 24*time.Hour - time.Microsecond)
+		late := e.reserve("u1", 10)
+		committed := e.reserve("u1", 10)
+		e.ok(committed.Commit(e.ctx, 10), "Commit")
+		e.clock.Advance(time.Minute + 24*time.Hour)
+		e.ok(committed.Commit(e.ctx, 10), "Commit again a day after expiry")
+		e.ok(late.Commit(e.ctx, 7), "Commit a day after expiry")
+		equal(t, "Used", e.usage("u1").Used, int64(17))
+		gone := e.reserve("u1", 10)
+		e.clock.Advance(time.Minute + 24*time.Hour + time.Microsecond)
 		e.reserve("u1", 10) // a write for the user may prune what is past retention
-		e.ok(kept.Commit(e.ctx, 10), "Commit again within retention")
-		e.clock.Advance(2 * time.Microsecond)
-		e.reserve("u1", 10)
-		if err := old.Commit(e.ctx, 10); !errors.Is(err, freemium.ErrReservationNotFound) {
-			t.Errorf("Commit a day after expiry = %v, want ErrReservationNotFound", err)
+		if err := gone.Commit(e.ctx, 10); !errors.Is(err, freemium.ErrReservationNotFound) {
+			t.Errorf("Commit more than a day after expiry = %v, want ErrReservationNotFound", err)
+		}
+		if err := gone.Cancel(e.ctx); !errors.Is(err, freemium.ErrReservationNotFound) {
+			t.Errorf("Cancel more than a day after expiry = %v, want ErrReservationNotFound", err)
 		}
 	}},
 
@@ -439,6 +444,7 @@ var storeTests = []struct {
 		u := e.usage("u1")
 		equal(t, "PeriodStart", u.PeriodStart, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
 		equal(t, "PeriodEnd", u.PeriodEnd, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+		e.clock.Set(time.Date(2026, 11, 30, 23, 59, 0, 0, time.UTC))
 		r := e.reserve("u1", 0)
 		e.clock.Set(time.Date(2026, 11, 30, 23, 59, 59, 999999000, time.UTC))
 		equal(t, "blocked at the month's last microsecond", e.check("u1", 1).Allowed, false)
@@ -489,6 +495,9 @@ var storeTests = []struct {
 		})
 		e.clock.Advance(30 * time.Minute)
 		for _, r := range rs {
+			if r == nil {
+				t.FailNow() // Reserve failed, reported above
+			}
 			e.ok(r.Commit(e.ctx, 1), "Commit")
 		}
 		u := e.usage("u1")

@@ -1,10 +1,5 @@
-DROP FUNCTION IF EXISTS record_usage(text, timestamptz, timestamptz, bigint, bigint, text, timestamptz);
-DROP FUNCTION IF EXISTS cancel_reservation(text);
-DROP FUNCTION IF EXISTS commit_reservation(text, bigint);
-DROP FUNCTION IF EXISTS reserve(text, text, bigint, bigint, boolean, timestamptz, timestamptz, bigint, timestamptz, timestamptz);
-DROP FUNCTION IF EXISTS add_usage(text, timestamptz, timestamptz, bigint);
-DROP FUNCTION IF EXISTS usage_window(timestamptz, timestamptz, bigint, timestamptz, timestamptz);
 DROP TABLE IF EXISTS reservations;
 DROP TABLE IF EXISTS usage_keys;
 DROP TABLE IF EXISTS usage_periods;
 DROP TABLE IF EXISTS accounts;
+DROP TYPE IF EXISTS hold;
