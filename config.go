@@ -95,6 +95,9 @@ type Messages struct {
 	// SubscriptionRequired is shown when the free first report is used and
 	// the Free plan allows nothing more.
 	SubscriptionRequired string
+	// SubscriptionRequiredNoFreeReport is shown when the Free plan allows
+	// nothing at all (no free first report, Limit 0).
+	SubscriptionRequiredNoFreeReport string
 	// LimitExceeded is shown when a paid plan's allowance would be exceeded.
 	LimitExceeded string
 	// LimitExceededNoReset replaces LimitExceeded for a plan whose period never
@@ -106,10 +109,11 @@ type Messages struct {
 
 // DefaultMessages are the texts used for the Messages fields left empty.
 var DefaultMessages = Messages{
-	SubscriptionRequired: "Your free report has been used. Please subscribe to generate more reports.",
-	LimitExceeded:        "Usage limit reached ({percent}% used). Upgrade your plan or wait until {period_end}.",
-	LimitExceededNoReset: "Usage limit reached ({percent}% used). Upgrade your plan to continue.",
-	FreeLimitExceeded:    "You've reached your free tier limit. Upgrade to continue.",
+	SubscriptionRequired:             "Your free report has been used. Please subscribe to generate more reports.",
+	SubscriptionRequiredNoFreeReport: "Please subscribe to generate reports.",
+	LimitExceeded:                    "Usage limit reached ({percent}% used). Upgrade your plan or wait until {period_end}.",
+	LimitExceededNoReset:             "Usage limit reached ({percent}% used). Upgrade your plan to continue.",
+	FreeLimitExceeded:                "You've reached your free tier limit. Upgrade to continue.",
 }
 
 const (
@@ -146,6 +150,7 @@ func (m Messages) withDefaults() Messages {
 		}
 	}
 	set(&m.SubscriptionRequired, DefaultMessages.SubscriptionRequired)
+	set(&m.SubscriptionRequiredNoFreeReport, DefaultMessages.SubscriptionRequiredNoFreeReport)
 	set(&m.LimitExceeded, DefaultMessages.LimitExceeded)
 	set(&m.LimitExceededNoReset, DefaultMessages.LimitExceededNoReset)
 	set(&m.FreeLimitExceeded, DefaultMessages.FreeLimitExceeded)

@@ -135,7 +135,7 @@ func TestNewMinimalConfig(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, d.Allowed)
 	assert.Equal(t, freemium.ReasonSubscriptionRequired, d.Reason)
-	assert.Equal(t, freemium.DefaultMessages.SubscriptionRequired, d.Message)
+	assert.Equal(t, freemium.DefaultMessages.SubscriptionRequiredNoFreeReport, d.Message, "no free report was ever offered")
 	assert.False(t, d.FirstReport)
 	assert.Equal(t, "free", d.Plan)
 	assert.Equal(t, int64(0), d.Limit)
@@ -206,10 +206,11 @@ func TestNewDefaultReservationTTL(t *testing.T) {
 func TestMessagesRender(t *testing.T) {
 	const tmpl = "{plan}: {used} of {limit} ({percent}%) until {period_end}"
 	custom := freemium.Messages{
-		SubscriptionRequired: "SR " + tmpl,
-		LimitExceeded:        "LE " + tmpl,
-		LimitExceededNoReset: "NR " + tmpl,
-		FreeLimitExceeded:    "FL " + tmpl,
+		SubscriptionRequired:             "SR " + tmpl,
+		SubscriptionRequiredNoFreeReport: "SN " + tmpl,
+		LimitExceeded:                    "LE " + tmpl,
+		LimitExceededNoReset:             "NR " + tmpl,
+		FreeLimitExceeded:                "FL " + tmpl,
 	}
 	subStart := time.Date(2026, 11, 10, 8, 0, 0, 0, time.UTC)
 	subEnd := time.Date(2026, 12, 10, 8, 0, 0, 0, time.UTC)
@@ -222,7 +223,7 @@ func TestMessagesRender(t *testing.T) {
 		wantText string
 	}{
 		{"Free with nothing allowed", freemium.Plan{}, 0, 1,
-			freemium.ReasonSubscriptionRequired, "SR free: 0 of 0 (100%) until December 1, 2026"},
+			freemium.ReasonSubscriptionRequired, "SN free: 0 of 0 (100%) until December 1, 2026"},
 		{"Free plan limit", freemium.Plan{Name: "starter", Limit: 1000}, 900, 101,
 			freemium.ReasonLimitExceeded, "FL starter: 900 of 1000 (90%) until December 1, 2026"},
 		{"paid calendar month, percent rounded", freemium.Plan{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 3}, 2, 2,

@@ -51,8 +51,8 @@ type Reason string
 
 // The reasons a Decision blocks.
 const (
-	// ReasonSubscriptionRequired: the free first report is used and the Free
-	// plan allows nothing more.
+	// ReasonSubscriptionRequired: the Free plan allows nothing more (its
+	// limit is 0 and the free first report, if any, is used).
 	ReasonSubscriptionRequired Reason = "subscription_required"
 	// ReasonLimitExceeded: the request would take the plan past its limit.
 	ReasonLimitExceeded Reason = "limit_exceeded"
@@ -159,8 +159,10 @@ func (g *Gate) decide(p *Plan, s State, tokens int64, admitted, first bool) Deci
 	d.Reason = ReasonLimitExceeded
 	msg := g.cfg.Messages.LimitExceeded
 	switch {
-	case p == &g.cfg.Free && p.Limit == 0:
+	case p == &g.cfg.Free && p.Limit == 0 && p.FirstReportFree:
 		d.Reason, msg = ReasonSubscriptionRequired, g.cfg.Messages.SubscriptionRequired
+	case p == &g.cfg.Free && p.Limit == 0:
+		d.Reason, msg = ReasonSubscriptionRequired, g.cfg.Messages.SubscriptionRequiredNoFreeReport
 	case p == &g.cfg.Free:
 		msg = g.cfg.Messages.FreeLimitExceeded
 	case d.PeriodEnd.IsZero():

@@ -94,18 +94,42 @@ func calendarMonth(now time.Time) Window {
 
 // billingWindow is the subscription's current period. When the subscription
 // data is older than its period (a renewal not seen yet), the period is
-// rolled forward by its own length, so that the window starts where the real
-// next period does.
+// rolled forward: by whole calendar months when it is one (so a monthly
+// period from the 10th runs to the next 10th), otherwise by its length.
 func billingWindow(now time.Time, sub Subscription) (Window, bool) {
 	start, end := sub.CurrentPeriodStart.UTC(), sub.CurrentPeriodEnd.UTC()
 	if start.IsZero() || !end.After(start) || now.Before(start) {
 		return Window{}, false
 	}
-	if !now.Before(end) {
-		length := end.Sub(start)
-		n := now.Sub(start) / length
-		start = start.Add(n * length)
-		end = start.Add(length)
+	if now.Before(end) {
+		return Window{Start: start, End: end}, true
 	}
-	return Window{Start: start, End: end}, true
+	if months := wholeMonths(start, end); months > 0 {
+		// The number of periods passed, estimated from the average month and
+		// then corrected, so that rolling costs O(1) however stale the data.
+		n := int(now.Sub(start) / (time.Duration(months) * 730 * time.Hour))
+		for n > 0 && now.Before(start.AddDate(0, n*months, 0)) {
+			n--
+		}
+		for !now.Before(start.AddDate(0, (n+1)*months, 0)) {
+			n++
+		}
+		return Window{Start: start.AddDate(0, n*months, 0), End: start.AddDate(0, (n+1)*months, 0)}, true
+	}
+	length := end.Sub(start)
+	start = start.Add(now.Sub(start) / length * length)
+	return Window{Start: start, End: start.Add(length)}, true
+}
+
+// wholeMonths is the number of calendar months from start to end, when end
+// is exactly that many months (1 to 12) after start; otherwise 0.
+func wholeMonths(start, end time.Time) int {
+	for m := 1; m <= 12; m++ {
+		if t := start.AddDate(0, m, 0); t.Equal(end) {
+			return m
+		} else if t.After(end) {
+			return 0
+		}
+	}
+	return 0
 }

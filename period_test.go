@@ -262,3 +262,35 @@ func TestBillingCycleFallsBackToCalendarMonth(t *testing.T) {
 		})
 	}
 }
+
+// A subscription whose renewal has not been seen yet rolls forward: whole
+// calendar months for monthly and yearly periods, the period's length
+// otherwise.
+func TestBillingCycleRollsForward(t *testing.T) {
+	at := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 8, 0, 0, 0, time.UTC) }
+	pro := freemium.Plan{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 1000, Period: freemium.BillingCycle}
+	tests := []struct {
+		name               string
+		subStart, subEnd   time.Time
+		now                time.Time
+		wantStart, wantEnd time.Time
+	}{
+		{"monthly, a period late", at(2026, 11, 10), at(2026, 12, 10), at(2026, 12, 15), at(2026, 12, 10), at(2027, 1, 10)},
+		{"monthly into February", at(2027, 1, 10), at(2027, 2, 10), at(2027, 2, 15), at(2027, 2, 10), at(2027, 3, 10)},
+		{"monthly, at the renewal instant", at(2026, 11, 10), at(2026, 12, 10), at(2026, 12, 10), at(2026, 12, 10), at(2027, 1, 10)},
+		{"monthly, a year late", at(2026, 11, 10), at(2026, 12, 10), at(2027, 11, 11), at(2027, 11, 10), at(2027, 12, 10)},
+		{"quarterly", at(2026, 1, 5), at(2026, 4, 5), at(2026, 8, 1), at(2026, 7, 5), at(2026, 10, 5)},
+		{"yearly", at(2026, 3, 1), at(2027, 3, 1), at(2028, 4, 1), at(2028, 3, 1), at(2029, 3, 1)},
+		{"weekly, by length", at(2026, 11, 2), at(2026, 11, 9), at(2026, 11, 20), at(2026, 11, 16), at(2026, 11, 23)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			subs := freemiumtest.NewSubscriptions()
+			subs.Subscribe("u1", "price_pro", tt.subStart, tt.subEnd)
+			u := periodUsage(t, freemium.Plan{}, subs, []freemium.Plan{pro}, tt.now)
+			require.Equal(t, "pro", u.Plan)
+			assert.Equal(t, tt.wantStart, u.PeriodStart)
+			assert.Equal(t, tt.wantEnd, u.PeriodEnd)
+		})
+	}
+}
