@@ -201,17 +201,16 @@ func seededStore(b *testing.B, n int) *freemium.PostgresStore {
 	s, schema := newPostgresSchema(b)
 	month := time.Now().UTC()
 	start := time.Date(month.Year(), month.Month(), 1, 0, 0, 0, 0, time.UTC)
-	end := start.AddDate(0, 1, 0)
 	for _, st := range []struct {
 		sql  string
 		args []any
 	}{
-		{`INSERT INTO %[1]s.accounts (user_id, anchor, first_report_used)
-		  SELECT 'user-' || i, $1, true FROM generate_series(0, $2 - 1) i`, []any{start, n}},
-		{`INSERT INTO %[1]s.usage_periods (user_id, period_start, period_end, used)
-		  SELECT 'user-' || i, $1, $2, 10 FROM generate_series(0, $3 - 1) i`, []any{start, end, n}},
-		{`INSERT INTO %[1]s.reservations (id, user_id, tokens, period_start, period_end, first_report, state, expires_at)
-		  SELECT 'rsv_' || i, 'user-' || i, 10, $1, $2, false, 'committed', $2 FROM generate_series(0, $3 - 1) i`, []any{start, end, n}},
+		{`INSERT INTO %[1]s.accounts (user_id, anchor, first_report_used, period_start, used)
+		  SELECT 'user-' || i, $1, true, $1, 10 FROM generate_series(0, $2 - 1) i`, []any{start, n}},
+		{`INSERT INTO %[1]s.usage_periods (user_id, period_start, used)
+		  SELECT 'user-' || i, $1, 10 FROM generate_series(0, $2 - 1) i`, []any{start, n}},
+		{`INSERT INTO %[1]s.reservations (id, user_id, tokens, period_start, first_report, state, expires_at)
+		  SELECT 'rsv_' || i, 'user-' || i, 10, $1, false, 'committed', $1 FROM generate_series(0, $2 - 1) i`, []any{start, n}},
 		{`ANALYZE %[1]s.accounts, %[1]s.usage_periods, %[1]s.reservations`, nil},
 	} {
 		_, err := pgPool(b).Exec(ctx, fmt.Sprintf(st.sql, schema), st.args...)
