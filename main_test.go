@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -19,6 +20,9 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	closeTestPool()
+	// Pooled keep-alive connections (StripeSubscriptions' default client
+	// uses the default transport) are not leaks.
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)

@@ -18,6 +18,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # shellcheck source=scripts/pg.sh
 source scripts/pg.sh
+# shellcheck source=scripts/stripe-mock.sh
+source scripts/stripe-mock.sh
 
 check_gofmt() {
 	local unformatted
@@ -32,6 +34,9 @@ check_gofmt() {
 step "postgres"
 ensure_test_database
 echo "FREEMIUM_TEST_DATABASE_URL=$FREEMIUM_TEST_DATABASE_URL"
+
+step "stripe-mock"
+ensure_stripe_mock
 
 step "gofmt -l"
 check_gofmt

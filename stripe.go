@@ -1,0 +1,172 @@
+package freemium
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/client"
+)
+
+// StripeConfig configures a StripeSubscriptions.
+type StripeConfig struct {
+	// APIKey is the Stripe secret key. Required.
+	APIKey string
+
+	// BackendURL is the Stripe API's base URL, for a local stripe-mock or a
+	// proxy. Default: Stripe's API.
+	BackendURL string
+
+	// HTTPClient makes the requests. Default: a client with a 5s timeout.
+	HTTPClient *http.Client
+
+	// CustomerID returns the user's Stripe customer ID, "" for none. When
+	// set, it is the only way customers are found. Default nil.
+	CustomerID func(ctx context.Context, userID string) (string, error)
+
+	// SearchCustomers finds a user's customer with a Customer Search on the
+	// metadata key MetadataKey, when CustomerID is nil. Stripe's search index
+	// lags writes by up to a minute. Default false.
+	SearchCustomers bool
+
+	// MetadataKey is the customer metadata key that holds the user ID.
+	// Default "user_id".
+	MetadataKey string
+}
+
+// StripeSubscriptions is a SubscriptionChecker that asks Stripe, through
+// stripe-go (API version 2023-10-16). Every call reaches Stripe, with at
+// most one retry. Safe for simultaneous use.
+type StripeSubscriptions struct {
+	api         *client.API
+	customerID  func(ctx context.Context, userID string) (string, error)
+	metadataKey string
+}
+
+var _ SubscriptionChecker = (*StripeSubscriptions)(nil)
+
+// NewStripeSubscriptions returns a StripeSubscriptions for cfg, or an error
+// that names the missing field.
+func NewStripeSubscriptions(cfg StripeConfig) (*StripeSubscriptions, error) {
+	if cfg.APIKey == "" {
+		return nil, errors.New("freemium: StripeConfig.APIKey is empty: set the Stripe secret key")
+	}
+	if cfg.CustomerID == nil && !cfg.SearchCustomers {
+		return nil, errors.New("freemium: StripeConfig finds no customers: set CustomerID, or SearchCustomers to search customers by metadata")
+	}
+	if cfg.MetadataKey == "" {
+		cfg.MetadataKey = "user_id"
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+	}
+	backend := &stripe.BackendConfig{
+		HTTPClient:        cfg.HTTPClient,
+		MaxNetworkRetries: stripe.Int64(1),
+		// Errors are returned, not logged: the host decides what to log.
+		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
+	}
+	if cfg.BackendURL != "" {
+		backend.URL = stripe.String(strings.TrimSuffix(cfg.BackendURL, "/"))
+	}
+	s := &StripeSubscriptions{
+		api:         client.New(cfg.APIKey, &stripe.Backends{API: stripe.GetBackendWithConfig(stripe.APIBackend, backend)}),
+		customerID:  cfg.CustomerID,
+		metadataKey: cfg.MetadataKey,
+	}
+	if s.customerID == nil {
+		s.customerID = s.searchCustomer
+	}
+	return s, nil
+}
+
+// Subscription implements SubscriptionChecker: the customer's subscription
+// that decides access. Of several, an active or trialing one wins, then
+// past_due, then the rest; among equals, the one whose period ends last.
+// PriceID is the price of the subscription's first item.
+func (s *StripeSubscriptions) Subscription(ctx context.Context, userID string) (Subscription, error) {
+	customerID, err := s.customerID(ctx, userID)
+	if err != nil {
+		return Subscription{}, fmt.Errorf("stripe customer of %s: %w", userID, err)
+	}
+	if customerID == "" {
+		return Subscription{}, nil
+	}
+	params := &stripe.SubscriptionListParams{Customer: stripe.String(customerID), Status: stripe.String("all")}
+	params.Context = ctx
+	params.Limit = stripe.Int64(10)
+	var best *stripe.Subscription
+	it := s.api.Subscriptions.List(params)
+	for n := 0; n < 10 && it.Next(); n++ { // the first page: newest first
+		if sub := it.Subscription(); best == nil || betterSubscription(sub, best) {
+			best = sub
+		}
+	}
+	if err := it.Err(); err != nil {
+		return Subscription{}, fmt.Errorf("stripe subscriptions of %s: %w", customerID, err)
+	}
+	if best == nil {
+		return Subscription{}, nil
+	}
+	return fromStripe(best), nil
+}
+
+// searchCustomer finds the customer whose metadata names the user.
+func (s *StripeSubscriptions) searchCustomer(ctx context.Context, userID string) (string, error) {
+	params := &stripe.CustomerSearchParams{}
+	params.Context = ctx
+	params.Query = fmt.Sprintf("metadata['%s']:'%s'", searchEscape(s.metadataKey), searchEscape(userID))
+	params.Limit = stripe.Int64(1)
+	it := s.api.Customers.Search(params)
+	if it.Next() {
+		return it.Customer().ID, nil
+	}
+	return "", it.Err()
+}
+
+// searchEscape quotes a value for a Stripe search query string.
+func searchEscape(v string) string {
+	return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v)
+}
+
+// statusRank orders statuses by how much access they give.
+func statusRank(s SubscriptionStatus) int {
+	switch {
+	case s.Subscribed():
+		return 3
+	case s == StatusPastDue:
+		return 2
+	case s == StatusUnpaid || s == StatusPaused || s == StatusIncomplete:
+		return 1
+	}
+	return 0
+}
+
+func betterSubscription(a, b *stripe.Subscription) bool {
+	ra, rb := statusRank(SubscriptionStatus(a.Status)), statusRank(SubscriptionStatus(b.Status))
+	if ra != rb {
+		return ra > rb
+	}
+	return a.CurrentPeriodEnd > b.CurrentPeriodEnd
+}
+
+func fromStripe(sub *stripe.Subscription) Subscription {
+	out := Subscription{
+		ID:                 sub.ID,
+		Status:             SubscriptionStatus(sub.Status),
+		CurrentPeriodStart: time.Unix(sub.CurrentPeriodStart, 0).UTC(),
+		CurrentPeriodEnd:   time.Unix(sub.CurrentPeriodEnd, 0).UTC(),
+		CancelAtPeriodEnd:  sub.CancelAtPeriodEnd,
+	}
+	if sub.Customer != nil {
+		out.CustomerID = sub.Customer.ID
+	}
+	if sub.Items != nil && len(sub.Items.Data) > 0 && sub.Items.Data[0].Price != nil {
+		out.PriceID = sub.Items.Data[0].Price.ID
+	}
+	return out
+}
