@@ -11,7 +11,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -58,7 +57,7 @@ func run(ctx context.Context) error {
 	fmt.Printf(`reports: listening on http://127.0.0.1:%[1]s
 Try it:
   curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/reports   # the first report is free
-  curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/reports   # 402: subscription required
+  curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/reports   # 402 problem: subscription required
   curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/subscribe # a demo checkout
   curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/reports   # allowed on the pro plan
   curl -s -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/usage
@@ -119,45 +118,34 @@ func newApp(store freemium.Store, subs *freemiumtest.Subscriptions, now func() t
 }
 
 func (a *app) routes() http.Handler {
+	gated := a.gate.Middleware(freemium.MiddlewareOptions{
+		UserID:   userID,
+		Estimate: func(*http.Request) int64 { return estimatedTokens },
+	})
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/reports", a.createReport)
-	mux.HandleFunc("GET /api/usage", a.usage)
+	mux.Handle("POST /api/reports", gated(http.HandlerFunc(createReport)))
+	mux.Handle("GET /api/usage", a.gate.UsageHandler(userID))
 	mux.HandleFunc("POST /api/subscribe", a.subscribe)
 	return mux
 }
 
-// createReport reserves the estimate, does the work, and commits what it cost.
-func (a *app) createReport(w http.ResponseWriter, r *http.Request) {
-	user := r.Header.Get("X-User-ID")
-	res, err := a.gate.Reserve(r.Context(), user, estimatedTokens)
-	if err != nil {
-		httpError(w, err)
-		return
-	}
-	if !res.OK() {
-		writeJSON(w, http.StatusPaymentRequired, res.Decision())
-		return
-	}
+// userID is the demo's authentication: the X-User-ID header.
+func userID(r *http.Request) (string, error) {
+	return r.Header.Get("X-User-ID"), nil
+}
+
+// createReport runs behind the gate: the middleware reserved the estimate,
+// and commits what the handler reports.
+func createReport(w http.ResponseWriter, r *http.Request) {
+	user, _ := userID(r)
 	report, tokens := generateReport(user)
-	if err := res.Commit(r.Context(), tokens); err != nil {
-		httpError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"report": report, "tokens": tokens, "first_report": res.Decision().FirstReport})
+	freemium.ReportTokens(r.Context(), tokens)
+	writeJSON(w, http.StatusOK, map[string]any{"report": report, "tokens": tokens})
 }
 
 // generateReport stands in for the model call.
 func generateReport(user string) (string, int64) {
 	return "Quarterly summary for " + user, estimatedTokens - 250
-}
-
-func (a *app) usage(w http.ResponseWriter, r *http.Request) {
-	u, err := a.gate.Usage(r.Context(), r.Header.Get("X-User-ID"))
-	if err != nil {
-		httpError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, u)
 }
 
 // subscribe is the demo's checkout: it puts the user on the pro plan for a month.
@@ -170,16 +158,6 @@ func (a *app) subscribe(w http.ResponseWriter, r *http.Request) {
 	now := a.now()
 	a.subs.Subscribe(user, "price_pro", now, now.AddDate(0, 1, 0))
 	writeJSON(w, http.StatusOK, map[string]string{"plan": "pro"})
-}
-
-func httpError(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, freemium.ErrInvalidUserID):
-		http.Error(w, "X-User-ID header required: "+err.Error(), http.StatusUnauthorized)
-	default:
-		slog.Error("reports", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

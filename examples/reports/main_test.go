@@ -37,13 +37,14 @@ func TestReportsFlow(t *testing.T) {
 	}
 
 	resp, body := post("/api/reports", "alice")
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Equal(t, true, body["first_report"])
+	require.Equal(t, http.StatusOK, resp.StatusCode, "the first report is free")
+	assert.Equal(t, "Quarterly summary for alice", body["report"])
 
 	resp, body = post("/api/reports", "alice")
 	require.Equal(t, http.StatusPaymentRequired, resp.StatusCode, "a newcomer is blocked on the second report")
+	assert.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
 	assert.Equal(t, string(freemium.ReasonSubscriptionRequired), body["reason"])
-	assert.Equal(t, freemium.DefaultMessages.SubscriptionRequired, body["message"])
+	assert.Equal(t, freemium.DefaultMessages.SubscriptionRequired, body["detail"])
 
 	resp, _ = post("/api/subscribe", "alice")
 	require.Equal(t, http.StatusOK, resp.StatusCode)

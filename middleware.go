@@ -1,0 +1,302 @@
+package freemium
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// MiddlewareOptions configures Gate.Middleware.
+type MiddlewareOptions struct {
+	// UserID names the request's user. An error or "" is answered 401.
+	// Required.
+	UserID func(*http.Request) (string, error)
+
+	// Estimate is the tokens a request is expected to cost, reserved before
+	// the handler runs. Default: DefaultEstimate for every request.
+	Estimate func(*http.Request) int64
+
+	// Gated are the requests to gate, as net/http ServeMux patterns
+	// ("POST /api/features/"). Default: every request.
+	Gated []string
+
+	// Blocked writes the response to a blocked request. Default: 402 Payment
+	// Required with an RFC 9457 problem (see WriteProblem).
+	Blocked func(w http.ResponseWriter, r *http.Request, d Decision)
+
+	// FailOpen serves requests ungated when the gate cannot decide (its
+	// Store or subscription checker failed). Default false: 503.
+	FailOpen bool
+}
+
+// DefaultEstimate is the estimate of MiddlewareOptions without an Estimate.
+const DefaultEstimate int64 = 1000
+
+// settleTimeout bounds the Commit or Cancel the middleware makes after the
+// handler, on a context the client can no longer cancel.
+const settleTimeout = 10 * time.Second
+
+// Middleware gates requests: it reserves the estimate before the handler and
+// answers a blocked request itself (402, see WriteProblem). After the
+// handler it commits the tokens reported with ReportTokens, or the estimate
+// when none were. When the handler panics (re-panicked after), answers 5xx
+// or its client goes away, it cancels the reservation, unless tokens were
+// reported: usage that happened is recorded. Every gated response carries
+// X-Usage-Plan, X-Usage-Used, X-Usage-Limit, X-Usage-Remaining and, for
+// periods that end, X-Usage-Reset (RFC 3339), as they stood before the
+// request.
+//
+// The X-Usage-* headers are used rather than the IETF RateLimit fields,
+// which are still a draft whose syntax has changed between revisions, and
+// which count requests with a reset in seconds; these are token allowances
+// with calendar resets.
+func (g *Gate) Middleware(opts MiddlewareOptions) func(http.Handler) http.Handler {
+	if opts.UserID == nil {
+		panic("freemium: MiddlewareOptions.UserID is nil: give a function that names the request's user")
+	}
+	if opts.Estimate == nil {
+		opts.Estimate = func(*http.Request) int64 { return DefaultEstimate }
+	}
+	if opts.Blocked == nil {
+		opts.Blocked = func(w http.ResponseWriter, _ *http.Request, d Decision) { WriteProblem(w, d) }
+	}
+	var gated *http.ServeMux
+	if len(opts.Gated) > 0 {
+		gated = http.NewServeMux()
+		for _, p := range opts.Gated {
+			gated.Handle(p, http.NotFoundHandler()) // only the pattern matters
+		}
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if gated != nil {
+				if _, pattern := gated.Handler(r); pattern == "" {
+					next.ServeHTTP(w, r)
+					return
+				}
+			}
+			g.serveGated(w, r, next, opts)
+		})
+	}
+}
+
+func (g *Gate) serveGated(w http.ResponseWriter, r *http.Request, next http.Handler, opts MiddlewareOptions) {
+	user, err := opts.UserID(r)
+	if err == nil && user == "" {
+		err = errors.New("no user")
+	}
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, "Unauthorized", "The request names no user.")
+		return
+	}
+	estimate := opts.Estimate(r)
+	res, err := g.Reserve(r.Context(), user, estimate)
+	switch {
+	case errors.Is(err, ErrInvalidUserID):
+		writeError(w, http.StatusUnauthorized, "Unauthorized", "The request's user ID is not valid.")
+		return
+	case errors.Is(err, ErrInvalidTokens):
+		g.cfg.Logger.ErrorContext(r.Context(), "freemium: MiddlewareOptions.Estimate returned an invalid count", "err", err)
+		writeError(w, http.StatusInternalServerError, "Internal Server Error", "The request's cost could not be estimated.")
+		return
+	case err != nil && opts.FailOpen:
+		g.cfg.Logger.WarnContext(r.Context(), "freemium: serving ungated", "err", err)
+		next.ServeHTTP(w, r)
+		return
+	case err != nil:
+		g.cfg.Logger.ErrorContext(r.Context(), "freemium: gate unavailable", "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "Service Unavailable", "Usage cannot be checked right now. Try again shortly.")
+		return
+	}
+	d := res.Decision()
+	setUsageHeaders(w.Header(), d.Usage)
+	if !res.OK() {
+		opts.Blocked(w, r, d)
+		return
+	}
+
+	rec := &tokenRecorder{}
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		p := recover()
+		g.settle(r, res, rec, estimate, p == nil && sw.status < 500 && r.Context().Err() == nil)
+		if p != nil {
+			panic(p)
+		}
+	}()
+	next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), tokenKey{}, rec)))
+}
+
+// settle commits or cancels res after the handler.
+func (g *Gate) settle(r *http.Request, res *Reservation, rec *tokenRecorder, estimate int64, succeeded bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), settleTimeout)
+	defer cancel()
+	tokens, reported := rec.total()
+	var err error
+	switch {
+	case reported:
+		err = res.Commit(ctx, tokens)
+	case succeeded:
+		err = res.Commit(ctx, estimate)
+	default:
+		err = res.Cancel(ctx)
+	}
+	if err != nil {
+		g.cfg.Logger.ErrorContext(ctx, "freemium: settling a reservation", "reservation", res.ID(), "err", err)
+	}
+}
+
+type tokenKey struct{}
+
+// tokenRecorder adds up what a handler reports.
+type tokenRecorder struct {
+	tokens   atomic.Int64
+	reported atomic.Bool
+}
+
+func (t *tokenRecorder) total() (int64, bool) { return t.tokens.Load(), t.reported.Load() }
+
+// ReportTokens tells Gate.Middleware that the handler serving ctx's request
+// spent n tokens; calls add up. The middleware commits the total instead of
+// the estimate. Outside a gated request it does nothing.
+func ReportTokens(ctx context.Context, n int64) {
+	if t, ok := ctx.Value(tokenKey{}).(*tokenRecorder); ok && n >= 0 {
+		t.tokens.Store(min(addSat(t.tokens.Load(), n), MaxTokens))
+		t.reported.Store(true)
+	}
+}
+
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wroteHeader {
+		s.status, s.wroteHeader = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	s.wroteHeader = true
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer (Flush,
+// deadlines), for streaming handlers.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func setUsageHeaders(h http.Header, u Usage) {
+	h.Set("X-Usage-Plan", u.Plan)
+	h.Set("X-Usage-Used", strconv.FormatInt(u.Used, 10))
+	h.Set("X-Usage-Limit", limitText(u.Limit))
+	h.Set("X-Usage-Remaining", limitText(u.Remaining))
+	if !u.PeriodEnd.IsZero() {
+		h.Set("X-Usage-Reset", u.PeriodEnd.UTC().Format(time.RFC3339))
+	}
+}
+
+func limitText(n int64) string {
+	if n == Unlimited {
+		return "unlimited"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// Problem is the RFC 9457 problem document of a blocked decision.
+type Problem struct {
+	Type       string     `json:"type"`
+	Title      string     `json:"title"`
+	Status     int        `json:"status"`
+	Detail     string     `json:"detail"`
+	Reason     Reason     `json:"reason"`
+	Plan       string     `json:"plan"`
+	Used       int64      `json:"used"`
+	Limit      int64      `json:"limit"`
+	Percentage float64    `json:"percentage"`
+	PeriodEnd  *time.Time `json:"period_end,omitempty"`
+	UpgradeURL string     `json:"upgrade_url,omitempty"`
+}
+
+// ProblemFor is the problem document of blocked decision d. Its type is
+// "urn:freemium:" followed by the reason; Limit is -1 for Unlimited.
+func ProblemFor(d Decision) Problem {
+	p := Problem{
+		Type:       "urn:freemium:" + string(d.Reason),
+		Title:      "Usage limit exceeded",
+		Status:     http.StatusPaymentRequired,
+		Detail:     d.Message,
+		Reason:     d.Reason,
+		Plan:       d.Plan,
+		Used:       d.Used,
+		Limit:      d.Limit,
+		Percentage: d.Percentage,
+		UpgradeURL: d.UpgradeURL,
+	}
+	if d.Reason == ReasonSubscriptionRequired {
+		p.Title = "Subscription required"
+	}
+	if !d.PeriodEnd.IsZero() {
+		end := d.PeriodEnd.UTC()
+		p.PeriodEnd = &end
+	}
+	return p
+}
+
+// WriteProblem answers blocked decision d: 402 Payment Required with
+// ProblemFor(d) as application/problem+json.
+func WriteProblem(w http.ResponseWriter, d Decision) {
+	writeJSON(w, http.StatusPaymentRequired, "application/problem+json", ProblemFor(d))
+}
+
+// writeError answers a problem without usage members.
+func writeError(w http.ResponseWriter, status int, title, detail string) {
+	writeJSON(w, status, "application/problem+json", map[string]any{
+		"type": "about:blank", "title": title, "status": status, "detail": detail,
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
+	body, err := json.Marshal(v)
+	if err != nil { // the values written here always marshal
+		panic(fmt.Sprintf("freemium: encoding a response: %v", err))
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+// UsageHandler serves the usage of the request's user as JSON (Usage), for a
+// UI meter: 401 when userID returns an error or "", 503 when the gate
+// cannot read it.
+func (g *Gate) UsageHandler(userID func(*http.Request) (string, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, err := userID(r)
+		if err != nil || user == "" {
+			writeError(w, http.StatusUnauthorized, "Unauthorized", "The request names no user.")
+			return
+		}
+		u, err := g.Usage(r.Context(), user)
+		switch {
+		case errors.Is(err, ErrInvalidUserID):
+			writeError(w, http.StatusUnauthorized, "Unauthorized", "The request's user ID is not valid.")
+		case err != nil:
+			g.cfg.Logger.ErrorContext(r.Context(), "freemium: usage unavailable", "err", err)
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, "Service Unavailable", "Usage cannot be read right now.")
+		default:
+			w.Header().Set("Cache-Control", "no-store")
+			writeJSON(w, http.StatusOK, "application/json", u)
+		}
+	})
+}

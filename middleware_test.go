@@ -1,0 +1,311 @@
+package freemium_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/freemiumkit/freemium"
+	"github.com/freemiumkit/freemium/freemiumtest"
+)
+
+// flakyStore is a MemoryStore whose Reserve and Load fail while down is set.
+type flakyStore struct {
+	*freemium.MemoryStore
+	down atomic.Bool
+}
+
+var errStoreDown = errors.New("store down")
+
+func (s *flakyStore) Reserve(ctx context.Context, h freemium.Hold, now time.Time) (freemium.ReserveResult, error) {
+	if s.down.Load() {
+		return freemium.ReserveResult{}, errStoreDown
+	}
+	return s.MemoryStore.Reserve(ctx, h, now)
+}
+
+func (s *flakyStore) Load(ctx context.Context, userID string, w freemium.Window, now time.Time) (freemium.State, error) {
+	if s.down.Load() {
+		return freemium.State{}, errStoreDown
+	}
+	return s.MemoryStore.Load(ctx, userID, w, now)
+}
+
+type mwEnv struct {
+	t     *testing.T
+	store *flakyStore
+	gate  *freemium.Gate
+	clock *freemiumtest.Clock
+}
+
+func newMWEnv(t *testing.T, free freemium.Plan) *mwEnv {
+	e := &mwEnv{t: t, store: &flakyStore{MemoryStore: freemium.NewMemoryStore()},
+		clock: freemiumtest.NewClock(time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC))}
+	g, err := freemium.New(freemium.Config{Store: e.store, Free: free, Now: e.clock.Now,
+		UpgradeURL: "https://example.com/upgrade", Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	e.gate = g
+	return e
+}
+
+func headerUser(r *http.Request) (string, error) {
+	if u := r.Header.Get("X-User-ID"); u != "" {
+		return u, nil
+	}
+	return "", errors.New("no X-User-ID")
+}
+
+func (e *mwEnv) usage(user string) freemium.Usage {
+	e.t.Helper()
+	u, err := e.gate.Usage(context.Background(), user)
+	require.NoError(e.t, err)
+	return u
+}
+
+func request(method, path, user string) *http.Request {
+	r := httptest.NewRequest(method, path, nil)
+	if user != "" {
+		r.Header.Set("X-User-ID", user)
+	}
+	return r
+}
+
+func TestMiddlewareOutcomes(t *testing.T) {
+	monthly := freemium.Plan{Limit: 1000}
+	tests := []struct {
+		name       string
+		plan       freemium.Plan
+		opts       freemium.MiddlewareOptions
+		storeDown  bool
+		user       string
+		handler    http.HandlerFunc
+		wantStatus int
+		wantCalled bool
+		wantUsed   int64
+		wantHeader bool
+	}{
+		{name: "allowed, nothing reported: the estimate is committed", plan: monthly, user: "u1",
+			handler:    func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "report") },
+			wantStatus: 200, wantCalled: true, wantUsed: 100, wantHeader: true},
+		{name: "reported tokens larger than the estimate are committed", plan: monthly, user: "u1",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				freemium.ReportTokens(r.Context(), 300)
+				freemium.ReportTokens(r.Context(), 50)
+			},
+			wantStatus: 200, wantCalled: true, wantUsed: 350, wantHeader: true},
+		{name: "blocked: 402 and the handler does not run", plan: freemium.Plan{Limit: 50}, user: "u1",
+			wantStatus: 402, wantHeader: true},
+		{name: "no user: 401", plan: monthly, user: "",
+			wantStatus: 401},
+		{name: "invalid user ID: 401", plan: monthly, user: strings.Repeat("x", 300),
+			wantStatus: 401},
+		{name: "store down, fail closed: 503", plan: monthly, storeDown: true, user: "u1",
+			wantStatus: 503},
+		{name: "store down, fail open: served ungated", plan: monthly, storeDown: true, user: "u1",
+			opts:       freemium.MiddlewareOptions{FailOpen: true},
+			wantStatus: 200, wantCalled: true},
+		{name: "handler 500: canceled", plan: monthly, user: "u1",
+			handler:    func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) },
+			wantStatus: 500, wantCalled: true, wantUsed: 0, wantHeader: true},
+		{name: "handler 500 after spending tokens: the tokens are recorded", plan: monthly, user: "u1",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				freemium.ReportTokens(r.Context(), 70)
+				w.WriteHeader(502)
+			},
+			wantStatus: 502, wantCalled: true, wantUsed: 70, wantHeader: true},
+		{name: "handler 404: committed (the request was served)", plan: monthly, user: "u1",
+			handler:    func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) },
+			wantStatus: 404, wantCalled: true, wantUsed: 100, wantHeader: true},
+		{name: "ungated path: passes through", plan: freemium.Plan{Limit: 0}, user: "u1",
+			opts:       freemium.MiddlewareOptions{Gated: []string{"POST /api/features/"}},
+			handler:    func(w http.ResponseWriter, r *http.Request) {},
+			wantStatus: 200, wantCalled: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newMWEnv(t, tt.plan)
+			e.store.down.Store(tt.storeDown)
+			opts := tt.opts
+			opts.UserID = headerUser
+			opts.Estimate = func(*http.Request) int64 { return 100 }
+			called := false
+			h := e.gate.Middleware(opts)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				called = true
+				if tt.handler != nil {
+					tt.handler(w, r)
+				}
+			}))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, request(http.MethodPost, "/api/reports", tt.user))
+			assert.Equal(t, tt.wantStatus, rec.Code)
+			assert.Equal(t, tt.wantCalled, called, "handler called")
+			assert.Equal(t, tt.wantHeader, rec.Header().Get("X-Usage-Limit") != "", "X-Usage headers present")
+			if tt.user == "u1" && !tt.storeDown {
+				u := e.usage("u1")
+				assert.Equal(t, tt.wantUsed, u.Used, "Used")
+				assert.Equal(t, int64(0), u.Reserved, "no hold is left behind")
+			}
+		})
+	}
+}
+
+func TestMiddlewareBlockedProblem(t *testing.T) {
+	e := newMWEnv(t, freemium.Plan{Limit: 1000})
+	require.NoError(t, e.gate.Record(context.Background(), "u1", 900, ""))
+	h := e.gate.Middleware(freemium.MiddlewareOptions{UserID: headerUser,
+		Estimate: func(*http.Request) int64 { return 200 }})(http.NotFoundHandler())
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, request(http.MethodPost, "/x", "u1"))
+	require.Equal(t, http.StatusPaymentRequired, rec.Code)
+	assert.Equal(t, "application/problem+json", rec.Header().Get("Content-Type"))
+	assert.Equal(t, "900", rec.Header().Get("X-Usage-Used"))
+	assert.Equal(t, "1000", rec.Header().Get("X-Usage-Limit"))
+	assert.Equal(t, "100", rec.Header().Get("X-Usage-Remaining"))
+	assert.Equal(t, "2026-12-01T00:00:00Z", rec.Header().Get("X-Usage-Reset"))
+	var p map[string]any
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p))
+	assert.Equal(t, map[string]any{
+		"type": "urn:freemium:limit_exceeded", "title": "Usage limit exceeded", "status": float64(402),
+		"detail": "You've reached your free tier limit. Upgrade to continue.", "reason": "limit_exceeded",
+		"plan": "free", "used": float64(900), "limit": float64(1000), "percentage": float64(90),
+		"period_end": "2026-12-01T00:00:00Z", "upgrade_url": "https://example.com/upgrade",
+	}, p)
+
+	custom := e.gate.Middleware(freemium.MiddlewareOptions{UserID: headerUser,
+		Estimate: func(*http.Request) int64 { return 200 },
+		Blocked: func(w http.ResponseWriter, r *http.Request, d freemium.Decision) {
+			http.Redirect(w, r, d.UpgradeURL, http.StatusSeeOther)
+		}})(http.NotFoundHandler())
+	rec = httptest.NewRecorder()
+	custom.ServeHTTP(rec, request(http.MethodPost, "/x", "u1"))
+	assert.Equal(t, http.StatusSeeOther, rec.Code)
+	assert.Equal(t, "https://example.com/upgrade", rec.Header().Get("Location"))
+}
+
+func TestMiddlewarePanicCancelsAndRepanics(t *testing.T) {
+	e := newMWEnv(t, freemium.Plan{FirstReportFree: true})
+	h := e.gate.Middleware(freemium.MiddlewareOptions{UserID: headerUser})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		panic("model exploded")
+	}))
+	assert.PanicsWithValue(t, "model exploded", func() {
+		h.ServeHTTP(httptest.NewRecorder(), request(http.MethodPost, "/x", "u1"))
+	})
+	u := e.usage("u1")
+	assert.Equal(t, int64(0), u.Reserved)
+	assert.False(t, u.FirstReportUsed, "the canceled first report is free again")
+}
+
+func TestMiddlewareClientGoneCancels(t *testing.T) {
+	e := newMWEnv(t, freemium.Plan{Limit: 1000})
+	h := e.gate.Middleware(freemium.MiddlewareOptions{UserID: headerUser})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cancel := r.Context().Value(cancelKey{}).(context.CancelFunc)
+		cancel() // the client hangs up while the work runs
+		<-r.Context().Done()
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := request(http.MethodPost, "/x", "u1")
+	r = r.WithContext(context.WithValue(ctx, cancelKey{}, cancel))
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	u := e.usage("u1")
+	assert.Equal(t, int64(0), u.Used)
+	assert.Equal(t, int64(0), u.Reserved, "the hold was canceled, though the request's context had ended")
+}
+
+type cancelKey struct{}
+
+func TestMiddlewareGatesOnlyItsPatterns(t *testing.T) {
+	e := newMWEnv(t, freemium.Plan{Limit: 0})
+	h := e.gate.Middleware(freemium.MiddlewareOptions{UserID: headerUser, Gated: []string{"POST /api/features/"}})(
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodPost, "/api/features/summarize", 402},
+		{http.MethodPost, "/api/features/", 402},
+		{http.MethodGet, "/api/features/summarize", 200},
+		{http.MethodPost, "/api/other", 200},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, request(tc.method, tc.path, "u1"))
+		assert.Equal(t, tc.want, rec.Code, "%s %s", tc.method, tc.path)
+	}
+}
+
+// Racing requests through the middleware never admit more than the limit.
+func TestMiddlewareRacingRequests(t *testing.T) {
+	e := newMWEnv(t, freemium.Plan{Limit: 1000})
+	var served atomic.Int64
+	h := e.gate.Middleware(freemium.MiddlewareOptions{UserID: headerUser, Estimate: func(*http.Request) int64 { return 100 }})(
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { served.Add(1) }))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	var paid atomic.Int64
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			r, err := http.NewRequest(http.MethodPost, srv.URL+"/x", nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			r.Header.Set("X-User-ID", "u1")
+			resp, err := http.DefaultClient.Do(r)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusPaymentRequired {
+				paid.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	assert.Equal(t, int64(10), served.Load(), "served requests: 10 of 100 tokens fit in 1000")
+	assert.Equal(t, int64(30), paid.Load(), "402s")
+	assert.Equal(t, int64(1000), e.usage("u1").Used)
+}
+
+func TestUsageHandler(t *testing.T) {
+	e := newMWEnv(t, freemium.Plan{Limit: 1000})
+	require.NoError(t, e.gate.Record(context.Background(), "u1", 250, ""))
+	h := e.gate.UsageHandler(headerUser)
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, request(http.MethodGet, "/api/usage", "u1"))
+	require.Equal(t, 200, rec.Code)
+	assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+	var u freemium.Usage
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &u))
+	assert.Equal(t, int64(250), u.Used)
+	assert.Equal(t, 25.0, u.Percentage)
+
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, request(http.MethodGet, "/api/usage", ""))
+	assert.Equal(t, 401, rec.Code)
+
+	e.store.down.Store(true)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, request(http.MethodGet, "/api/usage", "u1"))
+	assert.Equal(t, 503, rec.Code)
+	assert.NotContains(t, rec.Body.String(), "store down", "backend errors stay in the log")
+}
