@@ -1,0 +1,226 @@
+package freemium_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/freemiumkit/freemium"
+	"github.com/freemiumkit/freemium/freemiumtest"
+)
+
+var soakOps = flag.Int("soak.ops", 3000, "operations per soak phase (each phase is one usage window)")
+
+// TestSoak drives 1,000 users from 50 goroutines through a mix of Check,
+// Reserve+Commit, Reserve+Cancel, abandoned reservations, Record with
+// repeated idempotency keys and plan changes, over several windows of the
+// settable clock, on each store. It keeps its own ledger and checks, per
+// user and window: recorded usage equals the commits plus the distinct
+// records; no window of a user who only reserves is past its limit; no user
+// got the free first report twice.
+//
+// The clock moves only between phases, so the test knows each operation's
+// window. -soak.ops sets the operations per phase (longer runs: -soak.ops
+// 100000).
+func TestSoak(t *testing.T) {
+	stores := map[string]func(*testing.T) freemium.Store{
+		"memory":   func(*testing.T) freemium.Store { return freemium.NewMemoryStore() },
+		"postgres": func(t *testing.T) freemium.Store { return newPostgresStore(t) },
+	}
+	for name, newStore := range stores {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			soak(t, newStore(t), *soakOps)
+		})
+	}
+}
+
+const (
+	soakUsers   = 1000
+	soakWorkers = 50
+	soakPhases  = 4
+	soakWindow  = 24 * time.Hour
+	soakTTL     = time.Hour
+)
+
+type soakKey struct {
+	user   string
+	window time.Time
+}
+
+// soakLedger is what the test knows was spent, by user and window.
+type soakLedger struct {
+	mu        sync.Mutex
+	used      map[soakKey]int64
+	keys      map[string]bool // user/key pairs recorded
+	firsts    map[string]int  // first reports granted, by user
+	recorders map[string]bool
+}
+
+func (l *soakLedger) add(user string, window time.Time, tokens int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.used[soakKey{user, window}] += tokens
+}
+
+func soak(t *testing.T, store freemium.Store, opsPerPhase int) {
+	ctx := context.Background()
+	start := time.Date(2026, 11, 15, 0, 0, 0, 0, time.UTC)
+	clock := freemiumtest.NewClock(start)
+	subs := freemiumtest.NewSubscriptions()
+	free := freemium.Plan{Name: "free", FirstReportFree: true, Limit: 500, Period: freemium.Every(soakWindow)}
+	pro := freemium.Plan{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 5000, Period: freemium.Every(soakWindow)}
+	gate, err := freemium.New(freemium.Config{Store: store, Subscriptions: subs, Free: free, Plans: []freemium.Plan{pro},
+		ReservationTTL: soakTTL, Now: clock.Now})
+	require.NoError(t, err)
+	limits := map[string]int64{"free": free.Limit, "pro": pro.Limit}
+
+	users := make([]string, soakUsers)
+	for i := range users {
+		users[i] = fmt.Sprintf("soak-%04d", i)
+	}
+	ledger := &soakLedger{used: map[soakKey]int64{}, keys: map[string]bool{}, firsts: map[string]int{}, recorders: map[string]bool{}}
+	for _, u := range users[:soakUsers/5] {
+		ledger.recorders[u] = true // a fifth of the users also record without reservations
+	}
+
+	// Every user's windows start at its first activity: all users are made
+	// active at the start, so that every window boundary is a phase boundary.
+	for _, u := range users {
+		r, err := gate.Reserve(ctx, u, 0)
+		require.NoError(t, err)
+		require.NoError(t, r.Cancel(ctx))
+	}
+
+	for phase := range soakPhases {
+		window := start.Add(time.Duration(phase) * soakWindow)
+		clock.Set(window.Add(time.Hour))
+		// Plan changes between phases: a few users subscribe, a few cancel.
+		for i := phase; i < soakUsers; i += 37 {
+			if phase%2 == 0 {
+				subs.Subscribe(users[i], "price_pro", time.Time{}, time.Time{})
+			} else {
+				subs.Clear(users[i])
+			}
+		}
+		var wg sync.WaitGroup
+		for w := range soakWorkers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(phase), uint64(w)))
+				for range opsPerPhase / soakWorkers {
+					if err := soakOp(ctx, gate, ledger, users[rng.IntN(soakUsers)], rng); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		// Let the abandoned holds of this phase expire before the next one.
+		clock.Set(window.Add(soakWindow - time.Minute))
+		require.Greater(t, soakWindow-time.Minute-time.Hour, soakTTL)
+		for _, u := range users {
+			got, err := gate.Usage(ctx, u)
+			require.NoError(t, err)
+			assert.Equal(t, int64(0), got.Reserved, "holds of %s left after phase %d", u, phase)
+		}
+	}
+
+	// Check every user's every window against the ledger.
+	for phase := range soakPhases {
+		window := start.Add(time.Duration(phase) * soakWindow)
+		clock.Set(window.Add(time.Hour))
+		for _, u := range users {
+			got, err := gate.Usage(ctx, u)
+			require.NoError(t, err)
+			require.Equal(t, window, got.PeriodStart, "window of %s in phase %d", u, phase)
+			want := ledger.used[soakKey{u, window}]
+			assert.Equal(t, want, got.Used, "usage of %s in phase %d", u, phase)
+			if !ledger.recorders[u] {
+				assert.LessOrEqual(t, got.Used, max(limits["pro"], limits["free"]), "usage of %s in phase %d", u, phase)
+			}
+		}
+	}
+	for u, n := range ledger.firsts {
+		assert.LessOrEqual(t, n, 1, "first reports granted to %s", u)
+	}
+}
+
+// soakOp does one random operation for user and books what it spent.
+func soakOp(ctx context.Context, gate *freemium.Gate, l *soakLedger, user string, rng *rand.Rand) error {
+	tokens := int64(rng.IntN(120))
+	switch op := rng.IntN(10); {
+	case op < 2:
+		_, err := gate.Check(ctx, user, tokens)
+		return err
+	case op < 7: // reserve, then commit (more or less than estimated), cancel or abandon
+		r, err := gate.Reserve(ctx, user, tokens)
+		if err != nil || !r.OK() {
+			return err
+		}
+		d := r.Decision()
+		if d.Used+d.Reserved+tokens > d.Limit && !d.FirstReport {
+			return fmt.Errorf("%s admitted past its limit: %+v, %d more", user, d.Usage, tokens)
+		}
+		switch rng.IntN(4) {
+		case 0:
+			return r.Cancel(ctx)
+		case 1:
+			return nil // abandoned: it expires
+		default:
+			// Users who only reserve spend exactly their estimate, so that
+			// their windows can be checked against the limit; the others
+			// spend more or less.
+			actual := tokens
+			if l.recorders[user] || d.FirstReport {
+				actual = int64(rng.IntN(150))
+			}
+			if err := r.Commit(ctx, actual); err != nil {
+				return err
+			}
+			if err := r.Commit(ctx, actual); err != nil { // a retried commit counts once
+				return err
+			}
+			l.add(user, d.PeriodStart, actual)
+			if d.FirstReport {
+				l.mu.Lock()
+				l.firsts[user]++
+				l.mu.Unlock()
+			}
+			return nil
+		}
+	default: // record, with keys that repeat
+		if !l.recorders[user] {
+			_, err := gate.Check(ctx, user, tokens)
+			return err
+		}
+		key := fmt.Sprintf("job-%d", rng.IntN(8))
+		u, err := gate.Usage(ctx, user)
+		if err != nil {
+			return err
+		}
+		l.mu.Lock()
+		seen := l.keys[user+"/"+key]
+		l.keys[user+"/"+key] = true
+		l.mu.Unlock()
+		if err := gate.Record(ctx, user, tokens, key); err != nil {
+			return err
+		}
+		if !seen {
+			l.add(user, u.PeriodStart, tokens)
+		}
+		return nil
+	}
+}
