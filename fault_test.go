@@ -1,0 +1,216 @@
+package freemium_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/freemiumkit/freemium"
+)
+
+// tcpProxy forwards loopback connections to a target, and can cut them all.
+type tcpProxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &tcpProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *tcpProxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(c, up)
+		go p.pipe(up, c)
+	}
+}
+
+func (p *tcpProxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	io.Copy(dst, src)
+	dst.Close()
+	src.Close()
+	p.mu.Lock()
+	delete(p.conns, dst)
+	delete(p.conns, src)
+	p.mu.Unlock()
+}
+
+// cut closes every open connection, as a network failure or a database
+// restart would. New connections are still accepted.
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// proxiedStore is a PostgresStore in a schema of its own, whose pool
+// reaches Postgres through a proxy.
+func proxiedStore(t *testing.T) (*freemium.PostgresStore, *tcpProxy, string) {
+	_, schema := newPostgresSchema(t) // migrated, dropped at the end
+	u, err := url.Parse(pgPool(t).Config().ConnString())
+	require.NoError(t, err)
+	proxy := newTCPProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	cfg, err := pgxpool.ParseConfig(u.String())
+	require.NoError(t, err)
+	cfg.MaxConns = 8
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	store, err := freemium.NewPostgresStore(pool, &freemium.PostgresConfig{Schema: schema})
+	require.NoError(t, err)
+	return store, proxy, schema
+}
+
+// Connections cut under load: callers get errors, not hangs; the pool
+// recovers without a restart; a Commit retried after an unknown outcome
+// counts once, so nothing committed is lost or doubled.
+func TestPostgresConnectionsCut(t *testing.T) {
+	store, proxy, _ := proxiedStore(t)
+	g, err := freemium.New(freemium.Config{Store: store, Free: freemium.Plan{Limit: freemium.Unlimited}})
+	require.NoError(t, err)
+
+	// Workers signal a commit on progress when its Reserve began after the
+	// latest cut (epoch), so a signal proves the pool recovered.
+	var epoch atomic.Int64
+	progress := make(chan struct{}, 1)
+	var committed atomic.Int64
+	var failures atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				began := epoch.Load()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				r, err := g.Reserve(ctx, "u1", 10)
+				if err != nil {
+					failures.Add(1)
+					cancel()
+					continue
+				}
+				tokens := int64(w*1000 + i%100 + 1)
+				// Retry the commit until it is known to have landed: it is
+				// idempotent, so an attempt whose outcome was lost with the
+				// connection cannot count twice.
+				for {
+					err := r.Commit(ctx, tokens)
+					if err == nil {
+						break
+					}
+					failures.Add(1)
+					if ctx.Err() != nil {
+						t.Errorf("commit did not land within 5s: %v", err)
+						cancel()
+						return
+					}
+				}
+				committed.Add(tokens)
+				cancel()
+				if began == epoch.Load() {
+					select {
+					case progress <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	awaitProgress(t, progress)
+	for range 10 {
+		proxy.cut()
+		epoch.Add(1)
+		select { // a signal from before the cut proves nothing
+		case <-progress:
+		default:
+		}
+		awaitProgress(t, progress) // the pool recovered
+	}
+	close(stop)
+	wg.Wait()
+
+	u, err := g.Usage(context.Background(), "u1")
+	require.NoError(t, err)
+	assert.Equal(t, committed.Load(), u.Used, "usage is exactly what was committed")
+	assert.Positive(t, failures.Load(), "the cuts were felt")
+	t.Logf("committed %d tokens through 10 cuts, %d failed calls", u.Used, failures.Load())
+}
+
+// A database that stops answering: the caller's deadline holds.
+func TestPostgresDeadlineHolds(t *testing.T) {
+	store, _, schema := proxiedStore(t)
+	g, err := freemium.New(freemium.Config{Store: store, Free: freemium.Plan{Limit: 100}})
+	require.NoError(t, err)
+	lock, err := pgPool(t).Begin(context.Background())
+	require.NoError(t, err)
+	defer lock.Rollback(context.Background())
+	// Hold the user's account row, so a Reserve waits for the lock.
+	_, err = g.Reserve(context.Background(), "u1", 1)
+	require.NoError(t, err)
+	_, err = lock.Exec(context.Background(), "SELECT 1 FROM "+schema+".accounts WHERE user_id = 'u1' FOR UPDATE")
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err = g.Reserve(ctx, "u1", 1)
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil, "Reserve failed with %v", err)
+}
+
+// awaitProgress waits for a signal on progress, failing the test after 10s.
+func awaitProgress(t *testing.T, progress <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-progress:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no progress within 10s")
+	}
+}
