@@ -41,7 +41,7 @@ type PostgresStore struct {
 	pool   *pgxpool.Pool
 	schema string
 	sql    struct {
-		load, reserve, commit, cancel, record, markFirst string
+		load, reserve, commit, cancel, record, createAccount, markFirst string
 	}
 }
 
@@ -72,6 +72,7 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 	s.sql.commit = statement(commitSQL, schema, "", "", "", "")
 	s.sql.cancel = statement(cancelSQL, schema, "", "", "", "")
 	s.sql.record = statement(recordSQL, schema, "$1", "$2", "$3", "$6")
+	s.sql.createAccount = statement(createAccountSQL, schema, "", "", "", "")
 	s.sql.markFirst = statement(markFirstSQL, schema, "", "", "", "")
 	return s, nil
 }
@@ -85,97 +86,101 @@ func statement(tmpl, schema, user, start, every, now string) string {
 		// The start of the user's window: Every windows from the anchor
 		// (now, for a user without a row), fixed windows as given.
 		"{window_start}", "(CASE WHEN {every}::bigint > 0 THEN date_bin({every} * interval '1 microsecond', {now}::timestamptz, coalesce(a.anchor, {now})) ELSE {start}::timestamptz END)",
-		// The same, for a user being inserted now.
-		"{new_window_start}", "(CASE WHEN {every}::bigint > 0 THEN {now}::timestamptz ELSE {start}::timestamptz END)",
-		// The user's usage in the window: the row's copy when it is the
-		// window the user was last active in.
-		"{used}", "(CASE WHEN a.period_start = {window_start} THEN a.used ELSE coalesce((SELECT u.used FROM {s}.usage_periods u WHERE u.user_id = {user} AND u.period_start = {window_start}), 0) END)",
 		// The live holds on the row.
 		"{reserved}", "coalesce((SELECT least(coalesce(sum(x.tokens), 0), {max}) FROM unnest(a.holds) x WHERE x.expires_at > {now}), 0)",
 		"{first_held}", "coalesce((SELECT bool_or(x.first_report) FROM unnest(a.holds) x WHERE x.expires_at > {now}), false)",
 	)
 	params := strings.NewReplacer("{s}", schema, "{user}", user, "{start}", start, "{every}", every, "{now}", now,
 		"{max}", "9223372036854775807")
-	return params.Replace(fragments.Replace(fragments.Replace(tmpl)))
+	return params.Replace(fragments.Replace(tmpl))
 }
+
+// Every statement that writes takes rows in one order: the reservation or
+// idempotency key, then the window's usage row, then the account row. So
+// none can deadlock another, and a Reserve, which locks the usage row
+// before the account row, reads the latest usage and the latest holds
+// together: a Commit has either finished both or touched neither.
 
 // loadSQL reads a user's state: $1 user, $2 start, $3 every (µs), $4 now.
 const loadSQL = `
-SELECT {window_start}, {used}, {reserved}, coalesce(a.first_report_used, false), {first_held}
-FROM (SELECT 1) one LEFT JOIN {s}.accounts a ON a.user_id = $1`
+SELECT {window_start}, coalesce(u.used, 0), {reserved}, coalesce(a.first_report_used, false), {first_held}
+FROM (SELECT 1) one
+LEFT JOIN {s}.accounts a ON a.user_id = $1
+LEFT JOIN {s}.usage_periods u ON u.user_id = $1 AND u.period_start = {window_start}`
 
 // reserveSQL checks and holds in one statement: $1 id, $2 user, $3 tokens,
 // $4 limit (< 0: Unlimited), $5 first report free, $6 start, $7 expires,
 // $8 now, $9 every (µs), $10 prune old reservations.
 //
-// The account row is inserted, or locked by ON CONFLICT DO UPDATE, whose
-// WHERE (the admission rule of Hold) is evaluated on the row's latest
-// version: that makes the check and the hold one atomic step. The row comes
-// back only when it was inserted or admitted; otherwise the state is read as
-// Load reads it.
+// It locks the window's usage row (an upsert that changes nothing) and then
+// the account row (inserted, or updated by ON CONFLICT DO UPDATE, which
+// evaluates its expressions on the row's latest version). The admission rule
+// of Hold decides whether the new hold joins the row's holds; the row comes
+// back either way, with the state as it was before the hold. same_window is
+// false in the one case the rule could not be applied: the user's first
+// activity, racing another, set a different anchor for an Every window.
 const reserveSQL = `
 WITH cfg AS (
 	-- A hold need not survive a crash (it expires anyway): this transaction
 	-- does not wait for the WAL flush. Commit, which records usage, does.
 	SELECT set_config('synchronous_commit', 'off', true) AS v
+), win AS (
+	-- The window, from the anchor in this statement's snapshot: an anchor
+	-- never changes once set.
+	SELECT {window_start} AS ws
+	FROM cfg, (SELECT 1) one LEFT JOIN {s}.accounts a ON a.user_id = $2::text
+), usage AS (
+	INSERT INTO {s}.usage_periods AS u (user_id, period_start, used)
+	SELECT $2::text, ws, 0 FROM win
+	ON CONFLICT (user_id, period_start) DO UPDATE SET used = u.used
+	RETURNING u.period_start AS ws, u.used
 ), acct AS (
-	INSERT INTO {s}.accounts AS a (user_id, anchor, holds, period_start, used)
+	INSERT INTO {s}.accounts AS a (user_id, anchor, holds)
 	SELECT $2::text, $8::timestamptz,
-	       CASE WHEN $5::boolean OR $4::bigint < 0 OR $3::bigint <= $4::bigint
-	            THEN ARRAY[ROW($1::text, $3::bigint, $7::timestamptz, $5::boolean)::{s}.hold] ELSE '{}' END,
-	       {new_window_start}, 0
-	FROM cfg
-	ON CONFLICT (user_id) DO UPDATE SET
-		holds = ARRAY(SELECT x FROM unnest(a.holds) x WHERE x.expires_at > $8)
-		        || ROW($1, $3, $7, $5 AND NOT a.first_report_used AND NOT {first_held})::{s}.hold,
-		period_start = {window_start},
-		used = {used}
-	WHERE ($5 AND NOT a.first_report_used AND NOT {first_held})
-	   OR $4 < 0
-	   OR {used}::numeric + {reserved} + $3 <= $4
-	RETURNING a.period_start, a.used, a.first_report_used,
+	       CASE WHEN $5::boolean OR $4::bigint < 0 OR usage.used::numeric + $3::bigint <= $4::bigint
+	            THEN ARRAY[ROW($1::text, $3::bigint, $7::timestamptz, $5::boolean)::{s}.hold] ELSE '{}' END
+	FROM usage
+	ON CONFLICT (user_id) DO UPDATE SET holds =
+		ARRAY(SELECT x FROM unnest(a.holds) x WHERE x.expires_at > $8)
+		|| CASE WHEN {window_start} = (SELECT ws FROM usage)
+		         AND (($5 AND NOT a.first_report_used AND NOT {first_held})
+		              OR $4 < 0
+		              OR (SELECT used FROM usage)::numeric + {reserved} + $3 <= $4)
+		        THEN ARRAY[ROW($1, $3, $7, $5 AND NOT a.first_report_used AND NOT {first_held})::{s}.hold]
+		        ELSE '{}' END
+	RETURNING {window_start} = (SELECT ws FROM usage) AS same_window, a.first_report_used,
 	          (SELECT x.first_report FROM unnest(a.holds) x WHERE x.id = $1) AS first,
 	          coalesce((SELECT least(coalesce(sum(x.tokens), 0), {max}) FROM unnest(a.holds) x WHERE x.expires_at > $8 AND x.id <> $1), 0) AS reserved,
 	          coalesce((SELECT bool_or(x.first_report) FROM unnest(a.holds) x WHERE x.expires_at > $8 AND x.id <> $1), false) AS first_held
 ), res AS (
 	INSERT INTO {s}.reservations (id, user_id, tokens, period_start, first_report, expires_at)
-	SELECT $1, $2, $3, acct.period_start, acct.first, $7 FROM acct WHERE acct.first IS NOT NULL
+	SELECT $1, $2, $3, usage.ws, acct.first, $7 FROM acct, usage WHERE acct.first IS NOT NULL
 ), prune AS (
 	DELETE FROM {s}.reservations WHERE $10 AND id IN (
 		SELECT id FROM {s}.reservations WHERE expires_at < $8::timestamptz - interval '1 day'
 		ORDER BY expires_at LIMIT 2048 FOR UPDATE SKIP LOCKED)
 )
-SELECT acct.period_start, acct.used, acct.reserved, acct.first_report_used, acct.first_held,
-       acct.first IS NOT NULL, coalesce(acct.first, false)
-FROM acct
-UNION ALL
-SELECT {window_start}, {used}, {reserved}, coalesce(a.first_report_used, false), {first_held}, false, false
-FROM (SELECT 1) one LEFT JOIN {s}.accounts a ON a.user_id = $2
-WHERE NOT EXISTS (SELECT 1 FROM acct)`
+SELECT usage.ws, usage.used, acct.reserved, acct.first_report_used, acct.first_held,
+       acct.first IS NOT NULL, coalesce(acct.first, false), acct.same_window
+FROM usage, acct`
 
-// commitSQL records a hold's usage: $1 id, $2 tokens, $3 now. It locks the
-// reservation, then the account row, then the usage row: the order all
-// these statements take them in, so that none deadlocks another. It returns
+// commitSQL records a hold's usage: $1 id, $2 tokens, $3 now. It returns
 // whether the reservation is known.
 const commitSQL = `
 WITH r AS (
 	UPDATE {s}.reservations SET state = 'committed'
 	WHERE id = $1::text AND state <> 'committed' AND expires_at >= $3::timestamptz - interval '1 day'
 	RETURNING user_id, period_start, first_report
-), acct AS (
-	-- The account exists, unless the crash-unsafe Reserve that made it was lost.
-	INSERT INTO {s}.accounts AS a (user_id, anchor, first_report_used, period_start, used)
-	SELECT user_id, period_start, first_report, period_start, $2::bigint FROM r
-	ON CONFLICT (user_id) DO UPDATE SET
-		holds = ARRAY(SELECT x FROM unnest(a.holds) x WHERE x.id <> $1),
-		first_report_used = a.first_report_used OR excluded.first_report_used,
-		used = CASE WHEN a.period_start = excluded.period_start
-		            THEN least(a.used::numeric + $2, {max})::bigint ELSE a.used END
-	RETURNING a.user_id
 ), usage AS (
 	INSERT INTO {s}.usage_periods AS u (user_id, period_start, used)
-	SELECT r.user_id, r.period_start, $2 FROM r JOIN acct ON acct.user_id = r.user_id
+	SELECT user_id, period_start, $2::bigint FROM r
 	ON CONFLICT (user_id, period_start) DO UPDATE SET used = least(u.used::numeric + excluded.used, {max})::bigint
+	RETURNING u.user_id
+), acct AS (
+	UPDATE {s}.accounts a
+	SET holds = ARRAY(SELECT x FROM unnest(a.holds) x WHERE x.id <> $1),
+	    first_report_used = a.first_report_used OR (SELECT first_report FROM r)
+	WHERE a.user_id = (SELECT user_id FROM usage)
 )
 SELECT EXISTS (SELECT 1 FROM r)
     OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND expires_at >= $3::timestamptz - interval '1 day')`
@@ -191,32 +196,36 @@ WITH cfg AS (
 	RETURNING user_id
 ), acct AS (
 	UPDATE {s}.accounts a SET holds = ARRAY(SELECT x FROM unnest(a.holds) x WHERE x.id <> $1)
-	FROM r WHERE a.user_id = r.user_id
+	WHERE a.user_id = (SELECT user_id FROM r)
 )
 SELECT (SELECT v FROM cfg) IS NOT NULL
    AND (EXISTS (SELECT 1 FROM r)
         OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND expires_at >= $2::timestamptz - interval '1 day'))`
 
 // recordSQL adds usage, once per non-empty key: $1 user, $2 start, $3 every
-// (µs), $4 tokens, $5 key, $6 now. Concurrent first Records of a user agree
-// on the anchor: the second waits on the first's account row.
+// (µs), $4 tokens, $5 key, $6 now. It locks no account row. For a user
+// without one it writes nothing and answers false: the caller creates the
+// account (its anchor fixes Every windows) and records again.
 const recordSQL = `
-WITH k AS (
+WITH prior AS (
+	SELECT a.anchor, {window_start} AS ws
+	FROM (SELECT 1) one LEFT JOIN {s}.accounts a ON a.user_id = $1::text
+), k AS (
 	INSERT INTO {s}.usage_keys (user_id, key, tokens, recorded_at)
-	SELECT $1::text, $5::text, $4::bigint, $6::timestamptz WHERE $5 <> ''
+	SELECT $1::text, $5::text, $4::bigint, $6::timestamptz FROM prior WHERE $5 <> '' AND prior.anchor IS NOT NULL
 	ON CONFLICT DO NOTHING
 	RETURNING 1
-), acct AS (
-	INSERT INTO {s}.accounts AS a (user_id, anchor, period_start, used)
-	SELECT $1, $6, {new_window_start}, $4 WHERE $5 = '' OR EXISTS (SELECT 1 FROM k)
-	ON CONFLICT (user_id) DO UPDATE SET
-		period_start = {window_start},
-		used = least({used}::numeric + $4, {max})::bigint
-	RETURNING a.period_start
+), usage AS (
+	INSERT INTO {s}.usage_periods AS u (user_id, period_start, used)
+	SELECT $1::text, prior.ws, $4::bigint FROM prior
+	WHERE prior.anchor IS NOT NULL AND ($5 = '' OR EXISTS (SELECT 1 FROM k))
+	ON CONFLICT (user_id, period_start) DO UPDATE SET used = least(u.used::numeric + excluded.used, {max})::bigint
 )
-INSERT INTO {s}.usage_periods AS u (user_id, period_start, used)
-SELECT $1, period_start, $4 FROM acct
-ON CONFLICT (user_id, period_start) DO UPDATE SET used = least(u.used::numeric + excluded.used, {max})::bigint`
+SELECT anchor IS NOT NULL FROM prior`
+
+// createAccountSQL anchors a user at their first activity: $1 user, $2 now.
+const createAccountSQL = `
+INSERT INTO {s}.accounts (user_id, anchor) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING`
 
 // markFirstSQL: $1 user, $2 now.
 const markFirstSQL = `
@@ -241,18 +250,29 @@ func (s *PostgresStore) Load(ctx context.Context, userID string, w Window, now t
 
 // Reserve implements Store.
 func (s *PostgresStore) Reserve(ctx context.Context, h Hold, now time.Time) (ReserveResult, error) {
-	var r ReserveResult
-	st := &r.State
-	err := s.pool.QueryRow(ctx, s.sql.reserve,
-		h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, h.Window.Start, h.ExpiresAt, now,
-		h.Window.Every.Microseconds(), rand.N(pruneEvery) == 0,
-	).Scan(&st.PeriodStart, &st.Used, &st.Reserved, &st.FirstReportUsed, &st.FirstReportHeld,
-		&r.Admitted, &r.FirstReport)
-	if err != nil {
-		return ReserveResult{}, err
+	for attempt := 0; ; attempt++ {
+		var r ReserveResult
+		var sameWindow bool
+		st := &r.State
+		err := s.pool.QueryRow(ctx, s.sql.reserve,
+			h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, h.Window.Start, h.ExpiresAt, now,
+			h.Window.Every.Microseconds(), rand.N(pruneEvery) == 0,
+		).Scan(&st.PeriodStart, &st.Used, &st.Reserved, &st.FirstReportUsed, &st.FirstReportHeld,
+			&r.Admitted, &r.FirstReport, &sameWindow)
+		if err != nil {
+			return ReserveResult{}, err
+		}
+		if !sameWindow && attempt == 0 {
+			// A racing first activity anchored the user: the user's row now
+			// exists, so the next attempt reads its anchor.
+			continue
+		}
+		if !sameWindow {
+			return ReserveResult{}, errors.New("freemium: reserve: the user's window moved twice during one Reserve")
+		}
+		st.PeriodStart, st.PeriodEnd = h.Window.end(st.PeriodStart)
+		return r, nil
 	}
-	st.PeriodStart, st.PeriodEnd = h.Window.end(st.PeriodStart)
-	return r, nil
 }
 
 // Commit implements Store.
@@ -279,8 +299,21 @@ func (s *PostgresStore) byID(ctx context.Context, sql string, args ...any) error
 
 // Record implements Store.
 func (s *PostgresStore) Record(ctx context.Context, userID string, w Window, tokens int64, key string, now time.Time) error {
-	_, err := s.pool.Exec(ctx, s.sql.record, userID, w.Start, w.Every.Microseconds(), tokens, key, now)
-	return err
+	for attempt := 0; ; attempt++ {
+		var known bool
+		err := s.pool.QueryRow(ctx, s.sql.record, userID, w.Start, w.Every.Microseconds(), tokens, key, now).Scan(&known)
+		if err != nil || known {
+			return err
+		}
+		if attempt > 0 {
+			return errors.New("freemium: record: the user's account could not be created")
+		}
+		// A new user: anchor them (or learn the anchor a racing first
+		// activity set), then record.
+		if _, err := s.pool.Exec(ctx, s.sql.createAccount, userID, now); err != nil {
+			return err
+		}
+	}
 }
 
 // MarkFirstReportUsed implements Store.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -221,6 +222,11 @@ var storeTests = []struct {
 			}
 			if r.OK() {
 				admitted.Add(1)
+				return
+			}
+			// A refusal reports the state that refused it.
+			if d := r.Decision(); d.Used+d.Reserved+10 <= 1000 || d.Remaining >= 10 {
+				t.Errorf("refused with Used %d, Reserved %d, Remaining %d of 1000", d.Used, d.Reserved, d.Remaining)
 			}
 		})
 		equal(t, "admitted of 200 reserving 10 against 1000", admitted.Load(), int64(100))
@@ -574,27 +580,52 @@ var storeTests = []struct {
 	}},
 
 	{"UsageSaturatesInsteadOfOverflowing", func(t *testing.T, ns func(*testing.T) freemium.Store) {
-		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: freemium.MaxTokens * 1000}})
-		for i := range 10 {
-			e.record("u1", freemium.MaxTokens, fmt.Sprint(i))
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: freemium.Unlimited}})
+		// 9,300 records of MaxTokens pass math.MaxInt64 (about 9,223 of them).
+		const n = 9300
+		for i := range n {
+			e.ok(e.gate.Record(e.ctx, "u1", freemium.MaxTokens, ""), fmt.Sprint("Record ", i))
 		}
-		r := e.reserve("u1", freemium.MaxTokens)
-		equal(t, "Reserve below a huge limit", r.OK(), true)
-		for range 10 {
-			e.ok(e.gate.Record(e.ctx, "u1", freemium.MaxTokens, ""), "Record")
-		}
+		equal(t, "Used after passing the int64 maximum", e.usage("u1").Used, int64(math.MaxInt64))
+		e.record("u1", 1, "")
+		equal(t, "Used stays at the maximum", e.usage("u1").Used, int64(math.MaxInt64))
+	}},
+
+	{"PlanSwitchWithAReservationInFlight", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 100, Period: freemium.CalendarMonth}, Plans: []freemium.Plan{pro}})
+		e.record("u1", 10, "")
+		inFlight := e.reserve("u1", 50) // in the free plan's November window
+		e.subs.Subscribe("u1", "price_pro", T0.Add(-time.Hour), T0.Add(-time.Hour).AddDate(0, 1, 0))
+		r := e.reserve("u1", 1) // in the pro plan's window
+		e.ok(r.Cancel(e.ctx), "Cancel")
+		e.subs.Clear("u1") // back on free
+		e.ok(inFlight.Commit(e.ctx, 50), "Commit into the free window")
 		u := e.usage("u1")
-		if u.Used <= 0 {
-			t.Errorf("Used = %d after many records: overflowed", u.Used)
-		}
+		equal(t, "free window's usage", u.Used, int64(60))
+		equal(t, "45 more would pass the free limit", e.reserve("u1", 45).OK(), false)
+		equal(t, "40 more fit", e.reserve("u1", 40).OK(), true)
 	}},
 
 	{"ContextCanceled", func(t *testing.T, ns func(*testing.T) freemium.Store) {
-		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 100}})
-		ctx, cancel := context.WithCancel(e.ctx)
+		store := ns(t)
+		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if _, err := e.gate.Check(ctx, "u1", 1); !errors.Is(err, context.Canceled) {
-			t.Errorf("Check with a canceled context = %v, want context.Canceled", err)
+		// A Store that reaches a backend returns the context's error; one
+		// that answers from memory may answer. Either way, nothing hangs and
+		// nothing is half written.
+		if _, err := store.Load(ctx, "u1", freemium.Window{Start: T0, End: T0.Add(time.Hour)}, T0); err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("Load with a canceled context = %v, want nil or context.Canceled", err)
+		}
+		err := store.Record(ctx, "u1", freemium.Window{Start: T0, End: T0.Add(time.Hour)}, 5, "", T0)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("Record with a canceled context = %v, want nil or context.Canceled", err)
+		}
+		st, lerr := store.Load(context.Background(), "u1", freemium.Window{Start: T0, End: T0.Add(time.Hour)}, T0)
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		if want := map[bool]int64{true: 0, false: 5}[err != nil]; st.Used != want {
+			t.Errorf("Used = %d after a Record that returned %v, want %d", st.Used, err, want)
 		}
 	}},
 }

@@ -8,16 +8,11 @@ CREATE TYPE hold AS (id text, tokens bigint, expires_at timestamptz, first_repor
 -- accounts: one row per user seen.
 --   anchor fixes Every(d) windows: the user's first activity.
 --   holds are the live holds (and expired ones until the next Reserve).
---   period_start and used are the window the user was last active in and
---   its usage, a copy of that usage_periods row kept here so that Reserve can
---   check and hold in one statement on one locked row.
 CREATE TABLE accounts (
     user_id           text        PRIMARY KEY,
     anchor            timestamptz NOT NULL,
     first_report_used boolean     NOT NULL DEFAULT false,
-    holds             hold[]      NOT NULL DEFAULT '{}',
-    period_start      timestamptz,
-    used              bigint      NOT NULL DEFAULT 0 CHECK (used >= 0)
+    holds             hold[]      NOT NULL DEFAULT '{}'
 );
 
 -- usage_periods: tokens used per user per window, keyed by window start
@@ -29,7 +24,8 @@ CREATE TABLE usage_periods (
     PRIMARY KEY (user_id, period_start)
 );
 
--- usage_keys: idempotency keys of Record, once per user.
+-- usage_keys: idempotency keys of Record, once per user (tokens and time
+-- kept for audit).
 CREATE TABLE usage_keys (
     user_id     text        NOT NULL,
     key         text        NOT NULL,
