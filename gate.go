@@ -143,7 +143,7 @@ func (g *Gate) hold(p *Plan, w Window, userID string, tokens int64, now time.Tim
 		Tokens:      tokens,
 		Limit:       limit,
 		FirstReport: p.FirstReportFree,
-		ExpiresAt:   now.Add(g.cfg.ReservationTTL),
+		ExpiresAt:   now.Add(g.cfg.ReservationTTL).Truncate(time.Microsecond),
 	}
 }
 

@@ -44,12 +44,12 @@ const settleTimeout = 10 * time.Second
 // Middleware gates requests: it reserves the estimate before the handler and
 // answers a blocked request itself (402, see WriteProblem). After the
 // handler it commits the tokens reported with ReportTokens, or the estimate
-// when none were. When the handler panics (re-panicked after), answers 5xx
-// or its client goes away, it cancels the reservation, unless tokens were
-// reported: usage that happened is recorded. Every gated response carries
-// X-Usage-Plan, X-Usage-Used, X-Usage-Limit, X-Usage-Remaining and, for
-// periods that end, X-Usage-Reset (RFC 3339), as they stood before the
-// request.
+// when none were. When the handler panics (re-panicked after), answers an
+// error status (400 and up) or its client goes away, it cancels the
+// reservation, unless tokens were reported: usage that happened is
+// recorded. Every gated response carries X-Usage-Plan, X-Usage-Used,
+// X-Usage-Limit, X-Usage-Remaining and, for periods that end, X-Usage-Reset
+// (RFC 3339), as they stood before the request.
 //
 // The X-Usage-* headers are used rather than the IETF RateLimit fields,
 // which are still a draft whose syntax has changed between revisions, and
@@ -65,17 +65,21 @@ func (g *Gate) Middleware(opts MiddlewareOptions) func(http.Handler) http.Handle
 	if opts.Blocked == nil {
 		opts.Blocked = func(w http.ResponseWriter, _ *http.Request, d Decision) { WriteProblem(w, d) }
 	}
+	// A request is gated when a ServeMux holding only the Gated patterns
+	// routes it to the marker; a redirect (a missing trailing slash, an
+	// unclean path) or no match leaves it ungated.
 	var gated *http.ServeMux
+	marker := &gatedMarker{}
 	if len(opts.Gated) > 0 {
 		gated = http.NewServeMux()
 		for _, p := range opts.Gated {
-			gated.Handle(p, http.NotFoundHandler()) // only the pattern matters
+			gated.Handle(p, marker)
 		}
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if gated != nil {
-				if _, pattern := gated.Handler(r); pattern == "" {
+				if h, _ := gated.Handler(r); h != marker {
 					next.ServeHTTP(w, r)
 					return
 				}
@@ -125,7 +129,7 @@ func (g *Gate) serveGated(w http.ResponseWriter, r *http.Request, next http.Hand
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	defer func() {
 		p := recover()
-		g.settle(r, res, rec, estimate, p == nil && sw.status < 500 && r.Context().Err() == nil)
+		g.settle(r, res, rec, estimate, p == nil && sw.status < 400 && r.Context().Err() == nil)
 		if p != nil {
 			panic(p)
 		}
@@ -162,14 +166,27 @@ type tokenRecorder struct {
 
 func (t *tokenRecorder) total() (int64, bool) { return t.tokens.Load(), t.reported.Load() }
 
+// gatedMarker is the handler a Gated pattern routes to.
+type gatedMarker struct{}
+
+func (*gatedMarker) ServeHTTP(http.ResponseWriter, *http.Request) {}
+
 // ReportTokens tells Gate.Middleware that the handler serving ctx's request
-// spent n tokens; calls add up. The middleware commits the total instead of
-// the estimate. Outside a gated request it does nothing.
+// spent n tokens; calls add up, from any goroutine. The middleware commits
+// the total instead of the estimate. Outside a gated request it does
+// nothing.
 func ReportTokens(ctx context.Context, n int64) {
-	if t, ok := ctx.Value(tokenKey{}).(*tokenRecorder); ok && n >= 0 {
-		t.tokens.Store(min(addSat(t.tokens.Load(), n), MaxTokens))
-		t.reported.Store(true)
+	t, ok := ctx.Value(tokenKey{}).(*tokenRecorder)
+	if !ok || n < 0 {
+		return
 	}
+	for {
+		old := t.tokens.Load()
+		if t.tokens.CompareAndSwap(old, min(addSat(old, n), MaxTokens)) {
+			break
+		}
+	}
+	t.reported.Store(true)
 }
 
 // statusWriter remembers the status a handler answered.
@@ -180,10 +197,16 @@ type statusWriter struct {
 }
 
 func (s *statusWriter) WriteHeader(code int) {
-	if !s.wroteHeader {
+	if !s.wroteHeader && code >= 200 { // 1xx are informational, not the answer
 		s.status, s.wroteHeader = code, true
 	}
 	s.ResponseWriter.WriteHeader(code)
+}
+
+// Flush lets streaming handlers that assert http.Flusher flush through.
+func (s *statusWriter) Flush() {
+	s.wroteHeader = true
+	http.NewResponseController(s.ResponseWriter).Flush()
 }
 
 func (s *statusWriter) Write(b []byte) (int, error) {
@@ -214,17 +237,17 @@ func limitText(n int64) string {
 
 // Problem is the RFC 9457 problem document of a blocked decision.
 type Problem struct {
-	Type       string     `json:"type"`
-	Title      string     `json:"title"`
-	Status     int        `json:"status"`
-	Detail     string     `json:"detail"`
-	Reason     Reason     `json:"reason"`
-	Plan       string     `json:"plan"`
-	Used       int64      `json:"used"`
-	Limit      int64      `json:"limit"`
-	Percentage float64    `json:"percentage"`
-	PeriodEnd  *time.Time `json:"period_end,omitempty"`
-	UpgradeURL string     `json:"upgrade_url,omitempty"`
+	Type       string     `json:"type"`                  // "urn:freemium:" and the reason
+	Title      string     `json:"title"`                 // short, the same for every problem of a reason
+	Status     int        `json:"status"`                // 402
+	Detail     string     `json:"detail"`                // the Decision's user-facing Message
+	Reason     Reason     `json:"reason"`                // why the request was blocked
+	Plan       string     `json:"plan"`                  // the user's plan
+	Used       int64      `json:"used"`                  // tokens used in the period
+	Limit      int64      `json:"limit"`                 // the plan's limit; -1 for Unlimited
+	Percentage float64    `json:"percentage"`            // Used/Limit*100
+	PeriodEnd  *time.Time `json:"period_end,omitempty"`  // when the period resets; absent for Lifetime
+	UpgradeURL string     `json:"upgrade_url,omitempty"` // Config.UpgradeURL
 }
 
 // ProblemFor is the problem document of blocked decision d. Its type is

@@ -125,9 +125,16 @@ func TestMiddlewareOutcomes(t *testing.T) {
 				w.WriteHeader(502)
 			},
 			wantStatus: 502, wantCalled: true, wantUsed: 70, wantHeader: true},
-		{name: "handler 404: committed (the request was served)", plan: monthly, user: "u1",
+		{name: "handler 404: canceled (an error status is not billed)", plan: monthly, user: "u1",
 			handler:    func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) },
-			wantStatus: 404, wantCalled: true, wantUsed: 100, wantHeader: true},
+			wantStatus: 404, wantCalled: true, wantUsed: 0, wantHeader: true},
+		{name: "streaming handler flushes through", plan: monthly, user: "u1",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "partial")
+				w.(http.Flusher).Flush()
+				freemium.ReportTokens(r.Context(), 40)
+			},
+			wantStatus: 200, wantCalled: true, wantUsed: 40, wantHeader: true},
 		{name: "ungated path: passes through", plan: freemium.Plan{Limit: 0}, user: "u1",
 			opts:       freemium.MiddlewareOptions{Gated: []string{"POST /api/features/"}},
 			handler:    func(w http.ResponseWriter, r *http.Request) {},
@@ -238,6 +245,8 @@ func TestMiddlewareGatesOnlyItsPatterns(t *testing.T) {
 		{http.MethodPost, "/api/features/", 402},
 		{http.MethodGet, "/api/features/summarize", 200},
 		{http.MethodPost, "/api/other", 200},
+		{http.MethodPost, "/api/features", 200},    // the mux would redirect it: not gated
+		{http.MethodPost, "/api//features/x", 200}, // the mux would clean it: not gated
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, request(tc.method, tc.path, "u1"))
@@ -308,4 +317,43 @@ func TestUsageHandler(t *testing.T) {
 	h.ServeHTTP(rec, request(http.MethodGet, "/api/usage", "u1"))
 	assert.Equal(t, 503, rec.Code)
 	assert.NotContains(t, rec.Body.String(), "store down", "backend errors stay in the log")
+}
+
+func TestReportTokensFromManyGoroutines(t *testing.T) {
+	e := newMWEnv(t, freemium.Plan{Limit: freemium.Unlimited})
+	h := e.gate.Middleware(freemium.MiddlewareOptions{UserID: headerUser})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 1000 {
+					freemium.ReportTokens(r.Context(), 1)
+				}
+			}()
+		}
+		wg.Wait()
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), request(http.MethodPost, "/x", "u1"))
+	assert.Equal(t, int64(8000), e.usage("u1").Used)
+}
+
+// An informational status (103 Early Hints) is not the answer: a 500 after
+// it cancels the hold.
+func TestMiddlewareInformationalStatus(t *testing.T) {
+	e := newMWEnv(t, freemium.Plan{Limit: 1000})
+	srv := httptest.NewServer(e.gate.Middleware(freemium.MiddlewareOptions{UserID: headerUser})(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusEarlyHints)
+			w.WriteHeader(http.StatusInternalServerError)
+		})))
+	defer srv.Close()
+	r, err := http.NewRequest(http.MethodPost, srv.URL+"/x", nil)
+	require.NoError(t, err)
+	r.Header.Set("X-User-ID", "u1")
+	resp, err := http.DefaultClient.Do(r)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	assert.Equal(t, int64(0), e.usage("u1").Used, "canceled, not committed")
 }

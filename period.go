@@ -1,7 +1,6 @@
 package freemium
 
 import (
-	"errors"
 	"fmt"
 	"time"
 )
@@ -34,7 +33,7 @@ var (
 )
 
 // Every returns a Period of consecutive windows of length d, anchored at the
-// user's first recorded activity. d is rounded down to a whole microsecond,
+// user's first activity (the first Reserve, Record or MarkFirstReportUsed). d is rounded down to a whole microsecond,
 // the precision a Store keeps; it must be at least a second.
 func Every(d time.Duration) Period {
 	return Period{kind: periodEvery, every: d.Truncate(time.Microsecond)}
@@ -58,9 +57,6 @@ func (p Period) validate() error {
 	if p.kind == periodEvery && p.every < time.Second {
 		return fmt.Errorf("Every(%v) is too short: use at least a second", p.every)
 	}
-	if p.kind > periodEvery {
-		return errors.New("unknown period: use Every(d), CalendarMonth, BillingCycle or Lifetime")
-	}
 	return nil
 }
 
@@ -80,7 +76,8 @@ func (p Period) window(now time.Time, sub Subscription) Window {
 		return Window{Start: lifetimeStart, End: lifetimeEnd}
 	case periodBillingCycle:
 		if w, ok := billingWindow(now, sub); ok {
-			return w
+			// Stores keep microseconds; the provider's times may have more.
+			return Window{Start: w.Start.Truncate(time.Microsecond), End: w.End.Truncate(time.Microsecond)}
 		}
 	}
 	return calendarMonth(now)

@@ -153,8 +153,8 @@ WITH cfg AS (
 	          coalesce((SELECT least(coalesce(sum(x.tokens), 0), {max}) FROM unnest(a.holds) x WHERE x.expires_at > $8 AND x.id <> $1), 0) AS reserved,
 	          coalesce((SELECT bool_or(x.first_report) FROM unnest(a.holds) x WHERE x.expires_at > $8 AND x.id <> $1), false) AS first_held
 ), res AS (
-	INSERT INTO {s}.reservations (id, user_id, tokens, period_start, first_report, expires_at)
-	SELECT $1, $2, $3, usage.ws, acct.first, $7 FROM acct, usage WHERE acct.first IS NOT NULL
+	INSERT INTO {s}.reservations (id, user_id, period_start, first_report, expires_at)
+	SELECT $1, $2, usage.ws, acct.first, $7 FROM acct, usage WHERE acct.first IS NOT NULL
 ), prune AS (
 	DELETE FROM {s}.reservations WHERE $10 AND id IN (
 		SELECT id FROM {s}.reservations WHERE expires_at < $8::timestamptz - interval '1 day'

@@ -24,8 +24,9 @@ type Store interface {
 
 	// Reserve places hold h if the user's state admits it (see Hold),
 	// atomically with respect to every other write for the user. It returns
-	// the state as it was before the hold. The first Reserve or Record of a
-	// user fixes the user's anchor at now.
+	// the state as it was before the hold. The first write for a user
+	// (Reserve, admitted or not, Record or MarkFirstReportUsed) fixes the
+	// user's anchor at its now.
 	Reserve(ctx context.Context, h Hold, now time.Time) (ReserveResult, error)
 
 	// Commit records tokens as used in the hold's window and ends the hold;
@@ -54,8 +55,8 @@ type Store interface {
 // Store (now, for a user the Store has not seen); or the window is
 // [Start, End).
 type Window struct {
-	Start, End time.Time
-	Every      time.Duration
+	Start, End time.Time     // a fixed window, when Every is 0
+	Every      time.Duration // the length of rolling windows
 }
 
 // Bounds resolves w for a user anchored at anchor (zero: none yet) at now.
@@ -100,13 +101,13 @@ type State struct {
 // admitted as the first report, whatever its size. Otherwise it is admitted
 // when Limit is Unlimited or Used+Reserved+Tokens <= Limit.
 type Hold struct {
-	ID          string
-	UserID      string
-	Window      Window
-	Tokens      int64
-	Limit       int64
-	FirstReport bool
-	ExpiresAt   time.Time
+	ID          string    // unique; sorts by creation time
+	UserID      string    // whose tokens
+	Window      Window    // the window the tokens count in, when committed
+	Tokens      int64     // the estimate held
+	Limit       int64     // the window's cap, or Unlimited
+	FirstReport bool      // the plan gives a free first report
+	ExpiresAt   time.Time // when the hold stops counting
 }
 
 // ReserveResult is what Store.Reserve did.

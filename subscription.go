@@ -16,10 +16,15 @@ type SubscriptionChecker interface {
 
 // Subscription is a user's subscription as the billing provider sees it.
 type Subscription struct {
-	ID, CustomerID, PriceID              string
-	Status                               SubscriptionStatus
+	ID         string             // the provider's subscription ID
+	CustomerID string             // the provider's customer ID
+	PriceID    string             // the price that places the user on a plan
+	Status     SubscriptionStatus // "": no subscription
+
+	// CurrentPeriodStart and CurrentPeriodEnd bound the billing period, the
+	// window of BillingCycle plans.
 	CurrentPeriodStart, CurrentPeriodEnd time.Time
-	CancelAtPeriodEnd                    bool
+	CancelAtPeriodEnd                    bool // the subscription ends with the period
 }
 
 // SubscriptionStatus is a subscription's status, with Stripe's names.

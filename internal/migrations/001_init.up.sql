@@ -39,7 +39,6 @@ CREATE TABLE usage_keys (
 CREATE TABLE reservations (
     id           text        PRIMARY KEY,
     user_id      text        NOT NULL,
-    tokens       bigint      NOT NULL,
     period_start timestamptz NOT NULL,
     first_report boolean     NOT NULL,
     state        text        NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'committed', 'canceled')),
