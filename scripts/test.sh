@@ -20,6 +20,8 @@ step() { printf '\n==> %s\n' "$*"; }
 source scripts/pg.sh
 # shellcheck source=scripts/stripe-mock.sh
 source scripts/stripe-mock.sh
+# shellcheck source=scripts/chromium.sh
+source scripts/chromium.sh
 
 check_gofmt() {
 	local unformatted
@@ -37,6 +39,9 @@ echo "FREEMIUM_TEST_DATABASE_URL=$FREEMIUM_TEST_DATABASE_URL"
 
 step "stripe-mock"
 ensure_stripe_mock
+
+step "chromium (browser test)"
+ensure_chromium
 
 step "gofmt -l"
 check_gofmt

@@ -1,5 +1,7 @@
 // Command reports is a small report-generation service behind a freemium
-// gate: the first report is free, after that a subscription is needed.
+// gate: the first report is free, after that a subscription is needed. Its
+// page at / shows a usage meter, a button to generate reports, the warning
+// at 80%, the blocked state with an upgrade button and a demo checkout.
 //
 //	go run ./examples/reports
 //
@@ -10,6 +12,7 @@ package main
 
 import (
 	"context"
+	"embed"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -23,6 +26,11 @@ import (
 	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/freemiumtest"
 )
+
+// page is the demo's one page, served at /.
+//
+//go:embed index.html
+var page embed.FS
 
 // estimatedTokens is what one report is expected to cost.
 const estimatedTokens = 2_000
@@ -54,8 +62,8 @@ func run(ctx context.Context) error {
 	srv := &http.Server{Addr: "127.0.0.1:" + port, Handler: app.routes(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	fmt.Printf(`reports: listening on http://127.0.0.1:%[1]s
-Try it:
+	fmt.Printf(`reports: listening on http://127.0.0.1:%[1]s (open it in a browser)
+Or with curl:
   curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/reports   # the first report is free
   curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/reports   # 402 problem: subscription required
   curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/subscribe # a demo checkout
@@ -123,6 +131,7 @@ func (a *app) routes() http.Handler {
 		Estimate: func(*http.Request) int64 { return estimatedTokens },
 	})
 	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", http.FileServerFS(page))
 	mux.Handle("POST /api/reports", gated(http.HandlerFunc(createReport)))
 	mux.Handle("GET /api/usage", a.gate.UsageHandler(userID))
 	mux.HandleFunc("POST /api/subscribe", a.subscribe)
