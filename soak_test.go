@@ -206,7 +206,11 @@ func soakOp(ctx context.Context, gate *freemium.Gate, l *soakLedger, user string
 			_, err := gate.Check(ctx, user, tokens)
 			return err
 		}
-		key := fmt.Sprintf("job-%d", rng.IntN(8))
+		n := rng.IntN(8)
+		key := fmt.Sprintf("job-%d", n)
+		// Racing Records of one key: whichever reaches the store first
+		// counts, so all of them carry the same tokens.
+		tokens := int64(10 + n*7)
 		u, err := gate.Usage(ctx, user)
 		if err != nil {
 			return err
