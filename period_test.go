@@ -35,14 +35,16 @@ func TestWindowBounds(t *testing.T) {
 		{"t3 at the boundary", daily, anchor, anchor.Add(day), anchor.Add(day), anchor.Add(2 * day)},
 		{"t4 a ns after the boundary", daily, anchor, anchor.Add(day + 1), anchor.Add(day), anchor.Add(2 * day)},
 		{"t5 far after", daily, anchor, anchor.Add(1000*day + 5*time.Hour), anchor.Add(1000 * day), anchor.Add(1001 * day)},
-		{"t6 an hour before the anchor", daily, anchor, anchor.Add(-time.Hour), anchor.Add(-day), anchor},
-		{"t7 a window before the anchor", daily, anchor, anchor.Add(-day), anchor.Add(-day), anchor},
-		{"t8 a ns more than a window before", daily, anchor, anchor.Add(-day - 1), anchor.Add(-2 * day), anchor.Add(-day)},
-		{"t9 far before", daily, anchor, anchor.Add(-3650*day - time.Minute), anchor.Add(-3651 * day), anchor.Add(-3650 * day)},
+		// Before the anchor (a clock behind the one that anchored the user):
+		// the first window, never one before the user's first activity.
+		{"t6 an hour before the anchor", daily, anchor, anchor.Add(-time.Hour), anchor, anchor.Add(day)},
+		{"t7 a window before the anchor", daily, anchor, anchor.Add(-day), anchor, anchor.Add(day)},
+		{"t8 a ns more than a window before", daily, anchor, anchor.Add(-day - 1), anchor, anchor.Add(day)},
+		{"t9 far before", daily, anchor, anchor.Add(-3650*day - time.Minute), anchor, anchor.Add(day)},
 
 		{"zero anchor means now", daily, time.Time{}, anchor.Add(37 * time.Minute), anchor.Add(37 * time.Minute), anchor.Add(day + 37*time.Minute)},
 		{"90m windows", freemium.Window{Every: 90 * time.Minute}, anchor, anchor.Add(4 * time.Hour), anchor.Add(3 * time.Hour), anchor.Add(270 * time.Minute)},
-		{"90m windows before the anchor", freemium.Window{Every: 90 * time.Minute}, anchor, anchor.Add(-4 * time.Hour), anchor.Add(-270 * time.Minute), anchor.Add(-3 * time.Hour)},
+		{"90m windows before the anchor", freemium.Window{Every: 90 * time.Minute}, anchor, anchor.Add(-4 * time.Hour), anchor, anchor.Add(90 * time.Minute)},
 		{"now in another zone", daily, anchor, anchor.Add(30 * time.Hour).In(pst), anchor.Add(day), anchor.Add(2 * day)},
 		{"weekly", freemium.Window{Every: 7 * day}, anchor, anchor.Add(20 * day), anchor.Add(14 * day), anchor.Add(21 * day)},
 		{"yearly, years on", freemium.Window{Every: 365 * day}, anchor, anchor.Add(3*365*day + time.Hour), anchor.Add(3 * 365 * day), anchor.Add(4 * 365 * day)},
@@ -105,6 +107,13 @@ func FuzzWindowBounds(f *testing.F) {
 
 		start, end := freemium.Window{Every: every}.Bounds(a, now)
 
+		if !in.zeroAnchor && now.Before(a) {
+			// Before the anchor: the first window.
+			if !start.Equal(a) || !end.Equal(a.Add(every)) {
+				t.Fatalf("Bounds(%v, %v) every %v = [%v, %v), want the first window", a, now, every, start, end)
+			}
+			return
+		}
 		if start.After(now) || !now.Before(end) {
 			t.Fatalf("Bounds(%v, %v) every %v = [%v, %v): does not hold now", a, now, every, start, end)
 		}

@@ -85,7 +85,9 @@ func statement(tmpl, schema, user, start, every, now string) string {
 	fragments := strings.NewReplacer(
 		// The start of the user's window: Every windows from the anchor
 		// (now, for a user without a row), fixed windows as given.
-		"{window_start}", "(CASE WHEN {every}::bigint > 0 THEN date_bin({every} * interval '1 microsecond', {now}::timestamptz, coalesce(a.anchor, {now})) ELSE {start}::timestamptz END)",
+		// A now before the anchor (a clock behind the instance that anchored
+		// the user) is in the first window.
+		"{window_start}", "(CASE WHEN {every}::bigint > 0 THEN date_bin({every} * interval '1 microsecond', greatest({now}::timestamptz, a.anchor), coalesce(a.anchor, {now})) ELSE {start}::timestamptz END)",
 		// The live holds on the row.
 		"{reserved}", "coalesce((SELECT least(coalesce(sum(x.tokens), 0), {max}) FROM unnest(a.holds) x WHERE x.expires_at > {now}), 0)",
 		"{first_held}", "coalesce((SELECT bool_or(x.first_report) FROM unnest(a.holds) x WHERE x.expires_at > {now}), false)",

@@ -60,19 +60,19 @@ type Window struct {
 }
 
 // Bounds resolves w for a user anchored at anchor (zero: none yet) at now.
-// Stores use it for Every windows.
+// Stores use it for Every windows. A time before the anchor, which a clock
+// a little behind the one that anchored the user can give, is in the first
+// window: no window comes before a user's first activity.
 func (w Window) Bounds(anchor, now time.Time) (start, end time.Time) {
 	if w.Every <= 0 {
 		return w.Start, w.End
 	}
 	if anchor.IsZero() {
 		anchor = now
+	} else if now.Before(anchor) {
+		now = anchor
 	}
-	n := now.Sub(anchor) / w.Every
-	if now.Before(anchor) && now.Sub(anchor)%w.Every != 0 {
-		n-- // floor, not truncation, before the anchor
-	}
-	start = anchor.Add(n * w.Every)
+	start = anchor.Add(now.Sub(anchor) / w.Every * w.Every)
 	return start, start.Add(w.Every)
 }
 

@@ -480,8 +480,8 @@ var storeTests = []struct {
 		u = e.usage("u1")
 		equal(t, "Used in the next window", u.Used, int64(0))
 		equal(t, "next PeriodStart", u.PeriodStart, anchor.Add(24*time.Hour))
-		e.clock.Set(anchor.Add(-time.Hour)) // a clock behind the anchor: the window before it
-		equal(t, "PeriodStart before the anchor", e.usage("u1").PeriodStart, anchor.Add(-24*time.Hour))
+		e.clock.Set(anchor.Add(-time.Hour)) // a clock behind the anchor: still the first window
+		equal(t, "PeriodStart before the anchor", e.usage("u1").PeriodStart, anchor)
 		e.clock.Set(anchor.Add(75*time.Hour + 30*time.Minute))
 		e.record("u1", 40, "")
 		u = e.usage("u1")
@@ -509,6 +509,51 @@ var storeTests = []struct {
 		u := e.usage("u1")
 		equal(t, "Used counts in the window anchored at the first Reserve", u.Used, int64(10))
 		equal(t, "PeriodStart", u.PeriodStart, T0)
+	}},
+
+	{"RacingFirstActivityAgreesOnTheAnchor", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// Two instances whose clocks differ by a millisecond race each new
+		// user's first Reserve and Record on an Every plan: all the usage
+		// must land in one window.
+		store := ns(t)
+		plan := freemium.Plan{Limit: 1_000_000, Period: freemium.Every(time.Hour)}
+		gates := make([]*freemium.Gate, 2)
+		for i := range gates {
+			clock := NewClock(T0.Add(time.Duration(i) * time.Millisecond))
+			g, err := freemium.New(freemium.Config{Store: store, Free: plan, Now: clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gates[i] = g
+		}
+		ctx := context.Background()
+		for u := range 30 {
+			user := fmt.Sprintf("new-%d", u)
+			parallel(4, func(i int) {
+				g := gates[i%2]
+				if i < 2 {
+					if err := g.Record(ctx, user, 10, ""); err != nil {
+						t.Errorf("Record: %v", err)
+					}
+					return
+				}
+				r, err := g.Reserve(ctx, user, 5)
+				if err != nil {
+					t.Errorf("Reserve: %v", err)
+					return
+				}
+				if err := r.Commit(ctx, 5); err != nil {
+					t.Errorf("Commit: %v", err)
+				}
+			})
+			for i, g := range gates {
+				u, err := g.Usage(ctx, user)
+				if err != nil {
+					t.Fatal(err)
+				}
+				equal(t, fmt.Sprintf("Used of %s seen by gate %d", user, i), u.Used, int64(30))
+			}
+		}
 	}},
 
 	{"LifetimeNeverResets", func(t *testing.T, ns func(*testing.T) freemium.Store) {
