@@ -47,7 +47,10 @@ type StripeSubscriptions struct {
 	metadataKey string
 }
 
-var _ SubscriptionChecker = (*StripeSubscriptions)(nil)
+var (
+	_ SubscriptionChecker = (*StripeSubscriptions)(nil)
+	_ CheckoutCreator     = (*StripeSubscriptions)(nil)
+)
 
 // NewStripeSubscriptions returns a StripeSubscriptions for cfg, or an error
 // that names the missing field.
@@ -113,6 +116,52 @@ func (s *StripeSubscriptions) Subscription(ctx context.Context, userID string) (
 		return Subscription{}, nil
 	}
 	return fromStripe(best), nil
+}
+
+// CheckoutURL implements CheckoutCreator: a Stripe Checkout Session in
+// subscription mode for one unit of priceID, with client_reference_id set to
+// the user (the checkout.session.completed event carries it back), on the
+// user's customer when one is found, and user_id in the session's and the
+// subscription's metadata.
+func (s *StripeSubscriptions) CheckoutURL(ctx context.Context, userID, priceID string, p CheckoutParams) (string, error) {
+	customerID, err := s.customerID(ctx, userID)
+	if err != nil {
+		return "", fmt.Errorf("stripe customer of %s: %w", userID, err)
+	}
+	params := &stripe.CheckoutSessionParams{
+		Mode:              stripe.String(string(stripe.CheckoutSessionModeSubscription)),
+		LineItems:         []*stripe.CheckoutSessionLineItemParams{{Price: stripe.String(priceID), Quantity: stripe.Int64(1)}},
+		ClientReferenceID: stripe.String(userID),
+		SuccessURL:        stripe.String(p.SuccessURL),
+		Metadata:          map[string]string{s.metadataKey: userID},
+		SubscriptionData: &stripe.CheckoutSessionSubscriptionDataParams{
+			Metadata: map[string]string{s.metadataKey: userID},
+		},
+	}
+	params.Context = ctx
+	switch {
+	case customerID != "":
+		params.Customer = stripe.String(customerID)
+	case p.Email != "":
+		params.CustomerEmail = stripe.String(p.Email)
+	}
+	if p.CancelURL != "" {
+		params.CancelURL = stripe.String(p.CancelURL)
+	}
+	if p.AllowPromotionCodes {
+		params.AllowPromotionCodes = stripe.Bool(true)
+	}
+	if p.TrialDays > 0 {
+		params.SubscriptionData.TrialPeriodDays = stripe.Int64(p.TrialDays)
+	}
+	session, err := s.api.CheckoutSessions.New(params)
+	if err != nil {
+		return "", err
+	}
+	if session.URL == "" {
+		return "", fmt.Errorf("stripe checkout session %s has no URL", session.ID)
+	}
+	return session.URL, nil
 }
 
 // searchCustomer finds the customer whose metadata names the user.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -38,6 +39,7 @@ type stripeStandIn struct {
 	hang      bool
 	calls     map[string]int // path -> count
 	released  chan struct{}
+	checkouts []url.Values // forms of the checkout sessions created
 }
 
 func newStripeStandIn(t *testing.T) *stripeStandIn {
@@ -89,6 +91,15 @@ func (s *stripeStandIn) serve(w http.ResponseWriter, r *http.Request) {
 			data = append(data, map[string]any{"id": id, "object": "customer", "metadata": map[string]string{"user_id": user}})
 		}
 		s.reply(w, http.StatusOK, map[string]any{"object": "search_result", "url": "/v1/customers/search", "has_more": false, "data": data})
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/checkout/sessions":
+		if err := r.ParseForm(); err != nil {
+			s.reply(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"type": "invalid_request_error", "message": err.Error()}})
+			return
+		}
+		s.checkouts = append(s.checkouts, r.PostForm)
+		id := fmt.Sprintf("cs_test_%d", len(s.checkouts))
+		s.reply(w, http.StatusOK, map[string]any{"id": id, "object": "checkout.session", "mode": "subscription",
+			"url": "https://checkout.example/c/pay/" + id})
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/subscriptions":
 		q := r.URL.Query()
 		if q.Get("status") != "all" {
@@ -342,4 +353,80 @@ func TestStripeSubscriptionsStripeMock(t *testing.T) {
 	assert.True(t, strings.HasPrefix(sub.PriceID, "price_"), "PriceID %q", sub.PriceID)
 	assert.Equal(t, freemium.StatusActive, sub.Status)
 	assert.False(t, sub.CurrentPeriodStart.IsZero())
+}
+
+func TestGateCheckoutURL(t *testing.T) {
+	ctx := context.Background()
+	stripe := newStripeStandIn(t)
+	stripe.setCustomer("u1", "cus_1")
+	newGate := func(subs freemium.SubscriptionChecker) *freemium.Gate {
+		g, err := freemium.New(freemium.Config{Store: freemium.NewMemoryStore(), Subscriptions: subs,
+			Free:  freemium.Plan{FirstReportFree: true},
+			Plans: []freemium.Plan{{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 1000}}})
+		require.NoError(t, err)
+		return g
+	}
+	g := newGate(newStripeChecker(t, freemium.StripeConfig{APIKey: testStripeKey, BackendURL: stripe.srv.URL, SearchCustomers: true}))
+	params := freemium.CheckoutParams{SuccessURL: "https://app.example/upgraded?s={CHECKOUT_SESSION_ID}"}
+
+	link, err := g.CheckoutURL(ctx, "u1", "price_pro", params)
+	require.NoError(t, err)
+	assert.Equal(t, "https://checkout.example/c/pay/cs_test_1", link)
+	require.Len(t, stripe.checkouts, 1)
+	form := stripe.checkouts[0]
+	for field, want := range map[string]string{
+		"mode": "subscription", "line_items[0][price]": "price_pro", "line_items[0][quantity]": "1",
+		"client_reference_id": "u1", "customer": "cus_1", "success_url": params.SuccessURL,
+		"metadata[user_id]": "u1", "subscription_data[metadata][user_id]": "u1",
+	} {
+		assert.Equal(t, want, form.Get(field), field)
+	}
+	for _, absent := range []string{"customer_email", "cancel_url", "allow_promotion_codes", "subscription_data[trial_period_days]"} {
+		assert.False(t, form.Has(absent), "%s sent without being asked for", absent)
+	}
+
+	_, err = g.CheckoutURL(ctx, "newcomer", "price_pro", freemium.CheckoutParams{
+		SuccessURL: "https://app.example/ok", CancelURL: "https://app.example/pricing",
+		Email: "new@example.com", AllowPromotionCodes: true, TrialDays: 14,
+	})
+	require.NoError(t, err)
+	form = stripe.checkouts[1]
+	assert.False(t, form.Has("customer"), "a user without a customer gets a new one")
+	for field, want := range map[string]string{
+		"customer_email": "new@example.com", "cancel_url": "https://app.example/pricing",
+		"allow_promotion_codes": "true", "subscription_data[trial_period_days]": "14",
+	} {
+		assert.Equal(t, want, form.Get(field), field)
+	}
+
+	// Refused before any request.
+	_, err = g.CheckoutURL(ctx, "u1", "price_unknown", params)
+	assert.ErrorContains(t, err, `price "price_unknown" is in no plan`)
+	_, err = g.CheckoutURL(ctx, "u1", "price_pro", freemium.CheckoutParams{})
+	assert.ErrorContains(t, err, "SuccessURL")
+	_, err = g.CheckoutURL(ctx, "", "price_pro", params)
+	assert.ErrorIs(t, err, freemium.ErrInvalidUserID)
+	_, err = newGate(freemiumtest.NewSubscriptions()).CheckoutURL(ctx, "u1", "price_pro", params)
+	assert.ErrorContains(t, err, "cannot create checkouts")
+	assert.Len(t, stripe.checkouts, 2, "no session was created for a refused call")
+
+	stripe.fail(0, http.StatusInternalServerError, http.StatusInternalServerError)
+	_, err = g.CheckoutURL(ctx, "u1", "price_pro", params)
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), testStripeKey)
+}
+
+func TestCheckoutURLStripeMock(t *testing.T) {
+	url := os.Getenv("FREEMIUM_TEST_STRIPE_URL")
+	if url == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("FREEMIUM_TEST_STRIPE_URL is not set, and CI=true: scripts/test.sh starts stripe-mock and sets it")
+		}
+		t.Skip("FREEMIUM_TEST_STRIPE_URL is not set: skipping the stripe-mock test (scripts/test.sh starts stripe-mock)")
+	}
+	checker := newStripeChecker(t, freemium.StripeConfig{APIKey: "sk_test_123", BackendURL: url, SearchCustomers: true})
+	link, err := checker.CheckoutURL(context.Background(), "u1", "price_123", freemium.CheckoutParams{
+		SuccessURL: "https://app.example/ok", CancelURL: "https://app.example/pricing", TrialDays: 7, AllowPromotionCodes: true})
+	require.NoError(t, err, "stripe-mock validates the request against API 2023-10-16")
+	assert.True(t, strings.HasPrefix(link, "https://"), "link %q", link)
 }

@@ -2,6 +2,8 @@ package freemium
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -72,4 +74,53 @@ func (g *Gate) planFor(ctx context.Context, userID string, sub Subscription) *Pl
 	g.cfg.Logger.WarnContext(ctx, "freemium: subscription price matches no plan; user is on the free plan",
 		"user_id", userID, "subscription_id", sub.ID, "price_id", sub.PriceID)
 	return &g.cfg.Free
+}
+
+// CheckoutParams shapes the checkout page of Gate.CheckoutURL.
+type CheckoutParams struct {
+	// SuccessURL is where the provider sends the user after paying; a good
+	// place to call Gate.Refresh once it exists, or to show the new plan.
+	// Stripe replaces {CHECKOUT_SESSION_ID} in it. Required.
+	SuccessURL string
+	// CancelURL is where the user goes back to without paying. Default: none.
+	CancelURL string
+	// Email prefills the email of a user who is not a customer yet. Default "".
+	Email string
+	// AllowPromotionCodes lets the user enter a promotion code. Default false.
+	AllowPromotionCodes bool
+	// TrialDays starts the subscription with a free trial. Default 0: none.
+	TrialDays int64
+}
+
+// A CheckoutCreator is a SubscriptionChecker that can also start the
+// provider's checkout for a user and a price. The Gate finds the capability
+// by type assertion; StripeSubscriptions has it.
+type CheckoutCreator interface {
+	CheckoutURL(ctx context.Context, userID, priceID string, p CheckoutParams) (string, error)
+}
+
+// CheckoutURL returns a link to the provider's checkout page that
+// subscribes userID to priceID, for an upgrade button. Call it when the user
+// asks to upgrade, not on every blocked check: each call creates a checkout
+// session. The price must place a subscriber on one of Config.Plans, and
+// Config.Subscriptions must be a CheckoutCreator.
+func (g *Gate) CheckoutURL(ctx context.Context, userID, priceID string, p CheckoutParams) (string, error) {
+	if err := validateUserID(userID); err != nil {
+		return "", err
+	}
+	if _, ok := g.byPrice[priceID]; !ok && g.catchAll < 0 {
+		return "", fmt.Errorf("freemium: CheckoutURL: price %q is in no plan's PriceIDs: a subscriber to it would stay on Free", priceID)
+	}
+	if p.SuccessURL == "" {
+		return "", errors.New("freemium: CheckoutURL: CheckoutParams.SuccessURL is empty: give the page the user returns to after paying")
+	}
+	creator, ok := g.cfg.Subscriptions.(CheckoutCreator)
+	if !ok {
+		return "", fmt.Errorf("freemium: CheckoutURL: Config.Subscriptions (%T) cannot create checkouts: use NewStripeSubscriptions", g.cfg.Subscriptions)
+	}
+	url, err := creator.CheckoutURL(ctx, userID, priceID, p)
+	if err != nil {
+		return "", fmt.Errorf("freemium: checkout for %s: %w", userID, err)
+	}
+	return url, nil
 }
