@@ -67,21 +67,21 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 	}
 	s := &PostgresStore{pool: pool, schema: c.Schema}
 	schema := pgx.Identifier{c.Schema}.Sanitize()
-	s.sql.load = statement(loadSQL, schema, "$1", "$2", "$3", "$4")
-	s.sql.reserve = statement(reserveSQL, schema, "$2", "$6", "$9", "$8")
-	s.sql.commit = statement(commitSQL, schema, "", "", "", "")
-	s.sql.cancel = statement(cancelSQL, schema, "", "", "", "")
-	s.sql.record = statement(recordSQL, schema, "$1", "$2", "$3", "$6")
-	s.sql.createAccount = statement(createAccountSQL, schema, "", "", "", "")
-	s.sql.markFirst = statement(markFirstSQL, schema, "", "", "", "")
+	s.sql.load = statement(loadSQL, schema, "$2", "$3", "$4")
+	s.sql.reserve = statement(reserveSQL, schema, "$6", "$9", "$8")
+	s.sql.commit = statement(commitSQL, schema, "", "", "")
+	s.sql.cancel = statement(cancelSQL, schema, "", "", "")
+	s.sql.record = statement(recordSQL, schema, "$2", "$3", "$6")
+	s.sql.createAccount = statement(createAccountSQL, schema, "", "", "")
+	s.sql.markFirst = statement(markFirstSQL, schema, "", "", "")
 	return s, nil
 }
 
-// statement fills in a statement template: {s} is the schema; {user},
-// {start}, {every} (µs) and {now} are the statement's placeholders for the
-// user and the window; the fragments below are spelled out in their terms,
-// about the account row "a".
-func statement(tmpl, schema, user, start, every, now string) string {
+// statement fills in a statement template: {s} is the schema; {start},
+// {every} (µs) and {now} are the statement's placeholders for the window;
+// the fragments below are spelled out in their terms, about the account
+// row "a".
+func statement(tmpl, schema, start, every, now string) string {
 	fragments := strings.NewReplacer(
 		// The start of the user's window: Every windows from the anchor
 		// (now, for a user without a row), fixed windows as given.
@@ -92,7 +92,7 @@ func statement(tmpl, schema, user, start, every, now string) string {
 		"{reserved}", "coalesce((SELECT least(coalesce(sum(x.tokens), 0), {max}) FROM unnest(a.holds) x WHERE x.expires_at > {now}), 0)",
 		"{first_held}", "coalesce((SELECT bool_or(x.first_report) FROM unnest(a.holds) x WHERE x.expires_at > {now}), false)",
 	)
-	params := strings.NewReplacer("{s}", schema, "{user}", user, "{start}", start, "{every}", every, "{now}", now,
+	params := strings.NewReplacer("{s}", schema, "{start}", start, "{every}", every, "{now}", now,
 		"{max}", "9223372036854775807")
 	return params.Replace(fragments.Replace(tmpl))
 }

@@ -337,14 +337,7 @@ func TestGateWithStripeSubscriptions(t *testing.T) {
 // Against the real stripe-mock (scripts/test.sh starts it): the requests are
 // valid for API version 2023-10-16 and the answers map.
 func TestStripeSubscriptionsStripeMock(t *testing.T) {
-	url := os.Getenv("FREEMIUM_TEST_STRIPE_URL")
-	if url == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("FREEMIUM_TEST_STRIPE_URL is not set, and CI=true: scripts/test.sh starts stripe-mock and sets it")
-		}
-		t.Skip("FREEMIUM_TEST_STRIPE_URL is not set: skipping the stripe-mock test (scripts/test.sh starts stripe-mock)")
-	}
-	checker := newStripeChecker(t, freemium.StripeConfig{APIKey: "sk_test_123", BackendURL: url, SearchCustomers: true})
+	checker := stripeMockChecker(t)
 	sub, err := checker.Subscription(context.Background(), "u1")
 	require.NoError(t, err)
 	// stripe-mock answers every search with a fixture customer, and every
@@ -417,6 +410,18 @@ func TestGateCheckoutURL(t *testing.T) {
 }
 
 func TestCheckoutURLStripeMock(t *testing.T) {
+	checker := stripeMockChecker(t)
+	link, err := checker.CheckoutURL(context.Background(), "u1", "price_123", freemium.CheckoutParams{
+		SuccessURL: "https://app.example/ok", CancelURL: "https://app.example/pricing", TrialDays: 7, AllowPromotionCodes: true})
+	require.NoError(t, err, "stripe-mock validates the request against API 2023-10-16")
+	assert.True(t, strings.HasPrefix(link, "https://"), "link %q", link)
+}
+
+// stripeMockChecker is a StripeSubscriptions on the stripe-mock at
+// FREEMIUM_TEST_STRIPE_URL. Without it the test is skipped, unless CI=true,
+// where it fails.
+func stripeMockChecker(t *testing.T) *freemium.StripeSubscriptions {
+	t.Helper()
 	url := os.Getenv("FREEMIUM_TEST_STRIPE_URL")
 	if url == "" {
 		if os.Getenv("CI") == "true" {
@@ -424,9 +429,5 @@ func TestCheckoutURLStripeMock(t *testing.T) {
 		}
 		t.Skip("FREEMIUM_TEST_STRIPE_URL is not set: skipping the stripe-mock test (scripts/test.sh starts stripe-mock)")
 	}
-	checker := newStripeChecker(t, freemium.StripeConfig{APIKey: "sk_test_123", BackendURL: url, SearchCustomers: true})
-	link, err := checker.CheckoutURL(context.Background(), "u1", "price_123", freemium.CheckoutParams{
-		SuccessURL: "https://app.example/ok", CancelURL: "https://app.example/pricing", TrialDays: 7, AllowPromotionCodes: true})
-	require.NoError(t, err, "stripe-mock validates the request against API 2023-10-16")
-	assert.True(t, strings.HasPrefix(link, "https://"), "link %q", link)
+	return newStripeChecker(t, freemium.StripeConfig{APIKey: "sk_test_123", BackendURL: url, SearchCustomers: true})
 }
