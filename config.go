@@ -53,6 +53,31 @@ type Config struct {
 	// be committed after it (the usage is recorded) for a day. Default 15m.
 	ReservationTTL time.Duration
 
+	// SubscriptionMaxAge is how old the Store's mirror of a user's
+	// subscription may be before a check refreshes it from Subscriptions.
+	// Whatever it is, a check about to block refreshes a mirror older than
+	// a minute, so a user who just paid is let through. Raise it when
+	// webhooks keep the mirror current (StripeWebhookHandler). Default 5m.
+	SubscriptionMaxAge time.Duration
+
+	// SubscriptionGrace is how long after it was last synced a mirror is
+	// still served when Subscriptions fails. Past it, SubscriptionFallback
+	// decides. Default 1h.
+	SubscriptionGrace time.Duration
+
+	// SubscriptionFallback is what a check does when Subscriptions fails
+	// and the mirror is past SubscriptionGrace (or there is none).
+	// Default FallbackError: the check fails with ErrSubscriptionUnavailable.
+	SubscriptionFallback Fallback
+
+	// SubscriptionTimeout bounds one refresh from Subscriptions on the check
+	// path; concurrent checks for a user share it. Default 5s.
+	SubscriptionTimeout time.Duration
+
+	// PastDueGrace is how long after its CurrentPeriodEnd a past_due
+	// subscription keeps its plan. Default 0: until the period ends.
+	PastDueGrace time.Duration
+
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 
@@ -116,10 +141,25 @@ var DefaultMessages = Messages{
 	FreeLimitExceeded:                "You've reached your free tier limit. Upgrade to continue.",
 }
 
+// Fallback is what a check does when the subscription cannot be known.
+type Fallback uint8
+
 const (
-	defaultWarnAt         = 0.8
-	defaultReservationTTL = 15 * time.Minute
-	defaultFreePlanName   = "free"
+	// FallbackError fails the check with an error matching
+	// ErrSubscriptionUnavailable; the middleware answers 503, or serves
+	// ungated with FailOpen.
+	FallbackError Fallback = iota
+	// FallbackFree decides on the Free plan.
+	FallbackFree
+)
+
+const (
+	defaultWarnAt              = 0.8
+	defaultReservationTTL      = 15 * time.Minute
+	defaultFreePlanName        = "free"
+	defaultSubscriptionMaxAge  = 5 * time.Minute
+	defaultSubscriptionGrace   = time.Hour
+	defaultSubscriptionTimeout = 5 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -128,6 +168,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReservationTTL == 0 {
 		c.ReservationTTL = defaultReservationTTL
+	}
+	if c.SubscriptionMaxAge == 0 {
+		c.SubscriptionMaxAge = defaultSubscriptionMaxAge
+	}
+	if c.SubscriptionGrace == 0 {
+		c.SubscriptionGrace = defaultSubscriptionGrace
+	}
+	if c.SubscriptionTimeout == 0 {
+		c.SubscriptionTimeout = defaultSubscriptionTimeout
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -168,6 +217,17 @@ func (c Config) validate() error {
 	}
 	if c.ReservationTTL < 0 {
 		return fmt.Errorf("freemium: Config.ReservationTTL is %v: use a positive duration, or 0 for the default 15m", c.ReservationTTL)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"SubscriptionMaxAge", c.SubscriptionMaxAge}, {"SubscriptionGrace", c.SubscriptionGrace}, {"SubscriptionTimeout", c.SubscriptionTimeout}, {"PastDueGrace", c.PastDueGrace}} {
+		if d.v < 0 {
+			return fmt.Errorf("freemium: Config.%s is %v: use a positive duration, or 0 for the default", d.name, d.v)
+		}
+	}
+	if c.SubscriptionFallback > FallbackFree {
+		return fmt.Errorf("freemium: Config.SubscriptionFallback is %d: use FallbackError or FallbackFree", c.SubscriptionFallback)
 	}
 	if len(c.Free.PriceIDs) > 0 {
 		return errors.New("freemium: Config.Free.PriceIDs is set: the Free plan has no price; move the IDs to a plan in Config.Plans")

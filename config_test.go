@@ -355,26 +355,28 @@ func TestSubscriptionCheckerErrorSurfaces(t *testing.T) {
 	e := newConfigEnv(t, freemium.Config{Free: freemium.Plan{Limit: 100}})
 	ops := []struct {
 		name string
-		call func() error
+		call func(user string) error
 	}{
-		{"Check", func() error { _, err := e.gate.Check(ctx, "u1", 1); return err }},
-		{"Reserve", func() error { _, err := e.gate.Reserve(ctx, "u1", 1); return err }},
-		{"Usage", func() error { _, err := e.gate.Usage(ctx, "u1"); return err }},
-		{"Record", func() error { return e.gate.Record(ctx, "u1", 1, "") }},
+		{"Check", func(user string) error { _, err := e.gate.Check(ctx, user, 1); return err }},
+		{"Reserve", func(user string) error { _, err := e.gate.Reserve(ctx, user, 1); return err }},
+		{"Usage", func(user string) error { _, err := e.gate.Usage(ctx, user); return err }},
+		{"Record", func(user string) error { return e.gate.Record(ctx, user, 1, "") }},
 	}
 	for _, op := range ops {
 		t.Run(op.name, func(t *testing.T) {
+			// A user never mirrored: nothing to serve, so the error surfaces.
 			e.subs.SetError(errBilling)
-			err := op.call()
+			err := op.call(op.name)
 			require.Error(t, err)
 			assert.ErrorIs(t, err, errBilling)
+			assert.ErrorIs(t, err, freemium.ErrSubscriptionUnavailable)
 			assert.NotErrorIs(t, err, freemium.ErrBlocked)
 
 			e.subs.SetError(nil)
-			assert.NoError(t, op.call(), "after the checker recovers")
+			assert.NoError(t, op.call(op.name), "after the checker recovers")
 		})
 	}
-	u, err := e.gate.Usage(ctx, "u1")
+	u, err := e.gate.Usage(ctx, "Record")
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), u.Used, "only the Record after recovery counted")
 }

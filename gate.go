@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // A Gate decides whether users may spend tokens, and records what they spend.
@@ -22,8 +24,9 @@ import (
 // many, may share a Store. A Gate is safe for simultaneous use.
 type Gate struct {
 	cfg      Config
-	byPrice  map[string]int // price ID -> index in cfg.Plans
-	catchAll int            // index of the plan without PriceIDs, or -1
+	byPrice  map[string]int     // price ID -> index in cfg.Plans
+	catchAll int                // index of the plan without PriceIDs, or -1
+	flights  singleflight.Group // refreshes of users' subscriptions, by user
 }
 
 // New returns a Gate for cfg, after filling defaults and validating it. An
@@ -109,26 +112,28 @@ func (g *Gate) Check(ctx context.Context, userID string, estimatedTokens int64) 
 		return Decision{}, err
 	}
 	now := g.now()
-	plan, w, err := g.terms(ctx, userID, now)
+	plan, w, s, err := g.load(ctx, userID, now)
 	if err != nil {
 		return Decision{}, err
 	}
-	s, err := g.cfg.Store.Load(ctx, userID, w, now)
-	if err != nil {
-		return Decision{}, fmt.Errorf("freemium: check: %w", err)
-	}
 	admitted, first := g.hold(plan, w, userID, estimatedTokens, now).Admit(s)
+	if !admitted && g.recheck(ctx, userID, s, now) {
+		if plan, w, s, err = g.loadOn(ctx, userID, now, false); err != nil {
+			return Decision{}, err
+		}
+		admitted, first = g.hold(plan, w, userID, estimatedTokens, now).Admit(s)
+	}
 	return g.decide(plan, s, estimatedTokens, admitted, first), nil
 }
 
-// terms resolves the user's plan and its current window.
-func (g *Gate) terms(ctx context.Context, userID string, now time.Time) (*Plan, Window, error) {
-	sub, err := g.subscription(ctx, userID)
-	if err != nil {
-		return nil, Window{}, fmt.Errorf("freemium: subscription: %w", err)
+// terms resolves the user's plan and its window at now, for a write, with
+// the state load read. Without Subscriptions everyone is on Free, and the
+// Store is not asked: the state is zero.
+func (g *Gate) terms(ctx context.Context, userID string, now time.Time) (*Plan, Window, State, error) {
+	if g.cfg.Subscriptions == nil {
+		return &g.cfg.Free, g.cfg.Free.Period.window(now, Subscription{}), State{}, nil
 	}
-	plan := g.planFor(ctx, userID, sub)
-	return plan, plan.Period.window(now, sub), nil
+	return g.load(ctx, userID, now)
 }
 
 // hold is the Hold that asks for tokens on plan p; a soft limit admits everything.

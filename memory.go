@@ -17,6 +17,13 @@ type MemoryStore struct {
 
 	holdsMu sync.Mutex
 	holds   map[string]*memHold // by ID, until holdRetention after expiry
+
+	// Lock order: customersMu, then a shard's mu.
+	customersMu sync.Mutex
+	customers   map[string]string // customer ID -> user ID
+
+	conversionsMu sync.Mutex
+	conversions   []Conversion
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -31,7 +38,9 @@ type memShard struct {
 }
 
 type memUser struct {
-	anchor    time.Time
+	anchor    time.Time // zero until the first activity
+	customer  string
+	sub       SubscriptionSnapshot
 	firstUsed bool
 	used      map[int64]int64 // window start (Unix µs) -> tokens
 	live      []*memHold      // held holds, expired ones until the next Reserve
@@ -59,7 +68,7 @@ type memHold struct {
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	s := &MemoryStore{seed: maphash.MakeSeed(), holds: map[string]*memHold{}}
+	s := &MemoryStore{seed: maphash.MakeSeed(), holds: map[string]*memHold{}, customers: map[string]string{}}
 	for i := range s.shards {
 		s.shards[i].users = map[string]*memUser{}
 	}
@@ -71,11 +80,20 @@ func (s *MemoryStore) shard(userID string) *memShard {
 }
 
 // Load implements Store.
-func (s *MemoryStore) Load(ctx context.Context, userID string, w Window, now time.Time) (State, error) {
+func (s *MemoryStore) Load(ctx context.Context, userID string, now time.Time, window func(Account) Window) (State, error) {
 	sh := s.shard(userID)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	return sh.users[userID].state(w, now), nil
+	u := sh.users[userID]
+	return u.state(window(u.account()), now), nil
+}
+
+// account is what Load tells its window function; u may be nil.
+func (u *memUser) account() Account {
+	if u == nil {
+		return Account{}
+	}
+	return Account{Anchor: u.anchor, CustomerID: u.customer, Subscription: u.sub}
 }
 
 // state is the user's state in w at now; u may be nil (a user never seen).
@@ -85,6 +103,7 @@ func (u *memUser) state(w Window, now time.Time) State {
 		st.PeriodStart, st.PeriodEnd = w.Bounds(time.Time{}, now)
 		return st
 	}
+	st.Account = u.account()
 	st.PeriodStart, st.PeriodEnd = w.Bounds(u.anchor, now)
 	st.Used = u.used[st.PeriodStart.UnixMicro()]
 	st.FirstReportUsed = u.firstUsed
@@ -97,12 +116,22 @@ func (u *memUser) state(w Window, now time.Time) State {
 	return st
 }
 
-// user returns the user's record, creating it anchored at now. The caller
-// holds sh.mu.
+// user returns the user's record for an activity at now, creating it and
+// anchoring the user at now if need be. The caller holds sh.mu.
 func (sh *memShard) user(userID string, now time.Time) *memUser {
+	u := sh.record(userID)
+	if u.anchor.IsZero() {
+		u.anchor = now
+	}
+	return u
+}
+
+// record returns the user's record, creating it unanchored. The caller
+// holds sh.mu.
+func (sh *memShard) record(userID string) *memUser {
 	u := sh.users[userID]
 	if u == nil {
-		u = &memUser{anchor: now, used: map[int64]int64{}}
+		u = &memUser{used: map[int64]int64{}}
 		sh.users[userID] = u
 	}
 	return u
@@ -226,4 +255,60 @@ func (s *MemoryStore) MarkFirstReportUsed(ctx context.Context, userID string, no
 	defer sh.mu.Unlock()
 	sh.user(userID, now).firstUsed = true
 	return nil
+}
+
+// PutSubscription implements Store.
+func (s *MemoryStore) PutSubscription(ctx context.Context, userID string, snap SubscriptionSnapshot, now time.Time) (bool, error) {
+	sh := s.shard(userID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	u := sh.record(userID)
+	if !snap.Supersedes(u.sub) {
+		return false, nil
+	}
+	if u.sub.PaidPlan == "" && snap.PaidPlan != "" {
+		s.conversionsMu.Lock()
+		s.conversions = append(s.conversions, Conversion{UserID: userID, Plan: snap.PaidPlan, At: snap.AsOf})
+		s.conversionsMu.Unlock()
+	}
+	u.sub = snap
+	return true, nil
+}
+
+// LinkCustomer implements Store.
+func (s *MemoryStore) LinkCustomer(ctx context.Context, userID, customerID string, now time.Time) error {
+	s.customersMu.Lock()
+	defer s.customersMu.Unlock()
+	if owner, ok := s.customers[customerID]; ok && owner != userID {
+		return ErrCustomerLinked
+	}
+	s.customers[customerID] = userID
+	sh := s.shard(userID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	u := sh.record(userID)
+	u.customer = customerID
+	u.sub.SyncedAt = time.Time{}
+	return nil
+}
+
+// CustomerUser implements Store.
+func (s *MemoryStore) CustomerUser(ctx context.Context, customerID string) (string, error) {
+	s.customersMu.Lock()
+	defer s.customersMu.Unlock()
+	return s.customers[customerID], nil
+}
+
+// Conversions implements Store.
+func (s *MemoryStore) Conversions(ctx context.Context, from, to time.Time) ([]Conversion, error) {
+	s.conversionsMu.Lock()
+	defer s.conversionsMu.Unlock()
+	var out []Conversion
+	for _, c := range s.conversions {
+		if !c.At.Before(from) && c.At.Before(to) {
+			out = append(out, c)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Conversion) int { return a.At.Compare(b.At) })
+	return out, nil
 }

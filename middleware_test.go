@@ -36,11 +36,11 @@ func (s *flakyStore) Reserve(ctx context.Context, h freemium.Hold, now time.Time
 	return s.MemoryStore.Reserve(ctx, h, now)
 }
 
-func (s *flakyStore) Load(ctx context.Context, userID string, w freemium.Window, now time.Time) (freemium.State, error) {
+func (s *flakyStore) Load(ctx context.Context, userID string, now time.Time, window func(freemium.Account) freemium.Window) (freemium.State, error) {
 	if s.down.Load() {
 		return freemium.State{}, errStoreDown
 	}
-	return s.MemoryStore.Load(ctx, userID, w, now)
+	return s.MemoryStore.Load(ctx, userID, now, window)
 }
 
 type mwEnv struct {

@@ -7,10 +7,12 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/freemiumkit/freemium/internal/migrations"
@@ -41,7 +43,8 @@ type PostgresStore struct {
 	pool   *pgxpool.Pool
 	schema string
 	sql    struct {
-		load, reserve, commit, cancel, record, createAccount, markFirst string
+		load, loadWindow, reserve, commit, cancel, record, createAccount, markFirst string
+		putSubscription, linkCustomer, customerUser, conversions                    string
 	}
 }
 
@@ -67,13 +70,18 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 	}
 	s := &PostgresStore{pool: pool, schema: c.Schema}
 	schema := pgx.Identifier{c.Schema}.Sanitize()
-	s.sql.load = statement(loadSQL, schema, "$2", "$3", "$4")
+	s.sql.load = statement(loadSQL, schema, "", "", "$2")
+	s.sql.loadWindow = statement(loadWindowSQL, schema, "", "", "")
 	s.sql.reserve = statement(reserveSQL, schema, "$6", "$9", "$8")
 	s.sql.commit = statement(commitSQL, schema, "", "", "")
 	s.sql.cancel = statement(cancelSQL, schema, "", "", "")
 	s.sql.record = statement(recordSQL, schema, "$2", "$3", "$6")
 	s.sql.createAccount = statement(createAccountSQL, schema, "", "", "")
 	s.sql.markFirst = statement(markFirstSQL, schema, "", "", "")
+	s.sql.putSubscription = statement(putSubscriptionSQL, schema, "", "", "")
+	s.sql.linkCustomer = statement(linkCustomerSQL, schema, "", "", "")
+	s.sql.customerUser = statement(customerUserSQL, schema, "", "", "")
+	s.sql.conversions = statement(conversionsSQL, schema, "", "", "")
 	return s, nil
 }
 
@@ -103,12 +111,35 @@ func statement(tmpl, schema, start, every, now string) string {
 // before the account row, reads the latest usage and the latest holds
 // together: a Commit has either finished both or touched neither.
 
-// loadSQL reads a user's state: $1 user, $2 start, $3 every (µs), $4 now.
+// loadSQL reads a user's account, mirrored subscription and recent usage:
+// $1 user, $2 now. Load picks the window's usage in Go, once the window
+// function has seen the account: the usage rows of the four latest windows
+// and of the Lifetime window come back, which holds the current window but
+// after a return to a plan whose window is older than four others.
 const loadSQL = `
-SELECT {window_start}, coalesce(u.used, 0), {reserved}, coalesce(a.first_report_used, false), {first_held}
+SELECT a.anchor, coalesce(a.first_report_used, false), {reserved}, {first_held},
+       coalesce(s.customer_id, ''), coalesce(s.sub_id, ''), coalesce(s.sub_customer_id, ''),
+       coalesce(s.price_id, ''), coalesce(s.status, ''), s.period_start, s.period_end,
+       coalesce(s.cancel_at_period_end, false), coalesce(s.paid_plan, ''), s.as_of, s.synced_at,
+       coalesce(s.pulled, false),
+       coalesce(r.starts, '{}'), coalesce(r.used, '{}'), coalesce(l.used, 0)
 FROM (SELECT 1) one
 LEFT JOIN {s}.accounts a ON a.user_id = $1
-LEFT JOIN {s}.usage_periods u ON u.user_id = $1 AND u.period_start = {window_start}`
+LEFT JOIN {s}.subscriptions s ON s.user_id = $1
+LEFT JOIN LATERAL (
+	SELECT array_agg(x.period_start) AS starts, array_agg(x.used) AS used FROM (
+		SELECT period_start, used FROM {s}.usage_periods WHERE user_id = $1
+		ORDER BY period_start DESC LIMIT 4) x -- recentWindows
+) r ON true
+LEFT JOIN {s}.usage_periods l ON l.user_id = $1 AND l.period_start = '1970-01-01 00:00:00+00'`
+
+// recentWindows is how many of a user's latest windows loadSQL reads.
+const recentWindows = 4
+
+// loadWindowSQL reads one window's usage: $1 user, $2 start. Load falls
+// back on it when the window is older than the ones loadSQL read.
+const loadWindowSQL = `
+SELECT coalesce((SELECT used FROM {s}.usage_periods WHERE user_id = $1 AND period_start = $2), 0)`
 
 // reserveSQL checks and holds in one statement: $1 id, $2 user, $3 tokens,
 // $4 limit (< 0: Unlimited), $5 first report free, $6 start, $7 expires,
@@ -234,20 +265,103 @@ const markFirstSQL = `
 INSERT INTO {s}.accounts AS a (user_id, anchor, first_report_used) VALUES ($1, $2, true)
 ON CONFLICT (user_id) DO UPDATE SET first_report_used = true WHERE NOT a.first_report_used`
 
+// putSubscriptionSQL mirrors a snapshot unless a newer one is held: $1 user,
+// $2 subscription ID, $3 its customer, $4 price, $5 status, $6 period start,
+// $7 period end, $8 cancel at period end, $9 paid plan, $10 status rank,
+// $11 as of, $12 synced at, $13 pulled. The upsert decides on the row's latest version,
+// so the conversion it records is decided atomically with the write.
+const putSubscriptionSQL = `
+WITH up AS (
+	INSERT INTO {s}.subscriptions AS t (user_id, sub_id, sub_customer_id, price_id, status, period_start,
+		period_end, cancel_at_period_end, paid_plan, status_rank, as_of, synced_at, pulled, converted)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $9 <> '')
+	ON CONFLICT (user_id) DO UPDATE SET sub_id = excluded.sub_id, sub_customer_id = excluded.sub_customer_id,
+		price_id = excluded.price_id, status = excluded.status, period_start = excluded.period_start,
+		period_end = excluded.period_end, cancel_at_period_end = excluded.cancel_at_period_end,
+		paid_plan = excluded.paid_plan, status_rank = excluded.status_rank, as_of = excluded.as_of,
+		synced_at = excluded.synced_at, pulled = excluded.pulled,
+		converted = t.paid_plan = '' AND excluded.paid_plan <> ''
+	WHERE excluded.as_of > t.as_of
+	   OR (excluded.as_of = t.as_of AND (excluded.pulled OR excluded.status_rank >= t.status_rank))
+	RETURNING converted
+), conv AS (
+	INSERT INTO {s}.conversions (user_id, plan, converted_at)
+	SELECT $1, $9, $11 FROM up WHERE up.converted
+)
+SELECT EXISTS (SELECT 1 FROM up)`
+
+// linkCustomerSQL: $1 user, $2 customer, $3 now. It returns the user the
+// customer belongs to; only when that is $1 does it link and mark the
+// mirror for refresh.
+const linkCustomerSQL = `
+WITH c AS (
+	INSERT INTO {s}.customers AS c (customer_id, user_id, linked_at) VALUES ($2, $1, $3)
+	ON CONFLICT (customer_id) DO UPDATE SET user_id = c.user_id
+	RETURNING c.user_id
+), link AS (
+	INSERT INTO {s}.subscriptions AS t (user_id, customer_id)
+	SELECT $1, $2 FROM c WHERE c.user_id = $1
+	ON CONFLICT (user_id) DO UPDATE SET customer_id = excluded.customer_id, synced_at = '0001-01-01 00:00:00+00'
+)
+SELECT user_id FROM c`
+
+// customerUserSQL: $1 customer.
+const customerUserSQL = `SELECT coalesce((SELECT user_id FROM {s}.customers WHERE customer_id = $1), '')`
+
+// conversionsSQL: $1 from, $2 to.
+const conversionsSQL = `
+SELECT user_id, plan, converted_at FROM {s}.conversions
+WHERE converted_at >= $1 AND converted_at < $2 ORDER BY converted_at`
+
 // pruneEvery: about one Reserve in pruneEvery deletes up to 2048 reservations
 // a day past expiry, more than the pruneEvery it adds meanwhile.
 const pruneEvery = 512
 
 // Load implements Store.
-func (s *PostgresStore) Load(ctx context.Context, userID string, w Window, now time.Time) (State, error) {
-	var st State
-	err := s.pool.QueryRow(ctx, s.sql.load, userID, w.Start, w.Every.Microseconds(), now).Scan(
-		&st.PeriodStart, &st.Used, &st.Reserved, &st.FirstReportUsed, &st.FirstReportHeld)
+func (s *PostgresStore) Load(ctx context.Context, userID string, now time.Time, window func(Account) Window) (State, error) {
+	var (
+		st                                 State
+		a                                  = &st.Account
+		sub                                = &a.Subscription
+		anchor, start, end, asOf, syncedAt pgtype.Timestamptz
+		starts                             []time.Time
+		used                               []int64
+		lifetimeUsed                       int64
+	)
+	err := s.pool.QueryRow(ctx, s.sql.load, userID, now).Scan(
+		&anchor, &st.FirstReportUsed, &st.Reserved, &st.FirstReportHeld,
+		&a.CustomerID, &sub.ID, &sub.CustomerID, &sub.PriceID, &sub.Status, &start, &end,
+		&sub.CancelAtPeriodEnd, &sub.PaidPlan, &asOf, &syncedAt, &sub.Pulled,
+		&starts, &used, &lifetimeUsed)
 	if err != nil {
 		return State{}, err
 	}
-	st.PeriodStart, st.PeriodEnd = w.end(st.PeriodStart)
+	a.Anchor, sub.CurrentPeriodStart, sub.CurrentPeriodEnd = pgTime(anchor), pgTime(start), pgTime(end)
+	sub.AsOf, sub.SyncedAt = pgTime(asOf), pgTime(syncedAt)
+
+	st.PeriodStart, st.PeriodEnd = window(*a).Bounds(a.Anchor, now)
+	st.PeriodStart = st.PeriodStart.UTC()
+	switch i := slices.IndexFunc(starts, st.PeriodStart.Equal); {
+	case i >= 0:
+		st.Used = used[i]
+	case st.PeriodStart.Equal(lifetimeStart):
+		st.Used = lifetimeUsed
+	case len(starts) == recentWindows && st.PeriodStart.Before(starts[len(starts)-1]):
+		// A window older than the latest few: ask for it.
+		if err := s.pool.QueryRow(ctx, s.sql.loadWindow, userID, st.PeriodStart).Scan(&st.Used); err != nil {
+			return State{}, err
+		}
+	}
 	return st, nil
+}
+
+// pgTime is t in UTC; Go's zero time for NULL and for the zero time the
+// schema stores.
+func pgTime(t pgtype.Timestamptz) time.Time {
+	if !t.Valid || t.Time.IsZero() {
+		return time.Time{}
+	}
+	return t.Time.UTC()
 }
 
 // Reserve implements Store.
@@ -322,6 +436,45 @@ func (s *PostgresStore) Record(ctx context.Context, userID string, w Window, tok
 func (s *PostgresStore) MarkFirstReportUsed(ctx context.Context, userID string, now time.Time) error {
 	_, err := s.pool.Exec(ctx, s.sql.markFirst, userID, now)
 	return err
+}
+
+// PutSubscription implements Store.
+func (s *PostgresStore) PutSubscription(ctx context.Context, userID string, snap SubscriptionSnapshot, now time.Time) (bool, error) {
+	var wrote bool
+	err := s.pool.QueryRow(ctx, s.sql.putSubscription, userID, snap.ID, snap.CustomerID, snap.PriceID,
+		string(snap.Status), snap.CurrentPeriodStart, snap.CurrentPeriodEnd, snap.CancelAtPeriodEnd,
+		snap.PaidPlan, statusRank(snap.Status), snap.AsOf, snap.SyncedAt, snap.Pulled).Scan(&wrote)
+	return wrote, err
+}
+
+// LinkCustomer implements Store.
+func (s *PostgresStore) LinkCustomer(ctx context.Context, userID, customerID string, now time.Time) error {
+	var owner string
+	if err := s.pool.QueryRow(ctx, s.sql.linkCustomer, userID, customerID, now).Scan(&owner); err != nil {
+		return err
+	}
+	if owner != userID {
+		return ErrCustomerLinked
+	}
+	return nil
+}
+
+// CustomerUser implements Store.
+func (s *PostgresStore) CustomerUser(ctx context.Context, customerID string) (string, error) {
+	var user string
+	err := s.pool.QueryRow(ctx, s.sql.customerUser, customerID).Scan(&user)
+	return user, err
+}
+
+// Conversions implements Store.
+func (s *PostgresStore) Conversions(ctx context.Context, from, to time.Time) ([]Conversion, error) {
+	rows, _ := s.pool.Query(ctx, s.sql.conversions, from, to)
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Conversion, error) {
+		var c Conversion
+		err := row.Scan(&c.UserID, &c.Plan, &c.At)
+		c.At = c.At.UTC()
+		return c, err
+	})
 }
 
 // migrateLockClass is the advisory lock class under which Migrate runs.

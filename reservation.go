@@ -27,7 +27,7 @@ func (g *Gate) Reserve(ctx context.Context, userID string, estimatedTokens int64
 		return nil, err
 	}
 	now := g.now()
-	plan, w, err := g.terms(ctx, userID, now)
+	plan, w, st, err := g.terms(ctx, userID, now)
 	if err != nil {
 		return nil, err
 	}
@@ -36,6 +36,17 @@ func (g *Gate) Reserve(ctx context.Context, userID string, estimatedTokens int64
 	res, err := g.cfg.Store.Reserve(ctx, h, now)
 	if err != nil {
 		return nil, fmt.Errorf("freemium: reserve: %w", err)
+	}
+	if !res.Admitted && g.recheck(ctx, userID, st, now) {
+		// A user who just paid is let through.
+		if plan, w, _, err = g.loadOn(ctx, userID, now, false); err != nil {
+			return nil, err
+		}
+		h = g.hold(plan, w, userID, estimatedTokens, now)
+		h.ID = reservationID(now)
+		if res, err = g.cfg.Store.Reserve(ctx, h, now); err != nil {
+			return nil, fmt.Errorf("freemium: reserve: %w", err)
+		}
 	}
 	r := &Reservation{g: g, decision: g.decide(plan, res.State, estimatedTokens, res.Admitted, res.FirstReport)}
 	if res.Admitted {

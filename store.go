@@ -19,8 +19,10 @@ import (
 // NewMemoryStore and NewPostgresStore are the two implementations;
 // freemiumtest.RunStoreTests is the suite every implementation must pass.
 type Store interface {
-	// Load returns the user's state in window w at now. It writes nothing.
-	Load(ctx context.Context, userID string, w Window, now time.Time) (State, error)
+	// Load returns the user's state at now, in the window that window names
+	// for the user's Account (its anchor and mirrored subscription). It
+	// writes nothing. window is called once, and must not call the Store.
+	Load(ctx context.Context, userID string, now time.Time, window func(Account) Window) (State, error)
 
 	// Reserve places hold h if the user's state admits it (see Hold),
 	// atomically with respect to every other write for the user. It returns
@@ -48,7 +50,85 @@ type Store interface {
 
 	// MarkFirstReportUsed sets the user's first-report flag.
 	MarkFirstReportUsed(ctx context.Context, userID string, now time.Time) error
+
+	// PutSubscription mirrors the user's subscription, unless the Store holds
+	// a newer snapshot (see SubscriptionSnapshot.Supersedes), and reports
+	// whether it wrote. Writing a snapshot with a PaidPlan over one without
+	// (or over none) records a Conversion at snap.AsOf, atomically with the
+	// write. It does not anchor the user: a mirror is not activity.
+	PutSubscription(ctx context.Context, userID string, snap SubscriptionSnapshot, now time.Time) (bool, error)
+
+	// LinkCustomer links the billing provider's customer to the user: it
+	// becomes the user's customer, and CustomerUser finds the user by it.
+	// It marks the user's mirror for refresh (SyncedAt zero), since the
+	// link is news about the user's subscription. A customer linked to
+	// another user is ErrCustomerLinked, and nothing is written.
+	LinkCustomer(ctx context.Context, userID, customerID string, now time.Time) error
+
+	// CustomerUser returns the user the customer is linked to, "" for none.
+	CustomerUser(ctx context.Context, customerID string) (string, error)
+
+	// Conversions returns the recorded conversions with At in [from, to),
+	// oldest first.
+	Conversions(ctx context.Context, from, to time.Time) ([]Conversion, error)
 }
+
+// Account is what a Store knows of a user besides usage, as Load passes it
+// to its window function.
+type Account struct {
+	// Anchor is the user's first activity (Reserve, Record or
+	// MarkFirstReportUsed); zero for a user without any.
+	Anchor time.Time
+	// CustomerID is the billing provider's customer last linked to the user.
+	CustomerID string
+	// Subscription is the mirrored subscription; zero when never mirrored.
+	Subscription SubscriptionSnapshot
+}
+
+// SubscriptionSnapshot is a user's subscription as the Store mirrors it.
+type SubscriptionSnapshot struct {
+	Subscription // Status "": the user had no subscription as of AsOf
+
+	// PaidPlan is the paid plan the subscription placed the user on when it
+	// was mirrored; "" for Free. It marks conversions.
+	PaidPlan string
+
+	// AsOf is the provider's time the snapshot reflects: the event's
+	// creation time for a webhook, the start of the fetch for a pull.
+	AsOf time.Time
+
+	// SyncedAt is when the snapshot was last confirmed from the provider.
+	// Zero: never, or marked for refresh by LinkCustomer.
+	SyncedAt time.Time
+
+	// Pulled is set when the snapshot was fetched from the provider rather
+	// than taken from a webhook event.
+	Pulled bool
+}
+
+// Supersedes reports whether s may replace held: it is newer; or as new,
+// and either pulled (a fetch sees everything up to its start) or at least
+// as entitling. Stripe stamps events to the second and delivers them out of
+// order; when a subscription is created incomplete and turns active within
+// one second, the tie goes to the active one. A held snapshot that was never
+// mirrored (zero AsOf) is superseded by anything.
+func (s SubscriptionSnapshot) Supersedes(held SubscriptionSnapshot) bool {
+	if !s.AsOf.Equal(held.AsOf) {
+		return s.AsOf.After(held.AsOf)
+	}
+	return s.Pulled || statusRank(s.Status) >= statusRank(held.Status)
+}
+
+// Conversion is a user's change from Free to a paid plan.
+type Conversion struct {
+	UserID string    `json:"user_id"`
+	Plan   string    `json:"plan"` // the paid plan
+	At     time.Time `json:"at"`   // the snapshot's AsOf
+}
+
+// ErrCustomerLinked is returned when linking a customer that is linked to
+// another user.
+var ErrCustomerLinked = errors.New("freemium: customer is linked to another user")
 
 // A Window is the usage period a Store counts in. Either Every is positive:
 // consecutive windows of that length, anchored at the user's anchor in the
@@ -91,7 +171,8 @@ type State struct {
 	Used                   int64     // tokens recorded in the window
 	Reserved               int64     // tokens of live holds, whatever their window
 	FirstReportUsed        bool
-	FirstReportHeld        bool // a live hold has claimed the first report
+	FirstReportHeld        bool    // a live hold has claimed the first report
+	Account                Account // what the window function was given
 }
 
 // A Hold is a request to set tokens aside for a user until ExpiresAt.

@@ -182,19 +182,6 @@ func searchEscape(v string) string {
 	return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v)
 }
 
-// statusRank orders statuses by how much access they give.
-func statusRank(s SubscriptionStatus) int {
-	switch {
-	case s.Subscribed():
-		return 3
-	case s == StatusPastDue:
-		return 2
-	case s == StatusUnpaid || s == StatusPaused || s == StatusIncomplete:
-		return 1
-	}
-	return 0
-}
-
 func betterSubscription(a, b *stripe.Subscription) bool {
 	ra, rb := statusRank(SubscriptionStatus(a.Status)), statusRank(SubscriptionStatus(b.Status))
 	if ra != rb {

@@ -49,20 +49,151 @@ func (s SubscriptionStatus) Subscribed() bool {
 	return s == StatusActive || s == StatusTrialing
 }
 
-// subscription asks the configured checker; without one nobody has a subscription.
-func (g *Gate) subscription(ctx context.Context, userID string) (Subscription, error) {
-	if g.cfg.Subscriptions == nil {
-		return Subscription{}, nil
-	}
-	return g.cfg.Subscriptions.Subscription(ctx, userID)
+// ErrSubscriptionUnavailable is returned, wrapping the cause, when a user's
+// subscription cannot be known: Subscriptions failed and the mirror is past
+// Config.SubscriptionGrace, under FallbackError.
+var ErrSubscriptionUnavailable = errors.New("freemium: subscription unavailable")
+
+// A CustomerChecker is a SubscriptionChecker that can look up the
+// subscription of a customer the Gate knows: one linked to the user with
+// LinkCustomer, by a checkout or by a webhook. The Gate finds the
+// capability by type assertion; StripeSubscriptions has it.
+type CustomerChecker interface {
+	// CustomerSubscription is Subscription for userID, whose customer is
+	// customerID.
+	CustomerSubscription(ctx context.Context, userID, customerID string) (Subscription, error)
 }
 
-// planFor places a subscription on a plan: a subscribed status and a price
-// one plan lists put the user on that plan; a subscribed status and any other
-// price, on the plan without PriceIDs if there is one; everything else, on
-// Free. A subscribed price no plan takes is logged, and the user is on Free.
-func (g *Gate) planFor(ctx context.Context, userID string, sub Subscription) *Plan {
-	if !sub.Status.Subscribed() {
+// statusRank orders statuses by how much access they give.
+func statusRank(s SubscriptionStatus) int {
+	switch {
+	case s.Subscribed():
+		return 3
+	case s == StatusPastDue:
+		return 2
+	case s == StatusUnpaid || s == StatusPaused || s == StatusIncomplete:
+		return 1
+	}
+	return 0
+}
+
+// blockedRefreshAge: a check about to block refreshes a mirror older than
+// this, whatever Config.SubscriptionMaxAge, so that a user who just paid is
+// let through.
+const blockedRefreshAge = time.Minute
+
+// load reads the user's state on the plan their mirrored subscription places
+// them on at now, refreshing the mirror first when it is older than
+// Config.SubscriptionMaxAge. It returns the plan and its window.
+func (g *Gate) load(ctx context.Context, userID string, now time.Time) (*Plan, Window, State, error) {
+	plan, w, st, err := g.loadOn(ctx, userID, now, false)
+	if err != nil || g.cfg.Subscriptions == nil || synced(st.Account.Subscription, now, g.cfg.SubscriptionMaxAge) {
+		return plan, w, st, err
+	}
+	rerr := g.refresh(ctx, userID, g.cfg.SubscriptionMaxAge)
+	switch {
+	case rerr == nil:
+		return g.loadOn(ctx, userID, now, false)
+	case ctx.Err() != nil:
+		return nil, Window{}, State{}, rerr
+	case synced(st.Account.Subscription, now, g.cfg.SubscriptionGrace):
+		g.cfg.Logger.WarnContext(ctx, "freemium: subscription refresh failed; serving the last known state",
+			"user_id", userID, "synced_at", st.Account.Subscription.SyncedAt, "err", rerr)
+		return plan, w, st, nil
+	case g.cfg.SubscriptionFallback == FallbackFree:
+		g.cfg.Logger.WarnContext(ctx, "freemium: subscription unknown; deciding on the free plan", "user_id", userID, "err", rerr)
+		return g.loadOn(ctx, userID, now, true)
+	}
+	return nil, Window{}, State{}, rerr
+}
+
+// loadOn reads the user's state on the plan their mirror places them on, or
+// on Free.
+func (g *Gate) loadOn(ctx context.Context, userID string, now time.Time, free bool) (*Plan, Window, State, error) {
+	plan, w := &g.cfg.Free, Window{}
+	st, err := g.cfg.Store.Load(ctx, userID, now, func(a Account) Window {
+		if g.cfg.Subscriptions != nil && !free {
+			plan = g.placed(a.Subscription.Subscription, now)
+		}
+		w = plan.Period.window(now, a.Subscription.Subscription)
+		return w
+	})
+	if err != nil {
+		return nil, Window{}, State{}, fmt.Errorf("freemium: load: %w", err)
+	}
+	return plan, w, st, nil
+}
+
+// recheck refreshes the mirror behind a decision about to block, when it is
+// older than blockedRefreshAge, and reports whether it did.
+func (g *Gate) recheck(ctx context.Context, userID string, st State, now time.Time) bool {
+	if g.cfg.Subscriptions == nil || synced(st.Account.Subscription, now, blockedRefreshAge) {
+		return false
+	}
+	if err := g.refresh(ctx, userID, blockedRefreshAge); err != nil {
+		g.cfg.Logger.WarnContext(ctx, "freemium: subscription refresh before blocking failed", "user_id", userID, "err", err)
+		return false
+	}
+	return true
+}
+
+// synced reports whether snap was synced from the provider less than maxAge
+// before now.
+func synced(snap SubscriptionSnapshot, now time.Time, maxAge time.Duration) bool {
+	return !snap.SyncedAt.IsZero() && now.Sub(snap.SyncedAt) < maxAge
+}
+
+// refresh mirrors the user's subscription from Config.Subscriptions, unless
+// the Store's mirror is younger than maxAge by then. Concurrent refreshes of
+// a user in this process share one call, which is bounded by
+// Config.SubscriptionTimeout and outlives a caller that gives up.
+func (g *Gate) refresh(ctx context.Context, userID string, maxAge time.Duration) error {
+	ch := g.flights.DoChan(userID+"\x00"+maxAge.String(), func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.SubscriptionTimeout)
+		defer cancel()
+		now := g.now()
+		// Another check, here or in another instance, may have refreshed
+		// the mirror since ours was read.
+		st, err := g.cfg.Store.Load(ctx, userID, now, lifetimeWindow)
+		if err != nil {
+			return nil, fmt.Errorf("freemium: load: %w", err)
+		}
+		if synced(st.Account.Subscription, now, maxAge) {
+			return nil, nil
+		}
+		var sub Subscription
+		if cc, ok := g.cfg.Subscriptions.(CustomerChecker); ok && st.Account.CustomerID != "" {
+			sub, err = cc.CustomerSubscription(ctx, userID, st.Account.CustomerID)
+		} else {
+			sub, err = g.cfg.Subscriptions.Subscription(ctx, userID)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSubscriptionUnavailable, err)
+		}
+		snap := SubscriptionSnapshot{Subscription: sub, PaidPlan: g.paidPlan(sub, now), AsOf: now, SyncedAt: now, Pulled: true}
+		if _, err := g.cfg.Store.PutSubscription(ctx, userID, snap, now); err != nil {
+			return nil, fmt.Errorf("freemium: mirror subscription: %w", err)
+		}
+		return nil, nil
+	})
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case r := <-ch:
+		return r.Err
+	}
+}
+
+func lifetimeWindow(Account) Window { return Window{Start: lifetimeStart, End: lifetimeEnd} }
+
+// placed is the plan sub places its user on at now: a subscribed status, or
+// past_due until Config.PastDueGrace after the period ends, with a price one
+// plan lists puts the user on that plan; with any other price, on the plan
+// without PriceIDs if there is one. Everything else is Free. A price no plan
+// takes is logged, and the user is on Free.
+func (g *Gate) placed(sub Subscription, now time.Time) *Plan {
+	pastDue := sub.Status == StatusPastDue && now.Before(sub.CurrentPeriodEnd.Add(g.cfg.PastDueGrace))
+	if !sub.Status.Subscribed() && !pastDue {
 		return &g.cfg.Free
 	}
 	if i, ok := g.byPrice[sub.PriceID]; ok {
@@ -71,9 +202,48 @@ func (g *Gate) planFor(ctx context.Context, userID string, sub Subscription) *Pl
 	if g.catchAll >= 0 {
 		return &g.cfg.Plans[g.catchAll]
 	}
-	g.cfg.Logger.WarnContext(ctx, "freemium: subscription price matches no plan; user is on the free plan",
-		"user_id", userID, "subscription_id", sub.ID, "price_id", sub.PriceID)
+	g.cfg.Logger.Warn("freemium: subscription price matches no plan; user is on the free plan",
+		"subscription_id", sub.ID, "price_id", sub.PriceID)
 	return &g.cfg.Free
+}
+
+// paidPlan is the name of the paid plan sub places its user on at now, ""
+// for Free.
+func (g *Gate) paidPlan(sub Subscription, now time.Time) string {
+	if p := g.placed(sub, now); p != &g.cfg.Free {
+		return p.Name
+	}
+	return ""
+}
+
+// Refresh mirrors the user's subscription from Config.Subscriptions now, for
+// the page a checkout returns to: the new plan applies to the next check.
+func (g *Gate) Refresh(ctx context.Context, userID string) error {
+	if err := validateUserID(userID); err != nil {
+		return err
+	}
+	if g.cfg.Subscriptions == nil {
+		return errors.New("freemium: Refresh: Config.Subscriptions is nil: there is nothing to refresh from")
+	}
+	return g.refresh(ctx, userID, 0)
+}
+
+// LinkCustomer links the billing provider's customer to the user, for hosts
+// that create customers themselves: refreshes then look the customer's
+// subscription up directly (CustomerChecker), and webhooks that name the
+// customer reach the user. The next check refreshes the user's mirror. A
+// customer linked to another user is ErrCustomerLinked.
+func (g *Gate) LinkCustomer(ctx context.Context, userID, customerID string) error {
+	if err := validateUserID(userID); err != nil {
+		return err
+	}
+	if err := validateText(customerID); err != nil || customerID == "" {
+		return fmt.Errorf("freemium: LinkCustomer: customer ID %q is not valid: give the provider's customer ID", customerID)
+	}
+	if err := g.cfg.Store.LinkCustomer(ctx, userID, customerID, g.now()); err != nil {
+		return fmt.Errorf("freemium: link customer: %w", err)
+	}
+	return nil
 }
 
 // CheckoutParams shapes the checkout page of Gate.CheckoutURL.

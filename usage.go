@@ -58,14 +58,9 @@ func (g *Gate) Usage(ctx context.Context, userID string) (Usage, error) {
 	if err := validateUserID(userID); err != nil {
 		return Usage{}, err
 	}
-	now := g.now()
-	plan, w, err := g.terms(ctx, userID, now)
+	plan, _, s, err := g.load(ctx, userID, g.now())
 	if err != nil {
 		return Usage{}, err
-	}
-	s, err := g.cfg.Store.Load(ctx, userID, w, now)
-	if err != nil {
-		return Usage{}, fmt.Errorf("freemium: usage: %w", err)
 	}
 	return g.usage(plan, s), nil
 }
@@ -82,7 +77,7 @@ func (g *Gate) Record(ctx context.Context, userID string, tokens int64, idempote
 		return fmt.Errorf("%w: %v", ErrInvalidIdempotencyKey, err)
 	}
 	now := g.now()
-	_, w, err := g.terms(ctx, userID, now)
+	_, w, _, err := g.terms(ctx, userID, now)
 	if err != nil {
 		return err
 	}

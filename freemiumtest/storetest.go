@@ -96,6 +96,15 @@ func (e *env) record(user string, tokens int64, key string) {
 	}
 }
 
+// refresh mirrors the user's subscription from the fake checker now, as a
+// host does on the page a checkout returns to.
+func (e *env) refresh(user string) {
+	e.t.Helper()
+	if err := e.gate.Refresh(e.ctx, user); err != nil {
+		e.t.Fatalf("Refresh(%q): %v", user, err)
+	}
+}
+
 func (e *env) ok(err error, what string) {
 	e.t.Helper()
 	if err != nil {
@@ -572,6 +581,7 @@ var storeTests = []struct {
 		equal(t, "free user at the free limit", e.check("u1", 1).Allowed, false)
 		start, end := T0.Add(-time.Hour), T0.Add(-time.Hour).AddDate(0, 1, 0)
 		e.subs.Subscribe("u1", "price_pro", start, end)
+		e.refresh("u1")
 		d := e.check("u1", 1000)
 		equal(t, "subscriber allowed in a new window", d.Allowed, true)
 		equal(t, "Plan", d.Plan, "pro")
@@ -583,6 +593,7 @@ var storeTests = []struct {
 		equal(t, "Used after the period", u.Used, int64(0))
 		equal(t, "rolled PeriodStart", u.PeriodStart, end)
 		e.subs.Set("u1", freemium.Subscription{Status: freemium.StatusCanceled, PriceID: "price_pro"})
+		e.refresh("u1")
 		equal(t, "canceled subscriber is back on free", e.usage("u1").Plan, "free")
 	}},
 
@@ -606,6 +617,7 @@ var storeTests = []struct {
 		}
 		for _, c := range cases {
 			e.subs.Set("u1", freemium.Subscription{Status: c.status, PriceID: c.price})
+			e.refresh("u1")
 			equal(t, fmt.Sprintf("plan of %s %s", c.status, c.price), e.usage("u1").Plan, c.plan)
 		}
 	}},
@@ -641,9 +653,11 @@ var storeTests = []struct {
 		e.record("u1", 10, "")
 		inFlight := e.reserve("u1", 50) // in the free plan's November window
 		e.subs.Subscribe("u1", "price_pro", T0.Add(-time.Hour), T0.Add(-time.Hour).AddDate(0, 1, 0))
+		e.refresh("u1")
 		r := e.reserve("u1", 1) // in the pro plan's window
 		e.ok(r.Cancel(e.ctx), "Cancel")
 		e.subs.Clear("u1") // back on free
+		e.refresh("u1")
 		e.ok(inFlight.Commit(e.ctx, 50), "Commit into the free window")
 		u := e.usage("u1")
 		equal(t, "free window's usage", u.Used, int64(60))
@@ -658,14 +672,14 @@ var storeTests = []struct {
 		// A Store that reaches a backend returns the context's error; one
 		// that answers from memory may answer. Either way, nothing hangs and
 		// nothing is half written.
-		if _, err := store.Load(ctx, "u1", freemium.Window{Start: T0, End: T0.Add(time.Hour)}, T0); err != nil && !errors.Is(err, context.Canceled) {
+		if _, err := store.Load(ctx, "u1", T0, hourWindow); err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("Load with a canceled context = %v, want nil or context.Canceled", err)
 		}
 		err := store.Record(ctx, "u1", freemium.Window{Start: T0, End: T0.Add(time.Hour)}, 5, "", T0)
 		if err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("Record with a canceled context = %v, want nil or context.Canceled", err)
 		}
-		st, lerr := store.Load(context.Background(), "u1", freemium.Window{Start: T0, End: T0.Add(time.Hour)}, T0)
+		st, lerr := store.Load(context.Background(), "u1", T0, hourWindow)
 		if lerr != nil {
 			t.Fatal(lerr)
 		}
@@ -673,4 +687,9 @@ var storeTests = []struct {
 			t.Errorf("Used = %d after a Record that returned %v, want %d", st.Used, err, want)
 		}
 	}},
+}
+
+// hourWindow is the hour from T0, for tests that call a Store directly.
+func hourWindow(freemium.Account) freemium.Window {
+	return freemium.Window{Start: T0, End: T0.Add(time.Hour)}
 }

@@ -166,6 +166,11 @@ func (a *app) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	now := a.now()
 	a.subs.Subscribe(user, "price_pro", now, now.AddDate(0, 1, 0))
+	// What a checkout's success page does: mirror the new subscription now.
+	if err := a.gate.Refresh(r.Context(), user); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"plan": "pro"})
 }
 
