@@ -25,30 +25,39 @@ type StripeConfig struct {
 	HTTPClient *http.Client
 
 	// CustomerID returns the user's Stripe customer ID, "" for none. When
-	// set, it is the only way customers are found. Default nil.
+	// set, it is the only way customers are found: it replaces both the
+	// link the Gate keeps (Gate.LinkCustomer, checkouts) and the search.
+	// Default nil.
 	CustomerID func(ctx context.Context, userID string) (string, error)
 
 	// SearchCustomers finds a user's customer with a Customer Search on the
-	// metadata key MetadataKey, when CustomerID is nil. Stripe's search index
-	// lags writes by up to a minute. Default false.
+	// metadata key MetadataKey, when CustomerID is nil and the Gate knows
+	// no customer of the user. Stripe's search index lags writes by up to a
+	// minute. Default false: a user the Gate has not linked to a customer
+	// has no subscription.
 	SearchCustomers bool
 
-	// MetadataKey is the customer metadata key that holds the user ID.
+	// MetadataKey is the metadata key that holds the user ID: on customers
+	// for SearchCustomers, and on the checkout sessions and subscriptions
+	// that CheckoutURL creates, which the webhook handler reads.
 	// Default "user_id".
 	MetadataKey string
 }
 
 // StripeSubscriptions is a SubscriptionChecker that asks Stripe, through
 // stripe-go (API version 2023-10-16). Every call reaches Stripe, with at
-// most one retry. Safe for simultaneous use.
+// most one retry; the Gate calls it only to refresh its mirror. Safe for
+// simultaneous use.
 type StripeSubscriptions struct {
 	api         *client.API
-	customerID  func(ctx context.Context, userID string) (string, error)
+	customerID  func(ctx context.Context, userID string) (string, error) // the host's, or nil
+	search      bool
 	metadataKey string
 }
 
 var (
 	_ SubscriptionChecker = (*StripeSubscriptions)(nil)
+	_ CustomerChecker     = (*StripeSubscriptions)(nil)
 	_ CheckoutCreator     = (*StripeSubscriptions)(nil)
 )
 
@@ -57,9 +66,6 @@ var (
 func NewStripeSubscriptions(cfg StripeConfig) (*StripeSubscriptions, error) {
 	if cfg.APIKey == "" {
 		return nil, errors.New("freemium: StripeConfig.APIKey is empty: set the Stripe secret key")
-	}
-	if cfg.CustomerID == nil && !cfg.SearchCustomers {
-		return nil, errors.New("freemium: StripeConfig finds no customers: set CustomerID, or SearchCustomers to search customers by metadata")
 	}
 	if cfg.MetadataKey == "" {
 		cfg.MetadataKey = "user_id"
@@ -79,20 +85,38 @@ func NewStripeSubscriptions(cfg StripeConfig) (*StripeSubscriptions, error) {
 	s := &StripeSubscriptions{
 		api:         client.New(cfg.APIKey, &stripe.Backends{API: stripe.GetBackendWithConfig(stripe.APIBackend, backend)}),
 		customerID:  cfg.CustomerID,
+		search:      cfg.SearchCustomers,
 		metadataKey: cfg.MetadataKey,
-	}
-	if s.customerID == nil {
-		s.customerID = s.searchCustomer
 	}
 	return s, nil
 }
 
-// Subscription implements SubscriptionChecker: the customer's subscription
-// that decides access. Of several, an active or trialing one wins, then
-// past_due, then the rest; among equals, the one whose period ends last.
-// PriceID is the price of the subscription's first item.
+// customer finds the user's customer: by the host's function when there is
+// one, else the one the Gate linked (known), else by search when enabled.
+func (s *StripeSubscriptions) customer(ctx context.Context, userID, known string) (string, error) {
+	switch {
+	case s.customerID != nil:
+		return s.customerID(ctx, userID)
+	case known != "" || !s.search:
+		return known, nil
+	}
+	return s.searchCustomer(ctx, userID)
+}
+
+// Subscription implements SubscriptionChecker: the subscription that decides
+// access, of the customer found by StripeConfig.CustomerID or the search.
+// Of several, an active or trialing one wins, then past_due, then the rest;
+// among equals, the one whose period ends last. PriceID is the price of the
+// subscription's first item.
 func (s *StripeSubscriptions) Subscription(ctx context.Context, userID string) (Subscription, error) {
-	customerID, err := s.customerID(ctx, userID)
+	return s.CustomerSubscription(ctx, userID, "")
+}
+
+// CustomerSubscription implements CustomerChecker: Subscription, for a user
+// whose customer the Gate knows (customerID, "" for none). The host's
+// StripeConfig.CustomerID, when set, still decides.
+func (s *StripeSubscriptions) CustomerSubscription(ctx context.Context, userID, customerID string) (Subscription, error) {
+	customerID, err := s.customer(ctx, userID, customerID)
 	if err != nil {
 		return Subscription{}, fmt.Errorf("stripe customer of %s: %w", userID, err)
 	}
@@ -124,7 +148,7 @@ func (s *StripeSubscriptions) Subscription(ctx context.Context, userID string) (
 // user's customer when one is found, and user_id in the session's and the
 // subscription's metadata.
 func (s *StripeSubscriptions) CheckoutURL(ctx context.Context, userID, priceID string, p CheckoutParams) (string, error) {
-	customerID, err := s.customerID(ctx, userID)
+	customerID, err := s.customer(ctx, userID, p.CustomerID)
 	if err != nil {
 		return "", fmt.Errorf("stripe customer of %s: %w", userID, err)
 	}

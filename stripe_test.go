@@ -305,8 +305,22 @@ func TestStripeSubscriptionsFailures(t *testing.T) {
 func TestNewStripeSubscriptionsValidates(t *testing.T) {
 	_, err := freemium.NewStripeSubscriptions(freemium.StripeConfig{SearchCustomers: true})
 	assert.ErrorContains(t, err, "StripeConfig.APIKey")
-	_, err = freemium.NewStripeSubscriptions(freemium.StripeConfig{APIKey: testStripeKey})
-	assert.ErrorContains(t, err, "CustomerID")
+}
+
+// Without CustomerID or search, only customers the Gate linked are asked
+// about: an unlinked user has no subscription, and Stripe is not called.
+func TestStripeSubscriptionsLinkedCustomersOnly(t *testing.T) {
+	stripe := newStripeStandIn(t)
+	start := time.Date(2026, 11, 10, 8, 0, 0, 0, time.UTC)
+	stripe.setSubs("cus_1", stripeSub("sub_1", "cus_1", "active", "price_pro", start, start.AddDate(0, 1, 0)))
+	checker := newStripeChecker(t, freemium.StripeConfig{APIKey: testStripeKey, BackendURL: stripe.srv.URL})
+	sub, err := checker.Subscription(context.Background(), "u1")
+	require.NoError(t, err)
+	assert.Zero(t, sub)
+	assert.Zero(t, stripe.count("/v1/subscriptions")+stripe.count("/v1/customers/search"))
+	sub, err = checker.CustomerSubscription(context.Background(), "u1", "cus_1")
+	require.NoError(t, err)
+	assert.Equal(t, "sub_1", sub.ID)
 }
 
 // The Gate places a Stripe subscriber on the plan of the subscription's price.

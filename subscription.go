@@ -260,6 +260,9 @@ type CheckoutParams struct {
 	AllowPromotionCodes bool
 	// TrialDays starts the subscription with a free trial. Default 0: none.
 	TrialDays int64
+	// CustomerID is the user's customer with the provider. Default: the one
+	// linked to the user in the Store, if any.
+	CustomerID string
 }
 
 // A CheckoutCreator is a SubscriptionChecker that can also start the
@@ -287,6 +290,13 @@ func (g *Gate) CheckoutURL(ctx context.Context, userID, priceID string, p Checko
 	creator, ok := g.cfg.Subscriptions.(CheckoutCreator)
 	if !ok {
 		return "", fmt.Errorf("freemium: CheckoutURL: Config.Subscriptions (%T) cannot create checkouts: use NewStripeSubscriptions", g.cfg.Subscriptions)
+	}
+	if p.CustomerID == "" {
+		st, err := g.cfg.Store.Load(ctx, userID, g.now(), lifetimeWindow)
+		if err != nil {
+			return "", fmt.Errorf("freemium: checkout for %s: %w", userID, err)
+		}
+		p.CustomerID = st.Account.CustomerID
 	}
 	url, err := creator.CheckoutURL(ctx, userID, priceID, p)
 	if err != nil {

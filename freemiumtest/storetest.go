@@ -665,6 +665,132 @@ var storeTests = []struct {
 		equal(t, "40 more fit", e.reserve("u1", 40).OK(), true)
 	}},
 
+	{"SubscriptionMirrorOrder", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		store, ctx := ns(t), context.Background()
+		snap := func(status freemium.SubscriptionStatus, asOf time.Time, pulled bool) freemium.SubscriptionSnapshot {
+			return freemium.SubscriptionSnapshot{
+				Subscription: freemium.Subscription{ID: "sub_1", CustomerID: "cus_1", PriceID: "price_pro", Status: status,
+					CurrentPeriodStart: T0, CurrentPeriodEnd: T0.AddDate(0, 1, 0), CancelAtPeriodEnd: true},
+				PaidPlan: map[bool]string{true: "pro"}[status.Subscribed()], AsOf: asOf, SyncedAt: T0.Add(time.Minute), Pulled: pulled,
+			}
+		}
+		steps := []struct {
+			name  string
+			snap  freemium.SubscriptionSnapshot
+			wrote bool
+			held  freemium.SubscriptionStatus
+		}{
+			{"first", snap(freemium.StatusActive, T0, false), true, freemium.StatusActive},
+			{"older", snap(freemium.StatusCanceled, T0.Add(-time.Second), false), false, freemium.StatusActive},
+			{"same instant, less access", snap(freemium.StatusIncomplete, T0, false), false, freemium.StatusActive},
+			{"same instant, pulled", snap(freemium.StatusPastDue, T0, true), true, freemium.StatusPastDue},
+			{"same instant, more access", snap(freemium.StatusActive, T0, false), true, freemium.StatusActive},
+			{"newer", snap(freemium.StatusCanceled, T0.Add(time.Second), false), true, freemium.StatusCanceled},
+		}
+		for _, st := range steps {
+			wrote, err := store.PutSubscription(ctx, "u1", st.snap, T0)
+			if err != nil {
+				t.Fatalf("PutSubscription %s: %v", st.name, err)
+			}
+			equal(t, "wrote "+st.name, wrote, st.wrote)
+			got := load(t, store, "u1").Account.Subscription
+			equal(t, "held after "+st.name, got.Status, st.held)
+		}
+		want := snap(freemium.StatusCanceled, T0.Add(time.Second), false)
+		got := load(t, store, "u1").Account.Subscription
+		equal(t, "snapshot read back", got, want)
+		equal(t, "a mirror is not activity: no anchor", load(t, store, "u1").Account.Anchor.IsZero(), true)
+	}},
+
+	{"ConversionsOncePerChange", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		store, ctx := ns(t), context.Background()
+		paid := func(i int) freemium.SubscriptionSnapshot {
+			return freemium.SubscriptionSnapshot{Subscription: freemium.Subscription{ID: "sub_1", Status: freemium.StatusActive},
+				PaidPlan: "pro", AsOf: T0.Add(time.Duration(i) * time.Millisecond), SyncedAt: T0}
+		}
+		parallel(20, func(i int) {
+			if _, err := store.PutSubscription(ctx, "u1", paid(i), T0); err != nil {
+				t.Errorf("PutSubscription: %v", err)
+			}
+		})
+		free := freemium.SubscriptionSnapshot{Subscription: freemium.Subscription{Status: freemium.StatusCanceled}, AsOf: T0.Add(time.Hour), SyncedAt: T0}
+		if _, err := store.PutSubscription(ctx, "u1", free, T0); err != nil {
+			t.Fatal(err)
+		}
+		again := paid(0)
+		again.AsOf = T0.Add(2 * time.Hour)
+		if _, err := store.PutSubscription(ctx, "u1", again, T0); err != nil {
+			t.Fatal(err)
+		}
+		conv, err := store.Conversions(ctx, T0, T0.Add(3*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "conversions: 20 racing writes of one change, then a second change", len(conv), 2)
+		if len(conv) == 2 {
+			equal(t, "second conversion", conv[1], freemium.Conversion{UserID: "u1", Plan: "pro", At: T0.Add(2 * time.Hour)})
+		}
+		conv, err = store.Conversions(ctx, T0.Add(time.Hour), T0.Add(2*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "conversions in [T0+1h, T0+2h)", len(conv), 0)
+	}},
+
+	{"CustomerLinks", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		store, ctx := ns(t), context.Background()
+		synced := freemium.SubscriptionSnapshot{AsOf: T0, SyncedAt: T0, Pulled: true}
+		if _, err := store.PutSubscription(ctx, "u1", synced, T0); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.LinkCustomer(ctx, "u1", "cus_1", T0); err != nil {
+			t.Fatal(err)
+		}
+		a := load(t, store, "u1").Account
+		equal(t, "linked customer", a.CustomerID, "cus_1")
+		equal(t, "linking marks the mirror for refresh", a.Subscription.SyncedAt.IsZero(), true)
+		equal(t, "and keeps its order", a.Subscription.AsOf, T0)
+		user, err := store.CustomerUser(ctx, "cus_1")
+		equal(t, "CustomerUser", user, "u1")
+		equal(t, "CustomerUser error", err, nil)
+		if err := store.LinkCustomer(ctx, "u1", "cus_1", T0); err != nil {
+			t.Errorf("linking again: %v", err)
+		}
+		if err := store.LinkCustomer(ctx, "u2", "cus_1", T0); !errors.Is(err, freemium.ErrCustomerLinked) {
+			t.Errorf("linking u1's customer to u2 = %v, want ErrCustomerLinked", err)
+		}
+		equal(t, "u2 has no customer", load(t, store, "u2").Account.CustomerID, "")
+		user, _ = store.CustomerUser(ctx, "cus_unknown")
+		equal(t, "unknown customer", user, "")
+	}},
+
+	{"LoadFindsAnOldWindow", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// Usage in many windows; Load still finds the oldest one's.
+		store, ctx := ns(t), context.Background()
+		for i := range 8 {
+			w := freemium.Window{Start: T0.AddDate(0, i, 0), End: T0.AddDate(0, i+1, 0)}
+			if err := store.Record(ctx, "u1", w, int64(i+1), "", T0.AddDate(0, i, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, i := range []int{0, 3, 7} {
+			st, err := store.Load(ctx, "u1", T0.AddDate(0, 8, 0), func(freemium.Account) freemium.Window {
+				return freemium.Window{Start: T0.AddDate(0, i, 0), End: T0.AddDate(0, i+1, 0)}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			equal(t, fmt.Sprintf("Used in window %d", i), st.Used, int64(i+1))
+		}
+		st, err := store.Load(ctx, "u1", T0, func(freemium.Account) freemium.Window {
+			return freemium.Window{Start: T0.Add(-time.Hour), End: T0}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "Used in a window never recorded in", st.Used, int64(0))
+	}},
+
 	{"ContextCanceled", func(t *testing.T, ns func(*testing.T) freemium.Store) {
 		store := ns(t)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -692,4 +818,14 @@ var storeTests = []struct {
 // hourWindow is the hour from T0, for tests that call a Store directly.
 func hourWindow(freemium.Account) freemium.Window {
 	return freemium.Window{Start: T0, End: T0.Add(time.Hour)}
+}
+
+// load is the user's state in the hour from T0, at T0.
+func load(t *testing.T, store freemium.Store, user string) freemium.State {
+	t.Helper()
+	st, err := store.Load(context.Background(), user, T0, hourWindow)
+	if err != nil {
+		t.Fatalf("Load(%q): %v", user, err)
+	}
+	return st
 }

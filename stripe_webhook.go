@@ -1,0 +1,154 @@
+package freemium
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+)
+
+const (
+	// maxWebhookBody caps a webhook request's body; Stripe's events are a
+	// few KiB.
+	maxWebhookBody = 64 << 10
+	// webhookTolerance is how old a signature may be: older deliveries are
+	// refused as replays.
+	webhookTolerance = 5 * time.Minute
+)
+
+// StripeWebhookHandler serves Stripe's webhook endpoint, keeping the Store's
+// subscription mirror current, so that checks need not ask Stripe (raise
+// Config.SubscriptionMaxAge once it is wired). secret is the endpoint's
+// signing secret (whsec_...); create the endpoint with API version
+// 2023-10-16, the version stripe-go v76 reads.
+//
+// It verifies the Stripe-Signature header (5 minutes' tolerance, against
+// the real clock) and answers 400 to anything unsigned, tampered, too old
+// or of another API version, and 413 to a body over 64 KiB, changing
+// nothing. It applies customer.subscription.created, .updated, .deleted,
+// .paused and .resumed, finding the user by the subscription's metadata
+// (StripeConfig.MetadataKey, which CheckoutURL sets) or by the customer's
+// link; and checkout.session.completed, which links the session's customer
+// to its client_reference_id. An event older than the mirrored state is
+// ignored, so duplicate and out-of-order deliveries are harmless. Other
+// event types, and events about users it cannot find, are answered 200.
+// When the Store fails it answers 500, and Stripe retries.
+//
+// It panics when secret is empty.
+func (g *Gate) StripeWebhookHandler(secret string) http.Handler {
+	if secret == "" {
+		panic("freemium: StripeWebhookHandler: the signing secret is empty: pass the endpoint's whsec_... secret")
+	}
+	key := "user_id"
+	if s, ok := g.cfg.Subscriptions.(*StripeSubscriptions); ok {
+		key = s.metadataKey
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, http.StatusMethodNotAllowed, "Method Not Allowed", "Stripe posts events.")
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
+		if errors.As(err, new(*http.MaxBytesError)) {
+			writeError(w, http.StatusRequestEntityTooLarge, "Content Too Large", "The event is larger than 64 KiB.")
+			return
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "Bad Request", "The event could not be read.")
+			return
+		}
+		ev, err := webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"), secret,
+			webhook.ConstructEventOptions{Tolerance: webhookTolerance})
+		if err != nil {
+			g.cfg.Logger.WarnContext(r.Context(), "freemium: stripe webhook refused", "err", err)
+			writeError(w, http.StatusBadRequest, "Bad Request", "The event's signature does not verify.")
+			return
+		}
+		if err := g.applyStripeEvent(r.Context(), ev, key); err != nil {
+			g.cfg.Logger.ErrorContext(r.Context(), "freemium: stripe webhook not applied", "event", ev.ID, "type", ev.Type, "err", err)
+			writeError(w, http.StatusInternalServerError, "Internal Server Error", "The event could not be applied; retry.")
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+// applyStripeEvent applies one verified event to the Store.
+func (g *Gate) applyStripeEvent(ctx context.Context, ev stripe.Event, key string) error {
+	switch ev.Type {
+	case "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
+		"customer.subscription.paused", "customer.subscription.resumed":
+		var sub stripe.Subscription
+		if err := json.Unmarshal(ev.Data.Raw, &sub); err != nil {
+			return fmt.Errorf("decoding the subscription: %w", err)
+		}
+		return g.applySubscription(ctx, ev, &sub, key)
+	case "checkout.session.completed":
+		var cs stripe.CheckoutSession
+		if err := json.Unmarshal(ev.Data.Raw, &cs); err != nil {
+			return fmt.Errorf("decoding the checkout session: %w", err)
+		}
+		user := cs.ClientReferenceID
+		if user == "" {
+			user = cs.Metadata[key]
+		}
+		if cs.Mode != stripe.CheckoutSessionModeSubscription || cs.Customer == nil || validateUserID(user) != nil {
+			g.cfg.Logger.InfoContext(ctx, "freemium: stripe checkout session names no user and customer; ignored", "event", ev.ID)
+			return nil
+		}
+		err := g.cfg.Store.LinkCustomer(ctx, user, cs.Customer.ID, g.now())
+		if errors.Is(err, ErrCustomerLinked) {
+			g.cfg.Logger.WarnContext(ctx, "freemium: stripe checkout customer belongs to another user; not linked",
+				"event", ev.ID, "customer", cs.Customer.ID)
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// applySubscription mirrors the subscription an event carries for its user.
+func (g *Gate) applySubscription(ctx context.Context, ev stripe.Event, sub *stripe.Subscription, key string) error {
+	user, customer := sub.Metadata[key], ""
+	if sub.Customer != nil {
+		customer = sub.Customer.ID
+	}
+	if user == "" && customer != "" {
+		var err error
+		if user, err = g.cfg.Store.CustomerUser(ctx, customer); err != nil {
+			return err
+		}
+	}
+	if validateUserID(user) != nil {
+		// Not one of ours yet: checkout.session.completed links it, and the
+		// link makes the next check refresh.
+		g.cfg.Logger.InfoContext(ctx, "freemium: stripe subscription of an unknown user; ignored", "event", ev.ID, "subscription", sub.ID)
+		return nil
+	}
+	now := g.now()
+	st, err := g.cfg.Store.Load(ctx, user, now, lifetimeWindow)
+	if err != nil {
+		return err
+	}
+	s := fromStripe(sub)
+	// A customer may have several subscriptions; the mirror holds the one
+	// that gives the most access. News of a lesser one does not displace it.
+	if held := st.Account.Subscription; held.ID != "" && held.ID != s.ID && statusRank(s.Status) < statusRank(held.Status) {
+		return nil
+	}
+	if customer != "" && st.Account.CustomerID != customer {
+		if err := g.cfg.Store.LinkCustomer(ctx, user, customer, now); err != nil && !errors.Is(err, ErrCustomerLinked) {
+			return err
+		}
+	}
+	snap := SubscriptionSnapshot{Subscription: s, PaidPlan: g.paidPlan(s, now), AsOf: time.Unix(ev.Created, 0).UTC(), SyncedAt: now}
+	_, err = g.cfg.Store.PutSubscription(ctx, user, snap, now)
+	return err
+}

@@ -1,0 +1,245 @@
+package freemium_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/freemiumkit/freemium"
+	"github.com/freemiumkit/freemium/freemiumtest"
+)
+
+const webhookSecret = "whsec_test_secret"
+
+// webhookT0 is the creation time of the events in testdata/stripe.
+var webhookT0 = time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC)
+
+// webhookEnv is a Gate with a fake checker (which counts the calls the
+// webhook saves) and its webhook handler.
+type webhookEnv struct {
+	t       *testing.T
+	store   freemium.Store
+	subs    *freemiumtest.Subscriptions
+	clock   *freemiumtest.Clock
+	gate    *freemium.Gate
+	handler http.Handler
+}
+
+func newWebhookEnv(t *testing.T, store freemium.Store) *webhookEnv {
+	e := &webhookEnv{t: t, store: store, subs: freemiumtest.NewSubscriptions(), clock: freemiumtest.NewClock(webhookT0.Add(time.Minute))}
+	g, err := freemium.New(freemium.Config{
+		Store: store, Subscriptions: e.subs, Now: e.clock.Now,
+		Free:               freemium.Plan{FirstReportFree: true},
+		Plans:              []freemium.Plan{{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 1000, Period: freemium.BillingCycle}},
+		SubscriptionMaxAge: 24 * time.Hour, // webhooks keep the mirror current
+		Logger:             slog.New(slog.DiscardHandler),
+	})
+	require.NoError(t, err)
+	e.gate, e.handler = g, g.StripeWebhookHandler(webhookSecret)
+	return e
+}
+
+// fixture reads testdata/stripe/name.
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "stripe", name))
+	require.NoError(t, err)
+	return b
+}
+
+// deliver posts payload signed with secret at ts, as Stripe does.
+func (e *webhookEnv) deliver(payload []byte, secret string, ts time.Time) *httptest.ResponseRecorder {
+	e.t.Helper()
+	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: secret, Timestamp: ts})
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/stripe", bytes.NewReader(payload))
+	req.Header.Set("Stripe-Signature", signed.Header)
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, req)
+	return rec
+}
+
+// send delivers a fixture, signed now, and requires a 200.
+func (e *webhookEnv) send(name string) {
+	e.t.Helper()
+	rec := e.deliver(fixture(e.t, name), webhookSecret, time.Now())
+	require.Equal(e.t, http.StatusOK, rec.Code, "delivering %s: %s", name, rec.Body)
+}
+
+// mirror is the user's mirrored subscription, read from the Store.
+func (e *webhookEnv) mirror(user string) freemium.SubscriptionSnapshot {
+	e.t.Helper()
+	st, err := e.store.Load(context.Background(), user, e.clock.Now(), func(freemium.Account) freemium.Window {
+		return freemium.Window{Start: webhookT0, End: webhookT0.Add(time.Hour)}
+	})
+	require.NoError(e.t, err)
+	return st.Account.Subscription
+}
+
+func (e *webhookEnv) plan(user string) string {
+	e.t.Helper()
+	u, err := e.gate.Usage(context.Background(), user)
+	require.NoError(e.t, err)
+	return u.Plan
+}
+
+func TestStripeWebhook(t *testing.T) {
+	stores := map[string]func(t *testing.T) freemium.Store{
+		"Memory":   func(*testing.T) freemium.Store { return freemium.NewMemoryStore() },
+		"Postgres": func(t *testing.T) freemium.Store { return newPostgresStore(t) },
+	}
+	for name, newStore := range stores {
+		t.Run(name, func(t *testing.T) {
+			t.Run("AppliesAndChecksMakeNoCalls", func(t *testing.T) {
+				e := newWebhookEnv(t, newStore(t))
+				e.send("subscription_updated_active.json")
+				assert.Equal(t, "pro", e.plan("u1"))
+				d, err := e.gate.Check(context.Background(), "u1", 1000)
+				require.NoError(t, err)
+				assert.True(t, d.Allowed)
+				assert.Equal(t, time.Date(2026, 11, 15, 9, 59, 0, 0, time.UTC), d.PeriodStart, "the billing period from the event")
+				assert.Zero(t, e.subs.Calls(), "the webhook's mirror answers checks without asking the provider")
+				conv, err := e.store.Conversions(context.Background(), webhookT0.Add(-time.Hour), webhookT0.Add(time.Hour))
+				require.NoError(t, err)
+				assert.Equal(t, []freemium.Conversion{{UserID: "u1", Plan: "pro", At: webhookT0}}, conv)
+			})
+			t.Run("DuplicateDeliveryChangesNothing", func(t *testing.T) {
+				e := newWebhookEnv(t, newStore(t))
+				e.send("subscription_updated_active.json")
+				first := e.mirror("u1")
+				e.clock.Advance(time.Second)
+				e.send("subscription_updated_active.json")
+				again := e.mirror("u1")
+				assert.Equal(t, first.Subscription, again.Subscription)
+				conv, err := e.store.Conversions(context.Background(), webhookT0.Add(-time.Hour), webhookT0.Add(time.Hour))
+				require.NoError(t, err)
+				assert.Len(t, conv, 1, "one conversion for two deliveries")
+			})
+			t.Run("OutOfOrderDelivery", func(t *testing.T) {
+				e := newWebhookEnv(t, newStore(t))
+				e.send("subscription_deleted.json") // created a day after the others
+				e.send("subscription_updated_active.json")
+				assert.Equal(t, freemium.StatusCanceled, e.mirror("u1").Status, "an older event does not undo a newer one")
+			})
+			t.Run("SameSecondGoesToTheActiveStatus", func(t *testing.T) {
+				e := newWebhookEnv(t, newStore(t))
+				e.send("subscription_updated_active.json")
+				e.send("subscription_created_incomplete.json") // same second, delivered late
+				assert.Equal(t, freemium.StatusActive, e.mirror("u1").Status)
+			})
+			t.Run("LesserSubscriptionDoesNotDisplace", func(t *testing.T) {
+				e := newWebhookEnv(t, newStore(t))
+				e.send("subscription_updated_active.json")
+				e.send("subscription_other_canceled.json") // another, older subscription of the customer ends
+				assert.Equal(t, "sub_1", e.mirror("u1").ID)
+				assert.Equal(t, "pro", e.plan("u1"))
+			})
+			t.Run("CheckoutLinksTheCustomer", func(t *testing.T) {
+				e := newWebhookEnv(t, newStore(t))
+				e.send("subscription_updated_by_customer.json") // no metadata, customer unknown: ignored
+				assert.True(t, e.mirror("u2").SyncedAt.IsZero())
+				e.send("checkout_session_completed.json")
+				user, err := e.store.CustomerUser(context.Background(), "cus_2")
+				require.NoError(t, err)
+				assert.Equal(t, "u2", user)
+				e.send("subscription_updated_by_customer.json") // redelivered: now found by its customer
+				assert.Equal(t, freemium.StatusActive, e.mirror("u2").Status)
+				assert.Equal(t, "pro", e.plan("u2"))
+				assert.Zero(t, e.subs.Calls())
+			})
+			t.Run("UnknownTypeIgnored", func(t *testing.T) {
+				e := newWebhookEnv(t, newStore(t))
+				e.send("invoice_paid.json")
+				assert.True(t, e.mirror("u1").SyncedAt.IsZero())
+			})
+		})
+	}
+}
+
+// Anything unsigned, tampered, stale or oversized is refused and changes
+// nothing.
+func TestStripeWebhookRefuses(t *testing.T) {
+	good := fixture(t, "subscription_updated_active.json")
+	tampered := bytes.Replace(good, []byte(`"price_pro"`), []byte(`"price_max"`), 1)
+	require.NotEqual(t, good, tampered)
+	otherVersion := bytes.Replace(good, []byte(`"2023-10-16"`), []byte(`"2025-03-31.basil"`), 1)
+	huge := append(append([]byte(nil), good[:len(good)-2]...), []byte(`, "padding": "`+strings.Repeat("x", 70<<10)+`"}`)...)
+
+	cases := []struct {
+		name   string
+		send   func(e *webhookEnv) *httptest.ResponseRecorder
+		status int
+	}{
+		{"Unsigned", func(e *webhookEnv) *httptest.ResponseRecorder {
+			rec := httptest.NewRecorder()
+			e.handler.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(good)))
+			return rec
+		}, http.StatusBadRequest},
+		{"WrongSecret", func(e *webhookEnv) *httptest.ResponseRecorder {
+			return e.deliver(good, "whsec_someone_else", time.Now())
+		}, http.StatusBadRequest},
+		{"Tampered", func(e *webhookEnv) *httptest.ResponseRecorder {
+			signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: good, Secret: webhookSecret})
+			req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(tampered))
+			req.Header.Set("Stripe-Signature", signed.Header)
+			rec := httptest.NewRecorder()
+			e.handler.ServeHTTP(rec, req)
+			return rec
+		}, http.StatusBadRequest},
+		{"ReplayPastTolerance", func(e *webhookEnv) *httptest.ResponseRecorder {
+			return e.deliver(good, webhookSecret, time.Now().Add(-6*time.Minute))
+		}, http.StatusBadRequest},
+		{"OtherAPIVersion", func(e *webhookEnv) *httptest.ResponseRecorder {
+			return e.deliver(otherVersion, webhookSecret, time.Now())
+		}, http.StatusBadRequest},
+		{"Oversized", func(e *webhookEnv) *httptest.ResponseRecorder {
+			return e.deliver(huge, webhookSecret, time.Now())
+		}, http.StatusRequestEntityTooLarge},
+		{"NotPost", func(e *webhookEnv) *httptest.ResponseRecorder {
+			rec := httptest.NewRecorder()
+			e.handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+			return rec
+		}, http.StatusMethodNotAllowed},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newWebhookEnv(t, freemium.NewMemoryStore())
+			rec := c.send(e)
+			assert.Equal(t, c.status, rec.Code, rec.Body.String())
+			assert.True(t, e.mirror("u1").SyncedAt.IsZero(), "nothing mirrored")
+			assert.NotContains(t, rec.Body.String(), webhookSecret)
+		})
+	}
+	// Still 5 minutes: a delivery signed 4 minutes ago is taken.
+	e := newWebhookEnv(t, freemium.NewMemoryStore())
+	assert.Equal(t, http.StatusOK, e.deliver(good, webhookSecret, time.Now().Add(-4*time.Minute)).Code)
+}
+
+func TestStripeWebhookStoreDownIs500(t *testing.T) {
+	store := &flakyStore{MemoryStore: freemium.NewMemoryStore()}
+	e := newWebhookEnv(t, store)
+	store.down.Store(true)
+	rec := e.deliver(fixture(t, "subscription_updated_active.json"), webhookSecret, time.Now())
+	assert.Equal(t, http.StatusInternalServerError, rec.Code, "Stripe retries a 500")
+	var problem map[string]any
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &problem))
+	assert.Equal(t, "Internal Server Error", problem["title"])
+}
+
+func TestStripeWebhookHandlerNeedsASecret(t *testing.T) {
+	g, err := freemium.New(freemium.Config{Store: freemium.NewMemoryStore()})
+	require.NoError(t, err)
+	assert.PanicsWithValue(t, "freemium: StripeWebhookHandler: the signing secret is empty: pass the endpoint's whsec_... secret",
+		func() { g.StripeWebhookHandler("") })
+}

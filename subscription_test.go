@@ -1,0 +1,221 @@
+package freemium_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/freemiumkit/freemium"
+	"github.com/freemiumkit/freemium/freemiumtest"
+)
+
+// mirrorEnv is a Gate on a Stripe stand-in, through StripeSubscriptions, with
+// a settable clock.
+type mirrorEnv struct {
+	t      *testing.T
+	ctx    context.Context
+	stripe *stripeStandIn
+	clock  *freemiumtest.Clock
+	store  freemium.Store
+	gate   *freemium.Gate
+}
+
+var mirrorT0 = time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC)
+
+func newMirrorEnv(t *testing.T, cfg freemium.Config) *mirrorEnv {
+	e := &mirrorEnv{t: t, ctx: context.Background(), stripe: newStripeStandIn(t), clock: freemiumtest.NewClock(mirrorT0)}
+	if cfg.Store == nil {
+		cfg.Store = freemium.NewMemoryStore()
+	}
+	e.store = cfg.Store
+	cfg.Subscriptions = newStripeChecker(t, freemium.StripeConfig{APIKey: testStripeKey, BackendURL: e.stripe.srv.URL, SearchCustomers: true})
+	cfg.Now, cfg.Logger = e.clock.Now, slog.New(slog.DiscardHandler)
+	cfg.Free = freemium.Plan{Limit: 100, Period: freemium.CalendarMonth}
+	cfg.Plans = []freemium.Plan{{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 10_000, Period: freemium.BillingCycle}}
+	g, err := freemium.New(cfg)
+	require.NoError(t, err)
+	e.gate = g
+	return e
+}
+
+func (e *mirrorEnv) subscribe(user string) {
+	cus := "cus_" + user
+	e.stripe.setCustomer(user, cus)
+	e.stripe.setSubs(cus, stripeSub("sub_"+user, cus, "active", "price_pro", mirrorT0.Add(-time.Hour), mirrorT0.Add(-time.Hour).AddDate(0, 1, 0)))
+}
+
+func (e *mirrorEnv) check(user string, tokens int64) freemium.Decision {
+	e.t.Helper()
+	d, err := e.gate.Check(e.ctx, user, tokens)
+	require.NoError(e.t, err)
+	return d
+}
+
+// stripeCalls counts the requests that found customers and listed subscriptions.
+func (e *mirrorEnv) stripeCalls() int {
+	return e.stripe.count("/v1/subscriptions") + e.stripe.count("/v1/customers/search")
+}
+
+// With a fresh mirror, checks do not ask Stripe: 1,000 checks over 100
+// users make no call once each user is mirrored.
+func TestMirrorFreshChecksMakeNoCalls(t *testing.T) {
+	for name, store := range map[string]func() freemium.Store{
+		"Memory":   func() freemium.Store { return freemium.NewMemoryStore() },
+		"Postgres": func() freemium.Store { return newPostgresStore(t) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newMirrorEnv(t, freemium.Config{Store: store()})
+			for i := range 100 {
+				if i%2 == 0 {
+					e.subscribe(fmt.Sprint("u", i))
+				}
+				e.check(fmt.Sprint("u", i), 1) // mirrors the user
+			}
+			mirrored := e.stripeCalls()
+			thousandChecks := func() {
+				t.Helper()
+				for i := range 1000 {
+					d := e.check(fmt.Sprint("u", i%100), 500)
+					assert.Equal(t, i%2 == 0, d.Allowed, "user u%d: subscribers have room, free users not", i%100)
+				}
+			}
+			e.clock.Advance(30 * time.Second) // a blocked check trusts a mirror younger than a minute
+			thousandChecks()
+			assert.Equal(t, mirrored, e.stripeCalls(), "1,000 checks with a fresh mirror make no Stripe call")
+
+			e.clock.Advance(6 * time.Minute) // past SubscriptionMaxAge: one refresh per user, then none
+			thousandChecks()
+			assert.Equal(t, 2*mirrored, e.stripeCalls())
+		})
+	}
+}
+
+// Concurrent checks of a user nobody has mirrored share one Stripe call.
+func TestMirrorConcurrentChecksShareOneCall(t *testing.T) {
+	e := newMirrorEnv(t, freemium.Config{})
+	e.subscribe("u1")
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			d, err := e.gate.Check(e.ctx, "u1", 5000)
+			assert.NoError(t, err)
+			assert.True(t, d.Allowed)
+			assert.Equal(t, "pro", d.Plan)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	assert.Equal(t, 1, e.stripe.count("/v1/subscriptions"), "100 parallel checks, one Stripe call")
+}
+
+// A check about to block refreshes a mirror older than a minute, so a user
+// who just paid gets through; a younger mirror is trusted.
+func TestMirrorRefreshesBeforeBlocking(t *testing.T) {
+	e := newMirrorEnv(t, freemium.Config{SubscriptionMaxAge: 24 * time.Hour})
+	assert.False(t, e.check("u1", 500).Allowed, "a free user over the free limit")
+	calls := e.stripeCalls()
+	e.subscribe("u1") // pays; no webhook wired
+
+	e.clock.Advance(30 * time.Second)
+	assert.False(t, e.check("u1", 500).Allowed, "a mirror half a minute old is trusted")
+	assert.Equal(t, calls, e.stripeCalls())
+
+	e.clock.Advance(31 * time.Second)
+	d := e.check("u1", 500)
+	assert.True(t, d.Allowed, "past a minute, the block is checked with Stripe")
+	assert.Equal(t, "pro", d.Plan)
+	r, err := e.gate.Reserve(e.ctx, "u1", 500)
+	require.NoError(t, err)
+	assert.True(t, r.OK())
+
+	conv, err := e.store.Conversions(e.ctx, mirrorT0, mirrorT0.Add(time.Hour))
+	require.NoError(t, err)
+	require.Len(t, conv, 1)
+	assert.Equal(t, freemium.Conversion{UserID: "u1", Plan: "pro", At: mirrorT0.Add(61 * time.Second)}, conv[0])
+}
+
+// Refresh pulls at once, whatever the mirror's age: the checkout success page.
+func TestMirrorRefresh(t *testing.T) {
+	e := newMirrorEnv(t, freemium.Config{SubscriptionMaxAge: 24 * time.Hour})
+	assert.Equal(t, "free", e.check("u1", 1).Plan)
+	e.subscribe("u1")
+	assert.Equal(t, "free", e.check("u1", 1).Plan, "allowed checks trust the mirror")
+	require.NoError(t, e.gate.Refresh(e.ctx, "u1"))
+	assert.Equal(t, "pro", e.check("u1", 1).Plan)
+}
+
+// When Stripe fails, the last known state serves for SubscriptionGrace;
+// then the fallback decides.
+func TestMirrorStripeDown(t *testing.T) {
+	for _, fallback := range []freemium.Fallback{freemium.FallbackError, freemium.FallbackFree} {
+		t.Run(fmt.Sprint("fallback", fallback), func(t *testing.T) {
+			e := newMirrorEnv(t, freemium.Config{SubscriptionFallback: fallback})
+			e.subscribe("u1")
+			assert.Equal(t, "pro", e.check("u1", 1).Plan)
+
+			e.stripe.fail(500, 500, 500, 500, 500, 500, 500, 500)
+			e.clock.Advance(50 * time.Minute) // stale, inside the hour of grace
+			assert.Equal(t, "pro", e.check("u1", 1).Plan, "the last known state serves")
+
+			e.clock.Advance(11 * time.Minute) // past the grace
+			d, err := e.gate.Check(e.ctx, "u1", 1)
+			if fallback == freemium.FallbackError {
+				assert.ErrorIs(t, err, freemium.ErrSubscriptionUnavailable)
+			} else {
+				require.NoError(t, err)
+				assert.Equal(t, "free", d.Plan)
+			}
+			// A user never mirrored has nothing to serve.
+			_, err = e.gate.Check(e.ctx, "u2", 1)
+			if fallback == freemium.FallbackError {
+				assert.ErrorIs(t, err, freemium.ErrSubscriptionUnavailable)
+			} else {
+				assert.NoError(t, err)
+			}
+		})
+	}
+}
+
+// A Stripe that does not answer holds a check up to SubscriptionTimeout,
+// not longer, and the checks waiting on it share that wait.
+func TestMirrorStripeHangs(t *testing.T) {
+	e := newMirrorEnv(t, freemium.Config{SubscriptionTimeout: 200 * time.Millisecond})
+	e.stripe.hangAll()
+	began := time.Now()
+	_, err := e.gate.Check(e.ctx, "u1", 1)
+	assert.ErrorIs(t, err, freemium.ErrSubscriptionUnavailable)
+	assert.Less(t, time.Since(began), 5*time.Second, "bounded by SubscriptionTimeout")
+
+	// A caller's own deadline ends its wait; the shared call goes on.
+	ctx, cancel := context.WithTimeout(e.ctx, 20*time.Millisecond)
+	defer cancel()
+	_, err = e.gate.Check(ctx, "u2", 1)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// past_due keeps the plan until the period ends, plus PastDueGrace.
+func TestMirrorPastDue(t *testing.T) {
+	for _, grace := range []time.Duration{0, 72 * time.Hour} {
+		t.Run(grace.String(), func(t *testing.T) {
+			e := newMirrorEnv(t, freemium.Config{PastDueGrace: grace})
+			end := mirrorT0.Add(24 * time.Hour)
+			e.stripe.setCustomer("u1", "cus_1")
+			e.stripe.setSubs("cus_1", stripeSub("sub_1", "cus_1", "past_due", "price_pro", end.AddDate(0, -1, 0), end))
+			assert.Equal(t, "pro", e.check("u1", 1).Plan, "past_due inside the period")
+			e.clock.Set(end.Add(grace - time.Second))
+			assert.Equal(t, "pro", e.check("u1", 1).Plan, "until the grace ends")
+			e.clock.Set(end.Add(grace))
+			assert.Equal(t, "free", e.check("u1", 1).Plan, "then Free")
+		})
+	}
+}
