@@ -109,7 +109,10 @@ func BenchmarkMemoryReserveCommit(b *testing.B) {
 
 // BenchmarkPostgres compares each operation with the bare round trip it is
 // made of, on the same pool: Check with SELECT 1, Reserve+Commit with a
-// durable single-row INSERT.
+// durable single-row INSERT. The core figures come from a gate without a
+// subscription checker (core); the Mirrored ones from a gate whose checker's
+// answer is mirrored in the Store (g), which issue 3 asks to cost Check no
+// more than 1.1x.
 func BenchmarkPostgres(b *testing.B) {
 	ctx := context.Background()
 	pool := pgPool(b)
@@ -122,6 +125,9 @@ func BenchmarkPostgres(b *testing.B) {
 	subs.Subscribe("payer", "price_pro", time.Time{}, time.Time{})
 	require.NoError(b, g.Record(ctx, "payer", 10, ""))
 	require.NoError(b, g.MarkFirstReportUsed(ctx, "free"))
+	core, err := freemium.New(freemium.Config{Store: store, Free: freemium.Plan{Limit: freemium.MaxTokens, Period: freemium.CalendarMonth}})
+	require.NoError(b, err)
+	require.NoError(b, core.Record(ctx, "payer", 10, ""))
 	_, err = pool.Exec(ctx, "CREATE TABLE IF NOT EXISTS bench_insert (id bigserial PRIMARY KEY, user_id text NOT NULL, tokens bigint NOT NULL)")
 	require.NoError(b, err)
 
@@ -133,12 +139,14 @@ func BenchmarkPostgres(b *testing.B) {
 		_, err := pool.Exec(ctx, "INSERT INTO bench_insert (user_id, tokens) VALUES ($1, $2)", "payer", 90)
 		return err
 	}
-	b.Run("Check/vs-SELECT-1", func(b *testing.B) {
-		measure(b, selectOne, func(int) error {
+	check := func(g *freemium.Gate) func(int) error {
+		return func(int) error {
 			_, err := g.Check(ctx, "payer", 100)
 			return err
-		})
-	})
+		}
+	}
+	b.Run("Check/vs-SELECT-1", func(b *testing.B) { measure(b, selectOne, check(core)) })
+	b.Run("CheckMirrored/vs-Check", func(b *testing.B) { measure(b, check(core), check(g)) })
 	b.Run("CheckBlocked/vs-SELECT-1", func(b *testing.B) {
 		measure(b, selectOne, func(int) error {
 			d, err := g.Check(ctx, "free", 100)
@@ -148,18 +156,20 @@ func BenchmarkPostgres(b *testing.B) {
 			return err
 		})
 	})
-	b.Run("ReserveCommit/vs-INSERT", func(b *testing.B) {
-		measure(b, insert, func(int) error {
+	reserveCommit := func(g *freemium.Gate) func(int) error {
+		return func(int) error {
 			r, err := g.Reserve(ctx, "payer", 100)
 			if err != nil {
 				return err
 			}
 			return r.Commit(ctx, 90)
-		})
-	})
+		}
+	}
+	b.Run("ReserveCommit/vs-INSERT", func(b *testing.B) { measure(b, insert, reserveCommit(core)) })
+	b.Run("ReserveCommitMirrored/vs-INSERT", func(b *testing.B) { measure(b, insert, reserveCommit(g)) })
 	b.Run("Record/vs-INSERT", func(b *testing.B) {
 		measure(b, insert, func(i int) error {
-			return g.Record(ctx, "payer", 90, "")
+			return core.Record(ctx, "payer", 90, "")
 		})
 	})
 }

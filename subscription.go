@@ -110,18 +110,31 @@ func (g *Gate) load(ctx context.Context, userID string, now time.Time) (*Plan, W
 // loadOn reads the user's state on the plan their mirror places them on, or
 // on Free.
 func (g *Gate) loadOn(ctx context.Context, userID string, now time.Time, free bool) (*Plan, Window, State, error) {
-	plan, w := &g.cfg.Free, Window{}
-	st, err := g.cfg.Store.Load(ctx, userID, now, func(a Account) Window {
-		if g.cfg.Subscriptions != nil && !free {
-			plan = g.placed(a.Subscription.Subscription, now)
-		}
-		w = plan.Period.window(now, a.Subscription.Subscription)
-		return w
-	})
+	p := &placement{g: g, now: now, free: free}
+	st, err := g.cfg.Store.Load(ctx, userID, now, p.window)
 	if err != nil {
 		return nil, Window{}, State{}, fmt.Errorf("freemium: load: %w", err)
 	}
-	return plan, w, st, nil
+	return p.plan, p.w, st, nil
+}
+
+// placement is the window function of loadOn, which keeps the plan and
+// window it chose (one allocation for all of it).
+type placement struct {
+	g    *Gate
+	now  time.Time
+	free bool
+	plan *Plan
+	w    Window
+}
+
+func (p *placement) window(a Account) Window {
+	p.plan = &p.g.cfg.Free
+	if p.g.cfg.Subscriptions != nil && !p.free {
+		p.plan = p.g.placed(a.Subscription.Subscription, p.now)
+	}
+	p.w = p.plan.Period.window(p.now, a.Subscription.Subscription)
+	return p.w
 }
 
 // recheck refreshes the mirror behind a decision about to block, when it is
