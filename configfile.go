@@ -57,18 +57,22 @@ import (
 // subscription no other plan claims. Every plan needs a limit, and a limit
 // names a plan; the one period applies to every plan.
 //
+// An endpoint ending in /* gates its subtree ("POST /api/features/"); any
+// other endpoint gates that path exactly. ServeMux wildcards such as {id}
+// may be used in it.
+//
 // The action's message is the Free plan's blocked message: FreeLimitExceeded
 // when the Free plan's limit is above 0; SubscriptionRequired when it is 0
 // with firstReportFree; SubscriptionRequiredNoFreeReport when it is 0
 // without. The other Messages keep their defaults. The upgradePrompt is
 // checked but not part of the Config: the host configures its Notifier.
 //
-// Data starting with "{" is JSON (or, when it is not valid JSON but is valid
+// Data starting with "{" or "[" is JSON (or, when it is not valid JSON but is valid
 // YAML, a YAML flow mapping); anything else is YAML. Unknown fields are
 // errors, and every error names the field's path and its value, as in
 // `freemium: config: steps[0].condition.period: "30x" is not a period`.
 // The Config returned passes New's validation once Store is set; Store,
-// Subscriptions, Now and Logger are left for code to supply.
+// Subscriptions, Now, Logger and ReservationTTL are left to code.
 func ParseConfig(data []byte) (Config, error) {
 	cfg, err := parseConfig(data)
 	if err != nil {
