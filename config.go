@@ -84,6 +84,12 @@ type Config struct {
 	// Logger receives warnings, such as a subscription whose price matches no
 	// plan. Default slog.Default().
 	Logger *slog.Logger
+
+	// Gated are the requests Gate.Middleware gates when its
+	// MiddlewareOptions.Gated is empty, as net/http ServeMux patterns
+	// ("POST /api/features/"). ParseConfig sets them from the config's
+	// trigger. Default none: every request.
+	Gated []string
 }
 
 // Plan is what a user may spend in a period.
@@ -189,6 +195,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.Messages = c.Messages.withDefaults()
 	c.Plans = append([]Plan(nil), c.Plans...) // the Gate keeps its own copy
+	c.Gated = append([]string(nil), c.Gated...)
 	return c
 }
 
@@ -265,6 +272,9 @@ func (c Config) validate() error {
 			}
 			prices[id] = field
 		}
+	}
+	if i, err := checkPatterns(c.Gated); err != nil {
+		return fmt.Errorf("freemium: Config.Gated[%d] %q: %v: use net/http ServeMux patterns such as \"POST /api/features/\", each once", i, c.Gated[i], err)
 	}
 	return nil
 }

@@ -22,7 +22,8 @@ type MiddlewareOptions struct {
 	Estimate func(*http.Request) int64
 
 	// Gated are the requests to gate, as net/http ServeMux patterns
-	// ("POST /api/features/"). Default: every request.
+	// ("POST /api/features/"). Default: Config.Gated, and when that is
+	// empty too, every request.
 	Gated []string
 
 	// Blocked writes the response to a blocked request. Default: 402 Payment
@@ -68,11 +69,15 @@ func (g *Gate) Middleware(opts MiddlewareOptions) func(http.Handler) http.Handle
 	// A request is gated when a ServeMux holding only the Gated patterns
 	// routes it to the marker; a redirect (a missing trailing slash, an
 	// unclean path) or no match leaves it ungated.
+	patterns := opts.Gated
+	if len(patterns) == 0 {
+		patterns = g.cfg.Gated
+	}
 	var gated *http.ServeMux
 	marker := &gatedMarker{}
-	if len(opts.Gated) > 0 {
+	if len(patterns) > 0 {
 		gated = http.NewServeMux()
-		for _, p := range opts.Gated {
+		for _, p := range patterns {
 			gated.Handle(p, marker)
 		}
 	}
@@ -170,6 +175,30 @@ func (t *tokenRecorder) total() (int64, bool) { return t.tokens.Load(), t.report
 type gatedMarker struct{}
 
 func (*gatedMarker) ServeHTTP(http.ResponseWriter, *http.Request) {}
+
+// checkPatterns reports the first of patterns that a ServeMux refuses, by
+// index: invalid, or in conflict with an earlier one. Config.validate uses
+// it so that Middleware never panics on Config.Gated.
+func checkPatterns(patterns []string) (int, error) {
+	mux := http.NewServeMux()
+	for i, p := range patterns {
+		if err := handlePattern(mux, p); err != nil {
+			return i, err
+		}
+	}
+	return -1, nil
+}
+
+// handlePattern registers p on mux, turning ServeMux's panic into an error.
+func handlePattern(mux *http.ServeMux, p string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	mux.Handle(p, &gatedMarker{})
+	return nil
+}
 
 // ReportTokens tells Gate.Middleware that the handler serving ctx's request
 // spent n tokens; calls add up, from any goroutine. The middleware commits
