@@ -51,6 +51,13 @@ const (
 	LimitReached NotificationKind = "limit_reached"
 )
 
+// notificationKinds are the known kinds, in the order they happen.
+var notificationKinds = []NotificationKind{UsageWarning, UpgradePrompt, LimitReached}
+
+func (k NotificationKind) valid() bool {
+	return k == UsageWarning || k == UpgradePrompt || k == LimitReached
+}
+
 // NotifyError is a failed delivery that says how to retry it; see Notifier.
 type NotifyError struct {
 	// Status is the provider's HTTP status, 0 when no response came back.
@@ -86,3 +93,22 @@ func (e *NotifyError) Unwrap() error { return e.Err }
 // ErrNoRecipient: the user has no address to notify. Notifiers return it
 // wrapped in a permanent *NotifyError.
 var ErrNoRecipient = errors.New("freemium: user has no address to notify")
+
+// validate checks what every Notifier relies on, with a permanent error.
+func (n Notification) validate() error {
+	var err error
+	switch {
+	case n.ID == "":
+		err = errors.New("notification ID is empty")
+	case validateText(n.ID) != nil:
+		err = fmt.Errorf("notification ID: %v", validateText(n.ID))
+	case !n.Kind.valid():
+		err = fmt.Errorf("notification kind %q is not one of %q", n.Kind, notificationKinds)
+	default:
+		err = validateUserID(n.UserID)
+	}
+	if err != nil {
+		return &NotifyError{Permanent: true, Err: err}
+	}
+	return nil
+}
