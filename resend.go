@@ -161,7 +161,7 @@ func (r *ResendNotifier) Send(ctx context.Context, n Notification) (messageID st
 	}
 	addr, name, err := r.recipient(ctx, n.UserID)
 	if err != nil {
-		return "", fmt.Errorf("freemium: recipient of user %s: %w", n.UserID, err)
+		return "", fmt.Errorf("freemium: notify: recipient of user %s: %w", n.UserID, err)
 	}
 	if addr == "" {
 		return "", &NotifyError{Permanent: true, Err: fmt.Errorf("user %s: %w", n.UserID, ErrNoRecipient)}
@@ -237,7 +237,7 @@ func redact(s string, secrets ...string) string {
 		}
 	}
 	if len(s) > maxLen {
-		s = s[:maxLen] + "..."
+		s = strings.ToValidUTF8(s[:maxLen], "") + "..."
 	}
 	return s
 }

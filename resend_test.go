@@ -80,11 +80,13 @@ type resendBody struct {
 
 // resendFault is what the stand-in does to one request instead of serving it.
 type resendFault struct {
-	status     int    // reply with this status and a Resend-style error
-	name       string // the error's name; default from the status
-	retryAfter string // the Retry-After header of the reply
-	drop       bool   // close the connection without a reply
-	deliver    bool   // with drop: deliver the email first
+	status     int               // reply with this status and a Resend-style error
+	name       string            // the error's name; default from the status
+	retryAfter string            // the Retry-After header of the reply
+	header     map[string]string // more headers of the reply
+	drop       bool              // close the connection without a reply
+	deliver    bool              // with drop or garble: deliver the email first
+	garble     bool              // reply 200 with a body cut short
 }
 
 func newResendStandIn(tb testing.TB) *resendStandIn {
@@ -141,6 +143,9 @@ func (s *resendStandIn) serve(w http.ResponseWriter, r *http.Request) {
 		if fault.retryAfter != "" {
 			w.Header().Set("Retry-After", fault.retryAfter)
 		}
+		for k, v := range fault.header {
+			w.Header().Set(k, v)
+		}
 		name := fault.name
 		if name == "" {
 			name = map[int]string{422: "validation_error", 429: "rate_limit_exceeded", 500: "internal_server_error"}[fault.status]
@@ -170,11 +175,16 @@ func (s *resendStandIn) serve(w http.ResponseWriter, r *http.Request) {
 		s.byKey[key] = keyedSend{payload: sum, id: id}
 	}
 	s.deliveries = append(s.deliveries, resendDelivery{ID: id, Header: r.Header.Clone(), Body: body})
-	if fault.drop {
+	switch {
+	case fault.drop:
 		s.drop(w)
-		return
+	case fault.garble:
+		w.Header().Set("Content-Type", "application/json")
+		_, err := w.Write([]byte(`{"id":"` + id))
+		assert.NoError(s.tb, err)
+	default:
+		s.reply(w, http.StatusOK, map[string]string{"id": id})
 	}
-	s.reply(w, http.StatusOK, map[string]string{"id": id})
 }
 
 // validateResendBody is the part of Resend's validation the notifier meets.
@@ -204,15 +214,16 @@ func (s *resendStandIn) fail(w http.ResponseWriter, status int, name, message st
 func (s *resendStandIn) reply(w http.ResponseWriter, status int, body any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	require.NoError(s.tb, json.NewEncoder(w).Encode(body))
+	assert.NoError(s.tb, json.NewEncoder(w).Encode(body)) // assert: this is the server's goroutine
 	_, err := w.Write(bytes.Repeat([]byte(" "), s.pad))
-	require.NoError(s.tb, err)
+	assert.NoError(s.tb, err)
 }
 
 func (s *resendStandIn) drop(w http.ResponseWriter) {
 	conn, _, err := http.NewResponseController(w).Hijack()
-	require.NoError(s.tb, err)
-	require.NoError(s.tb, conn.Close())
+	if assert.NoError(s.tb, err) {
+		assert.NoError(s.tb, conn.Close())
+	}
 }
 
 // failNext makes the next requests fail, one fault each.
@@ -326,6 +337,36 @@ func TestResendSameIDDeliversOnce(t *testing.T) {
 	assert.False(t, ne.Permanent)
 	require.NoError(t, r.Notify(ctx, upgradePrompt("ntf_2")))
 	assert.Len(t, s.delivered(), 2)
+
+	// Delivered, and the reply cut short.
+	s.failNext(resendFault{garble: true, deliver: true})
+	_, err = r.Send(ctx, upgradePrompt("ntf_3"))
+	require.ErrorAs(t, err, &ne)
+	assert.Equal(t, http.StatusOK, ne.Status)
+	assert.False(t, ne.Permanent)
+	id, err := r.Send(ctx, upgradePrompt("ntf_3"))
+	require.NoError(t, err)
+	assert.Len(t, s.delivered(), 3)
+	assert.Equal(t, s.delivered()[2].ID, id)
+}
+
+func TestResendParallel(t *testing.T) {
+	ctx := context.Background()
+	s := newResendStandIn(t)
+	r := newResendNotifier(t, resendConfig(s))
+	s.failNext(resendFault{status: 500}, resendFault{status: 422}, resendFault{drop: true})
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range 80 { // 4 sends of each ID: the 3 failures leave one of each
+		wg.Go(func() {
+			if r.Notify(ctx, upgradePrompt(fmt.Sprint("ntf_", i%20))) != nil {
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int64(3), failed.Load())
+	assert.Len(t, s.delivered(), 20, "80 sends of 20 IDs deliver 20 emails")
 }
 
 func TestResendErrorsSayHowToRetry(t *testing.T) {
@@ -345,6 +386,10 @@ func TestResendErrorsSayHowToRetry(t *testing.T) {
 		{"422 is permanent", resendFault{status: 422}, 422, true, 0, "validation_error"},
 		{"409 on a concurrent request with the key is retried", resendFault{status: 409, name: "concurrent_idempotent_requests"}, 409, false, 0, "concurrent_idempotent_requests"},
 		{"409 on another payload with the key is permanent", resendFault{status: 409, name: "invalid_idempotent_request"}, 409, true, 0, "invalid_idempotent_request"},
+		{"429 waits until a retry-after date", resendFault{status: 429, header: map[string]string{
+			"Date": "Sun, 15 Nov 2026 10:00:00 GMT", "Retry-After": "Sun, 15 Nov 2026 10:00:30 GMT"}}, 429, false, 30 * time.Second, "rate_limit_exceeded"},
+		{"429 waits for ratelimit-reset without retry-after", resendFault{status: 429, header: map[string]string{"Ratelimit-Reset": "3"}},
+			429, false, 3 * time.Second, "rate_limit_exceeded"},
 		{"a dropped connection is retried", resendFault{drop: true}, 0, false, 0, "resend"},
 	}
 	for _, tc := range tests {
