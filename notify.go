@@ -71,6 +71,7 @@ type NotifyError struct {
 	Err error
 }
 
+// Error says what failed, and whether and when to retry.
 func (e *NotifyError) Error() string {
 	msg := "freemium: notify"
 	if e.Status != 0 {
@@ -88,6 +89,7 @@ func (e *NotifyError) Error() string {
 	return msg
 }
 
+// Unwrap returns Err, for errors.Is and errors.As.
 func (e *NotifyError) Unwrap() error { return e.Err }
 
 // ErrNoRecipient: the user has no address to notify. Notifiers return it
