@@ -61,7 +61,8 @@ type ResendConfig struct {
 	TextTemplates map[NotificationKind]string
 
 	// BaseURL is the Resend API's base URL, for a stand-in in tests or a
-	// proxy. Default: Resend's API, as resend-go has it.
+	// proxy. Default: resend-go's, which is Resend's API unless the
+	// RESEND_BASE_URL environment variable says otherwise.
 	BaseURL string
 
 	// HTTPClient makes the requests. The notifier uses a copy whose
