@@ -1,6 +1,7 @@
 // Package freemiumtest has helpers for testing code that uses freemium: a
 // settable clock, a fake subscription checker that behaves like a real one,
-// and RunStoreTests, the suite every freemium.Store must pass.
+// a recording notifier that delivers each notification ID once, and
+// RunStoreTests, the suite every freemium.Store must pass.
 package freemiumtest
 
 import (

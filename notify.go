@@ -1,0 +1,116 @@
+package freemium
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// A Notifier delivers notifications to users, by email or otherwise.
+// Implementations must be safe for simultaneous use.
+//
+// Notify may be called more than once for one Notification (a retry after a
+// timeout, or after a crash before the delivery was recorded): an
+// implementation passes Notification.ID to its provider as the idempotency
+// key, so that the user receives one message.
+//
+// Notify's error says whether to try again. An error that is, or wraps, a
+// *NotifyError with Permanent set will fail again however often it is
+// retried (a validation error, a user without an address): the caller gives
+// up at once. Every other error is temporary (a network failure, a 5xx, a
+// rate limit): the caller retries with backoff, waiting at least the
+// NotifyError's RetryAfter when it has one. A nil error means delivered.
+type Notifier interface {
+	Notify(ctx context.Context, n Notification) error
+}
+
+// Notification is one message to one user about their usage.
+type Notification struct {
+	// ID is stable across retries of the same message, and is passed to the
+	// provider as the idempotency key. At most 256 bytes, without control
+	// characters.
+	ID         string
+	Kind       NotificationKind
+	UserID     string
+	Usage      Usage  // the user's usage when the notification was made
+	UpgradeURL string // where the user goes to upgrade
+	CreatedAt  time.Time
+}
+
+// NotificationKind says what happened to the user.
+type NotificationKind string
+
+// The kinds of notification.
+const (
+	// UsageWarning: the user's usage crossed Config.WarnAt.
+	UsageWarning NotificationKind = "usage_warning"
+	// UpgradePrompt: a user on the Free plan was blocked.
+	UpgradePrompt NotificationKind = "upgrade_prompt"
+	// LimitReached: a user on a paid plan was blocked.
+	LimitReached NotificationKind = "limit_reached"
+)
+
+// notificationKinds are the known kinds, in the order they happen.
+var notificationKinds = []NotificationKind{UsageWarning, UpgradePrompt, LimitReached}
+
+func (k NotificationKind) valid() bool {
+	return k == UsageWarning || k == UpgradePrompt || k == LimitReached
+}
+
+// NotifyError is a failed delivery that says how to retry it; see Notifier.
+type NotifyError struct {
+	// Status is the provider's HTTP status, 0 when no response came back.
+	Status int
+	// RetryAfter is how long the provider asked to wait (the Retry-After of
+	// a 429); 0 when it did not say.
+	RetryAfter time.Duration
+	// Permanent is set when retrying cannot succeed.
+	Permanent bool
+	// Err is the cause.
+	Err error
+}
+
+// Error says what failed, and whether and when to retry.
+func (e *NotifyError) Error() string {
+	msg := "freemium: notify"
+	if e.Status != 0 {
+		msg += fmt.Sprintf(": status %d", e.Status)
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	switch {
+	case e.Permanent:
+		msg += " (permanent)"
+	case e.RetryAfter > 0:
+		msg += fmt.Sprintf(" (retry after %v)", e.RetryAfter)
+	}
+	return msg
+}
+
+// Unwrap returns Err, for errors.Is and errors.As.
+func (e *NotifyError) Unwrap() error { return e.Err }
+
+// ErrNoRecipient: the user has no address to notify. Notifiers return it
+// wrapped in a permanent *NotifyError.
+var ErrNoRecipient = errors.New("freemium: user has no address to notify")
+
+// validate checks what every Notifier relies on, with a permanent error.
+func (n Notification) validate() error {
+	var err error
+	switch {
+	case n.ID == "":
+		err = errors.New("notification ID is empty")
+	case validateText(n.ID) != nil:
+		err = fmt.Errorf("notification ID: %v", validateText(n.ID))
+	case !n.Kind.valid():
+		err = fmt.Errorf("notification kind %q is not one of %q", n.Kind, notificationKinds)
+	default:
+		err = validateUserID(n.UserID)
+	}
+	if err != nil {
+		return &NotifyError{Permanent: true, Err: err}
+	}
+	return nil
+}
