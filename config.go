@@ -27,6 +27,20 @@ type Config struct {
 	// on a paid plan. Default nil: nobody has a subscription, everyone is on Free.
 	Subscriptions SubscriptionChecker
 
+	// Notifier delivers the notifications the Gate enqueues in the Store's
+	// outbox (usage warnings, upgrade prompts, limits reached), when Start
+	// runs delivery or the host calls DispatchOnce. Default nil: nothing is
+	// sent; limit hits are still recorded for Funnel.
+	Notifier Notifier
+
+	// Delivery tunes the delivery of notifications. Default: the defaults
+	// of each DeliveryConfig field.
+	Delivery DeliveryConfig
+
+	// AttributionWindow is how long after a user's first upgrade prompt a
+	// conversion counts for it in Funnel. Default 30 days.
+	AttributionWindow time.Duration
+
 	// Free is the plan of users without an active subscription. Its PriceIDs
 	// must be empty. Default: the zero Plan named "free", which allows nothing.
 	Free Plan
@@ -147,6 +161,66 @@ var DefaultMessages = Messages{
 	FreeLimitExceeded:                "You've reached your free tier limit. Upgrade to continue.",
 }
 
+// DeliveryConfig tunes the delivery of notifications from the outbox.
+type DeliveryConfig struct {
+	// MaxAttempts is how many times a notification is tried before it is
+	// marked failed. Default 8.
+	MaxAttempts int
+	// Backoff is the wait before the first retry; each later one doubles
+	// it, up to MaxBackoff, with jitter, and at least the provider's
+	// Retry-After. Default 30s.
+	Backoff time.Duration
+	// MaxBackoff caps the wait between attempts. Default 1h.
+	MaxBackoff time.Duration
+	// BatchSize is how many notifications one DispatchOnce claims.
+	// Default 50.
+	BatchSize int
+	// Concurrency is how many sends run at once. Default 4.
+	Concurrency int
+	// SendTimeout bounds one Notify call. Default 30s.
+	SendTimeout time.Duration
+	// PollInterval is how often Start's loop looks for due notifications
+	// when it has not been woken by an enqueue. Default 1s.
+	PollInterval time.Duration
+}
+
+func (d DeliveryConfig) withDefaults() DeliveryConfig {
+	setInt := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setDur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setInt(&d.MaxAttempts, 8)
+	setInt(&d.BatchSize, 50)
+	setInt(&d.Concurrency, 4)
+	setDur(&d.Backoff, 30*time.Second)
+	setDur(&d.MaxBackoff, time.Hour)
+	setDur(&d.SendTimeout, 30*time.Second)
+	setDur(&d.PollInterval, time.Second)
+	return d
+}
+
+func (d DeliveryConfig) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"MaxAttempts", int64(d.MaxAttempts)}, {"BatchSize", int64(d.BatchSize)}, {"Concurrency", int64(d.Concurrency)},
+		{"Backoff", int64(d.Backoff)}, {"MaxBackoff", int64(d.MaxBackoff)}, {"SendTimeout", int64(d.SendTimeout)}, {"PollInterval", int64(d.PollInterval)}} {
+		if f.v < 0 {
+			return fmt.Errorf("freemium: Config.Delivery.%s is negative: use a positive value, or 0 for the default", f.name)
+		}
+	}
+	if d.MaxBackoff < d.Backoff {
+		return fmt.Errorf("freemium: Config.Delivery.MaxBackoff (%v) is less than Backoff (%v): raise MaxBackoff", d.MaxBackoff, d.Backoff)
+	}
+	return nil
+}
+
 // Fallback is what a check does when the subscription cannot be known.
 type Fallback uint8
 
@@ -174,6 +248,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReservationTTL == 0 {
 		c.ReservationTTL = defaultReservationTTL
+	}
+	c.Delivery = c.Delivery.withDefaults()
+	if c.AttributionWindow == 0 {
+		c.AttributionWindow = 30 * 24 * time.Hour
 	}
 	if c.SubscriptionMaxAge == 0 {
 		c.SubscriptionMaxAge = defaultSubscriptionMaxAge
@@ -232,6 +310,12 @@ func (c Config) validate() error {
 		if d.v < 0 {
 			return fmt.Errorf("freemium: Config.%s is %v: use a positive duration, or 0 for the default", d.name, d.v)
 		}
+	}
+	if err := c.Delivery.validate(); err != nil {
+		return err
+	}
+	if c.AttributionWindow < 0 {
+		return fmt.Errorf("freemium: Config.AttributionWindow is %v: use a positive duration, or 0 for the default 30 days", c.AttributionWindow)
 	}
 	if c.SubscriptionFallback > FallbackFree {
 		return fmt.Errorf("freemium: Config.SubscriptionFallback is %d: use FallbackError or FallbackFree", c.SubscriptionFallback)

@@ -27,6 +27,7 @@ type Gate struct {
 	byPrice  map[string]int     // price ID -> index in cfg.Plans
 	catchAll int                // index of the plan without PriceIDs, or -1
 	flights  singleflight.Group // refreshes of users' subscriptions, by user
+	dispatch dispatcher         // delivery of the outbox, when started
 }
 
 // New returns a Gate for cfg, after filling defaults and validating it. An
@@ -38,6 +39,7 @@ func New(cfg Config) (*Gate, error) {
 		return nil, err
 	}
 	g := &Gate{cfg: cfg, byPrice: map[string]int{}, catchAll: -1}
+	g.dispatch.wake = make(chan struct{}, 1)
 	for i, p := range cfg.Plans {
 		if len(p.PriceIDs) == 0 {
 			g.catchAll = i
@@ -123,7 +125,9 @@ func (g *Gate) Check(ctx context.Context, userID string, estimatedTokens int64) 
 		}
 		admitted, first = g.hold(plan, w, userID, estimatedTokens, now).Admit(s)
 	}
-	return g.decide(plan, s, estimatedTokens, admitted, first), nil
+	d := g.decide(plan, s, estimatedTokens, admitted, first)
+	g.notice(ctx, userID, plan, s, d)
+	return d, nil
 }
 
 // terms resolves the user's plan and its window at now, for a write, with

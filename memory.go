@@ -2,6 +2,7 @@ package freemium
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"slices"
 	"sync"
@@ -24,6 +25,16 @@ type MemoryStore struct {
 
 	conversionsMu sync.Mutex
 	conversions   []Conversion
+
+	// Lock order: a shard's mu, then outboxMu.
+	outboxMu sync.Mutex
+	outbox   []*memNotification // by creation
+	byID     map[string]*memNotification
+}
+
+type memNotification struct {
+	NotificationRecord
+	due time.Time // when pending: when it may be claimed
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -43,8 +54,9 @@ type memUser struct {
 	sub       SubscriptionSnapshot
 	firstUsed bool
 	used      map[int64]int64 // window start (Unix µs) -> tokens
-	live      []*memHold      // held holds, expired ones until the next Reserve
-	retained  []*memHold      // every hold, oldest first, until holdRetention after expiry
+	notified  map[int64]NotifiedKinds
+	live      []*memHold // held holds, expired ones until the next Reserve
+	retained  []*memHold // every hold, oldest first, until holdRetention after expiry
 	keys      map[string]struct{}
 }
 
@@ -68,7 +80,8 @@ type memHold struct {
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	s := &MemoryStore{seed: maphash.MakeSeed(), holds: map[string]*memHold{}, customers: map[string]string{}}
+	s := &MemoryStore{seed: maphash.MakeSeed(), holds: map[string]*memHold{}, customers: map[string]string{},
+		byID: map[string]*memNotification{}}
 	for i := range s.shards {
 		s.shards[i].users = map[string]*memUser{}
 	}
@@ -106,6 +119,7 @@ func (u *memUser) state(w Window, now time.Time) State {
 	st.Account = u.account()
 	st.PeriodStart, st.PeriodEnd = w.Bounds(u.anchor, now)
 	st.Used = u.used[st.PeriodStart.UnixMicro()]
+	st.Notified = u.notified[st.PeriodStart.UnixMicro()]
 	st.FirstReportUsed = u.firstUsed
 	for _, h := range u.live {
 		if h.state == stateHeld && h.expires.After(now) {
@@ -310,5 +324,83 @@ func (s *MemoryStore) Conversions(ctx context.Context, from, to time.Time) ([]Co
 		}
 	}
 	slices.SortStableFunc(out, func(a, b Conversion) int { return a.At.Compare(b.At) })
+	return out, nil
+}
+
+// Enqueue implements Store.
+func (s *MemoryStore) Enqueue(ctx context.Context, n Notification, windowStart time.Time, deliver bool, now time.Time) (bool, error) {
+	sh := s.shard(n.UserID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	u := sh.record(n.UserID)
+	k := windowStart.UnixMicro()
+	if u.notified[k].Has(n.Kind) {
+		return false, nil
+	}
+	if u.notified == nil {
+		u.notified = map[int64]NotifiedKinds{}
+	}
+	u.notified[k] = u.notified[k].With(n.Kind)
+	state := DeliveryNone
+	if deliver {
+		state = DeliveryPending
+	}
+	s.outboxMu.Lock()
+	defer s.outboxMu.Unlock()
+	if s.byID[n.ID] != nil {
+		return false, nil
+	}
+	m := &memNotification{NotificationRecord: NotificationRecord{Notification: n, State: state}, due: now}
+	s.outbox = append(s.outbox, m)
+	s.byID[n.ID] = m
+	return true, nil
+}
+
+// ClaimNotifications implements Store.
+func (s *MemoryStore) ClaimNotifications(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Outbound, error) {
+	s.outboxMu.Lock()
+	defer s.outboxMu.Unlock()
+	var out []Outbound
+	for _, m := range s.outbox {
+		if len(out) == limit {
+			break
+		}
+		if m.State == DeliveryPending && !m.due.After(now) {
+			m.due = now.Add(lease)
+			out = append(out, Outbound{Notification: m.Notification, Attempts: m.Attempts})
+		}
+	}
+	return out, nil
+}
+
+// FinishNotification implements Store.
+func (s *MemoryStore) FinishNotification(ctx context.Context, id string, o Outcome, now time.Time) error {
+	s.outboxMu.Lock()
+	defer s.outboxMu.Unlock()
+	m := s.byID[id]
+	if m == nil {
+		return fmt.Errorf("freemium: no notification %q", id)
+	}
+	m.Attempts++
+	m.State, m.LastError = o.State, o.Error
+	switch o.State {
+	case DeliverySent:
+		m.MessageID, m.SentAt = o.MessageID, now
+	case DeliveryPending:
+		m.due = o.Retry
+	}
+	return nil
+}
+
+// Notifications implements Store.
+func (s *MemoryStore) Notifications(ctx context.Context, from, to time.Time) ([]NotificationRecord, error) {
+	s.outboxMu.Lock()
+	defer s.outboxMu.Unlock()
+	var out []NotificationRecord
+	for _, m := range s.outbox {
+		if !m.CreatedAt.Before(from) && m.CreatedAt.Before(to) {
+			out = append(out, m.NotificationRecord)
+		}
+	}
 	return out, nil
 }

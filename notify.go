@@ -2,6 +2,8 @@ package freemium
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -113,4 +115,61 @@ func (n Notification) validate() error {
 		return &NotifyError{Permanent: true, Err: err}
 	}
 	return nil
+}
+
+// A MessageSender is a Notifier that also returns the provider's message ID,
+// which the outbox records. The dispatcher finds the capability by type
+// assertion; ResendNotifier has it.
+type MessageSender interface {
+	Send(ctx context.Context, n Notification) (messageID string, err error)
+}
+
+// notice enqueues the notification decision d calls for, unless the user
+// already has one of its kind in the window st is in: UpgradePrompt when a
+// user on Free is blocked, LimitReached when a paid user is, UsageWarning
+// when an allowed user's usage has reached Config.WarnAt on a plan with a
+// limit. Without a Notifier, blocks are still recorded (Funnel counts
+// them) and warnings are not. The state read with the decision carries the
+// marks, so a repeat costs no write. A failure to enqueue is logged, not
+// returned: the decision stands.
+func (g *Gate) notice(ctx context.Context, userID string, plan *Plan, st State, d Decision) {
+	var kind NotificationKind
+	switch {
+	case !d.Allowed && plan == &g.cfg.Free:
+		kind = UpgradePrompt
+	case !d.Allowed:
+		kind = LimitReached
+	case d.Warning && plan.Limit > 0 && g.cfg.Notifier != nil:
+		kind = UsageWarning
+	default:
+		return
+	}
+	if st.Notified.Has(kind) {
+		return
+	}
+	now := g.now()
+	n := Notification{
+		ID:         notificationID(userID, kind, st.PeriodStart),
+		Kind:       kind,
+		UserID:     userID,
+		Usage:      d.Usage,
+		UpgradeURL: g.cfg.UpgradeURL,
+		CreatedAt:  now,
+	}
+	added, err := g.cfg.Store.Enqueue(ctx, n, st.PeriodStart, g.cfg.Notifier != nil, now)
+	if err != nil {
+		g.cfg.Logger.ErrorContext(ctx, "freemium: enqueueing a notification", "kind", kind, "user_id", userID, "err", err)
+		return
+	}
+	if added {
+		g.wakeDispatcher()
+	}
+}
+
+// notificationID is stable for a user, kind and window, so that every
+// attempt at one notification carries one idempotency key.
+func notificationID(userID string, kind NotificationKind, windowStart time.Time) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%d", userID, kind, windowStart.UnixMicro())
+	return "ntf_" + hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -2,6 +2,7 @@ package freemium
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -45,6 +46,7 @@ type PostgresStore struct {
 	sql    struct {
 		load, loadWindow, reserve, commit, cancel, record, createAccount, markFirst string
 		putSubscription, linkCustomer, customerUser, conversions                    string
+		enqueue, claim, finish, notifications                                       string
 	}
 }
 
@@ -82,6 +84,10 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 	s.sql.linkCustomer = statement(linkCustomerSQL, schema, "", "", "")
 	s.sql.customerUser = statement(customerUserSQL, schema, "", "", "")
 	s.sql.conversions = statement(conversionsSQL, schema, "", "", "")
+	s.sql.enqueue = statement(enqueueSQL, schema, "", "", "")
+	s.sql.claim = statement(claimSQL, schema, "", "", "")
+	s.sql.finish = statement(finishSQL, schema, "", "", "")
+	s.sql.notifications = statement(notificationsSQL, schema, "", "", "")
 	return s, nil
 }
 
@@ -122,13 +128,14 @@ SELECT a.anchor, coalesce(a.first_report_used, false), {reserved}, {first_held},
        coalesce(s.price_id, ''), coalesce(s.status, ''), s.period_start, s.period_end,
        coalesce(s.cancel_at_period_end, false), coalesce(s.paid_plan, ''), s.as_of, s.synced_at,
        coalesce(s.pulled, false),
-       coalesce(r.starts, '{}'), coalesce(r.used, '{}'), coalesce(l.used, 0)
+       coalesce(r.starts, '{}'), coalesce(r.used, '{}'), coalesce(r.notified, '{}'),
+       coalesce(l.used, 0), coalesce(l.notified, 0)
 FROM (SELECT 1) one
 LEFT JOIN {s}.accounts a ON a.user_id = $1
 LEFT JOIN {s}.subscriptions s ON s.user_id = $1
 LEFT JOIN LATERAL (
-	SELECT array_agg(x.period_start) AS starts, array_agg(x.used) AS used FROM (
-		SELECT period_start, used FROM {s}.usage_periods WHERE user_id = $1
+	SELECT array_agg(x.period_start) AS starts, array_agg(x.used) AS used, array_agg(x.notified) AS notified FROM (
+		SELECT period_start, used, notified FROM {s}.usage_periods WHERE user_id = $1
 		ORDER BY period_start DESC LIMIT 4) x -- recentWindows
 ) r ON true
 LEFT JOIN {s}.usage_periods l ON l.user_id = $1 AND l.period_start = '1970-01-01 00:00:00+00'`
@@ -139,7 +146,8 @@ const recentWindows = 4
 // loadWindowSQL reads one window's usage: $1 user, $2 start. Load falls
 // back on it when the window is older than the ones loadSQL read.
 const loadWindowSQL = `
-SELECT coalesce((SELECT used FROM {s}.usage_periods WHERE user_id = $1 AND period_start = $2), 0)`
+SELECT coalesce(u.used, 0), coalesce(u.notified, 0)
+FROM (SELECT 1) one LEFT JOIN {s}.usage_periods u ON u.user_id = $1 AND u.period_start = $2`
 
 // reserveSQL checks and holds in one statement: $1 id, $2 user, $3 tokens,
 // $4 limit (< 0: Unlimited), $5 first report free, $6 start, $7 expires,
@@ -166,7 +174,7 @@ WITH cfg AS (
 	INSERT INTO {s}.usage_periods AS u (user_id, period_start, used)
 	SELECT $2::text, ws, 0 FROM win
 	ON CONFLICT (user_id, period_start) DO UPDATE SET used = u.used
-	RETURNING u.period_start AS ws, u.used
+	RETURNING u.period_start AS ws, u.used, u.notified
 ), acct AS (
 	INSERT INTO {s}.accounts AS a (user_id, anchor, holds)
 	SELECT $2::text, $8::timestamptz,
@@ -193,7 +201,7 @@ WITH cfg AS (
 		SELECT id FROM {s}.reservations WHERE expires_at < $8::timestamptz - interval '1 day'
 		ORDER BY expires_at LIMIT 2048 FOR UPDATE SKIP LOCKED)
 )
-SELECT usage.ws, usage.used, acct.reserved, acct.first_report_used, acct.first_held,
+SELECT usage.ws, usage.used, usage.notified, acct.reserved, acct.first_report_used, acct.first_held,
        acct.first IS NOT NULL, coalesce(acct.first, false), acct.same_window
 FROM usage, acct`
 
@@ -313,6 +321,46 @@ const conversionsSQL = `
 SELECT user_id, plan, converted_at FROM {s}.conversions
 WHERE converted_at >= $1 AND converted_at < $2 ORDER BY converted_at`
 
+// enqueueSQL marks a kind notified for a window and, when the mark is new,
+// adds the notification: $1 id, $2 user, $3 kind, $4 its bit, $5 window
+// start, $6 usage (JSON), $7 upgrade URL, $8 created at, $9 state, $10 due.
+// The upsert decides on the usage row's latest version, so of racing
+// Enqueues exactly one adds.
+const enqueueSQL = `
+WITH mark AS (
+	INSERT INTO {s}.usage_periods AS u (user_id, period_start, used, notified) VALUES ($2, $5, 0, $4)
+	ON CONFLICT (user_id, period_start) DO UPDATE SET notified = u.notified | excluded.notified
+	WHERE u.notified & excluded.notified = 0
+	RETURNING 1
+), ins AS (
+	INSERT INTO {s}.notifications (id, user_id, kind, period_start, usage, upgrade_url, created_at, state, next_attempt_at)
+	SELECT $1, $2, $3, $5, $6, $7, $8, $9, $10 FROM mark
+	ON CONFLICT (id) DO NOTHING
+	RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM ins)`
+
+// claimSQL: $1 now, $2 limit, $3 lease (µs).
+const claimSQL = `
+UPDATE {s}.notifications SET next_attempt_at = $1::timestamptz + $3 * interval '1 microsecond'
+WHERE id IN (
+	SELECT id FROM {s}.notifications WHERE state = 'pending' AND next_attempt_at <= $1
+	ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+RETURNING id, user_id, kind, usage, upgrade_url, created_at, attempts`
+
+// finishSQL: $1 id, $2 state, $3 message ID, $4 retry at, $5 error, $6 now.
+const finishSQL = `
+UPDATE {s}.notifications SET attempts = attempts + 1, state = $2, last_error = $5,
+	message_id = CASE WHEN $2 = 'sent' THEN $3 ELSE message_id END,
+	sent_at = CASE WHEN $2 = 'sent' THEN $6::timestamptz ELSE sent_at END,
+	next_attempt_at = CASE WHEN $2 = 'pending' THEN $4::timestamptz ELSE next_attempt_at END
+WHERE id = $1`
+
+// notificationsSQL: $1 from, $2 to.
+const notificationsSQL = `
+SELECT id, user_id, kind, usage, upgrade_url, created_at, state, attempts, message_id, sent_at, last_error
+FROM {s}.notifications WHERE created_at >= $1 AND created_at < $2 ORDER BY created_at, id`
+
 // pruneEvery: about one Reserve in pruneEvery deletes up to 2048 reservations
 // a day past expiry, more than the pruneEvery it adds meanwhile.
 const pruneEvery = 512
@@ -326,13 +374,15 @@ func (s *PostgresStore) Load(ctx context.Context, userID string, now time.Time, 
 		anchor, start, end, asOf, syncedAt pgtype.Timestamptz
 		starts                             []time.Time
 		used                               []int64
+		notified                           []NotifiedKinds
 		lifetimeUsed                       int64
+		lifetimeNotified                   NotifiedKinds
 	)
 	err := s.pool.QueryRow(ctx, s.sql.load, userID, now).Scan(
 		&anchor, &st.FirstReportUsed, &st.Reserved, &st.FirstReportHeld,
 		&a.CustomerID, &sub.ID, &sub.CustomerID, &sub.PriceID, &sub.Status, &start, &end,
 		&sub.CancelAtPeriodEnd, &sub.PaidPlan, &asOf, &syncedAt, &sub.Pulled,
-		&starts, &used, &lifetimeUsed)
+		&starts, &used, &notified, &lifetimeUsed, &lifetimeNotified)
 	if err != nil {
 		return State{}, err
 	}
@@ -343,12 +393,12 @@ func (s *PostgresStore) Load(ctx context.Context, userID string, now time.Time, 
 	st.PeriodStart = st.PeriodStart.UTC()
 	switch i := slices.IndexFunc(starts, st.PeriodStart.Equal); {
 	case i >= 0:
-		st.Used = used[i]
+		st.Used, st.Notified = used[i], notified[i]
 	case st.PeriodStart.Equal(lifetimeStart):
-		st.Used = lifetimeUsed
+		st.Used, st.Notified = lifetimeUsed, lifetimeNotified
 	case len(starts) == recentWindows && st.PeriodStart.Before(starts[len(starts)-1]):
 		// A window older than the latest few: ask for it.
-		if err := s.pool.QueryRow(ctx, s.sql.loadWindow, userID, st.PeriodStart).Scan(&st.Used); err != nil {
+		if err := s.pool.QueryRow(ctx, s.sql.loadWindow, userID, st.PeriodStart).Scan(&st.Used, &st.Notified); err != nil {
 			return State{}, err
 		}
 	}
@@ -373,7 +423,7 @@ func (s *PostgresStore) Reserve(ctx context.Context, h Hold, now time.Time) (Res
 		err := s.pool.QueryRow(ctx, s.sql.reserve,
 			h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, h.Window.Start, h.ExpiresAt, now,
 			h.Window.Every.Microseconds(), rand.N(pruneEvery) == 0,
-		).Scan(&st.PeriodStart, &st.Used, &st.Reserved, &st.FirstReportUsed, &st.FirstReportHeld,
+		).Scan(&st.PeriodStart, &st.Used, &st.Notified, &st.Reserved, &st.FirstReportUsed, &st.FirstReportHeld,
 			&r.Admitted, &r.FirstReport, &sameWindow)
 		if err != nil {
 			return ReserveResult{}, err
@@ -523,5 +573,62 @@ func (s *PostgresStore) Migrate(ctx context.Context) error {
 			}
 		}
 		return nil
+	})
+}
+
+// Enqueue implements Store.
+func (s *PostgresStore) Enqueue(ctx context.Context, n Notification, windowStart time.Time, deliver bool, now time.Time) (bool, error) {
+	usage, err := json.Marshal(n.Usage)
+	if err != nil {
+		return false, err
+	}
+	state := DeliveryNone
+	if deliver {
+		state = DeliveryPending
+	}
+	var added bool
+	err = s.pool.QueryRow(ctx, s.sql.enqueue, n.ID, n.UserID, string(n.Kind), int16(kindBit(n.Kind)), windowStart,
+		usage, n.UpgradeURL, n.CreatedAt, string(state), now).Scan(&added)
+	return added, err
+}
+
+// ClaimNotifications implements Store.
+func (s *PostgresStore) ClaimNotifications(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Outbound, error) {
+	rows, _ := s.pool.Query(ctx, s.sql.claim, now, limit, lease.Microseconds())
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Outbound, error) {
+		var o Outbound
+		var usage []byte
+		if err := row.Scan(&o.ID, &o.UserID, &o.Kind, &usage, &o.UpgradeURL, &o.CreatedAt, &o.Attempts); err != nil {
+			return o, err
+		}
+		o.CreatedAt = o.CreatedAt.UTC()
+		return o, json.Unmarshal(usage, &o.Usage)
+	})
+	slices.SortFunc(out, func(a, b Outbound) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, err
+}
+
+// FinishNotification implements Store.
+func (s *PostgresStore) FinishNotification(ctx context.Context, id string, o Outcome, now time.Time) error {
+	tag, err := s.pool.Exec(ctx, s.sql.finish, id, string(o.State), o.MessageID, o.Retry, o.Error, now)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = fmt.Errorf("freemium: no notification %q", id)
+	}
+	return err
+}
+
+// Notifications implements Store.
+func (s *PostgresStore) Notifications(ctx context.Context, from, to time.Time) ([]NotificationRecord, error) {
+	rows, _ := s.pool.Query(ctx, s.sql.notifications, from, to)
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (NotificationRecord, error) {
+		var r NotificationRecord
+		var usage []byte
+		var sentAt pgtype.Timestamptz
+		if err := row.Scan(&r.ID, &r.UserID, &r.Kind, &usage, &r.UpgradeURL, &r.CreatedAt, &r.State,
+			&r.Attempts, &r.MessageID, &sentAt, &r.LastError); err != nil {
+			return r, err
+		}
+		r.CreatedAt, r.SentAt = r.CreatedAt.UTC(), pgTime(sentAt)
+		return r, json.Unmarshal(usage, &r.Usage)
 	})
 }

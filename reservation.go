@@ -49,6 +49,7 @@ func (g *Gate) Reserve(ctx context.Context, userID string, estimatedTokens int64
 		}
 	}
 	r := &Reservation{g: g, decision: g.decide(plan, res.State, estimatedTokens, res.Admitted, res.FirstReport)}
+	g.notice(ctx, userID, plan, res.State, r.decision)
 	if res.Admitted {
 		r.id = h.ID
 	}

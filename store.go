@@ -71,6 +71,85 @@ type Store interface {
 	// Conversions returns the recorded conversions with At in [from, to),
 	// oldest first.
 	Conversions(ctx context.Context, from, to time.Time) ([]Conversion, error)
+
+	// Enqueue marks n.Kind as notified for n.UserID's window starting at
+	// windowStart and, when the mark is new, adds n to the outbox:
+	// pending when deliver is set (due at now), recorded but never
+	// delivered otherwise. Of any number of racing Enqueues of one kind for
+	// one user and window, exactly one adds. It reports whether it added.
+	// Load and Reserve report the marks in State.Notified.
+	Enqueue(ctx context.Context, n Notification, windowStart time.Time, deliver bool, now time.Time) (bool, error)
+
+	// ClaimNotifications claims up to limit pending notifications due at
+	// now, oldest first, and makes them due again at now+lease, so that a
+	// dispatcher that dies mid-send leaves them to another. Concurrent
+	// claims, in one process or many, never return the same notification
+	// before its lease ends.
+	ClaimNotifications(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Outbound, error)
+
+	// FinishNotification records the outcome of a delivery attempt of a
+	// claimed notification: sent, failed for good, or pending again at
+	// Retry. It counts the attempt.
+	FinishNotification(ctx context.Context, id string, o Outcome, now time.Time) error
+
+	// Notifications returns the notifications created in [from, to),
+	// oldest first.
+	Notifications(ctx context.Context, from, to time.Time) ([]NotificationRecord, error)
+}
+
+// NotifiedKinds is a set of notification kinds, as a Store keeps them per
+// user and window.
+type NotifiedKinds uint8
+
+// kindBit is k's bit in NotifiedKinds; 0 for an unknown kind.
+func kindBit(k NotificationKind) NotifiedKinds {
+	for i, known := range notificationKinds {
+		if k == known {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+// Has reports whether k is in the set.
+func (s NotifiedKinds) Has(k NotificationKind) bool { return s&kindBit(k) != 0 }
+
+// With returns the set with k added.
+func (s NotifiedKinds) With(k NotificationKind) NotifiedKinds { return s | kindBit(k) }
+
+// Outbound is a claimed notification, to deliver.
+type Outbound struct {
+	Notification
+	Attempts int // delivery attempts before this one
+}
+
+// Outcome is the result of one delivery attempt.
+type Outcome struct {
+	State     DeliveryState // Sent, Failed, or Pending to retry
+	MessageID string        // the provider's, when Sent and known
+	Retry     time.Time     // when Pending: when it is due again
+	Error     string        // when not Sent: why; kept for operators
+}
+
+// DeliveryState is where a notification is in the outbox.
+type DeliveryState string
+
+// The delivery states.
+const (
+	DeliveryPending DeliveryState = "pending" // to be sent
+	DeliverySent    DeliveryState = "sent"
+	DeliveryFailed  DeliveryState = "failed"   // given up
+	DeliveryNone    DeliveryState = "recorded" // recorded for the funnel; no Notifier was configured
+)
+
+// NotificationRecord is a notification as the outbox keeps it.
+type NotificationRecord struct {
+	Notification
+	State     DeliveryState
+	Attempts  int
+	MessageID string
+	SentAt    time.Time // zero unless sent
+	LastError string
 }
 
 // Account is what a Store knows of a user besides usage, as Load passes it
@@ -171,8 +250,9 @@ type State struct {
 	Used                   int64     // tokens recorded in the window
 	Reserved               int64     // tokens of live holds, whatever their window
 	FirstReportUsed        bool
-	FirstReportHeld        bool    // a live hold has claimed the first report
-	Account                Account // what the window function was given
+	FirstReportHeld        bool          // a live hold has claimed the first report
+	Notified               NotifiedKinds // kinds enqueued for the user in the window
+	Account                Account       // what the window function was given
 }
 
 // A Hold is a request to set tokens aside for a user until ExpiresAt.

@@ -1,0 +1,208 @@
+package freemium
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// dispatcher is the state of the delivery loop Start runs.
+type dispatcher struct {
+	mu     sync.Mutex
+	cancel context.CancelFunc // nil when not running
+	done   chan struct{}      // closed when the loop has returned
+	wake   chan struct{}      // an enqueue happened; buffered 1
+}
+
+// Start runs delivery of the outbox in the background: due notifications
+// are sent through Config.Notifier as soon as they are enqueued (in this
+// process) or within Delivery.PollInterval (from others), until Stop or
+// until ctx ends. Any number of Gates, in one process or many, may run
+// delivery on one Store: they share the work. New starts nothing; Start
+// on a running Gate is an error.
+func (g *Gate) Start(ctx context.Context) error {
+	if g.cfg.Notifier == nil {
+		return errors.New("freemium: Start: Config.Notifier is nil: there is nothing to deliver with")
+	}
+	d := &g.dispatch
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cancel != nil {
+		return errors.New("freemium: Start: delivery is already running; Stop it first")
+	}
+	ctx, d.cancel = context.WithCancel(ctx)
+	d.done = make(chan struct{})
+	go g.deliverLoop(ctx, d.done)
+	return nil
+}
+
+// Stop ends the delivery Start began and waits for the sends in flight,
+// or until ctx ends. A notification whose send is cut short is retried
+// later. Stop without Start, and a second Stop, do nothing.
+func (g *Gate) Stop(ctx context.Context) error {
+	d := &g.dispatch
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cancel == nil {
+		return nil
+	}
+	d.cancel()
+	select {
+	case <-d.done:
+		d.cancel, d.done = nil, nil
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *Gate) deliverLoop(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	for {
+		claimed, _, err := g.dispatchOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			g.cfg.Logger.ErrorContext(ctx, "freemium: delivering notifications", "err", err)
+		}
+		if claimed == g.cfg.Delivery.BatchSize && err == nil {
+			continue // more may be due
+		}
+		poll.Reset(g.cfg.Delivery.PollInterval)
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.dispatch.wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// wakeDispatcher tells a running delivery loop that a notification is due.
+func (g *Gate) wakeDispatcher() {
+	select {
+	case g.dispatch.wake <- struct{}{}:
+	default:
+	}
+}
+
+// DispatchOnce claims the notifications due now, up to Delivery.BatchSize,
+// sends them through Config.Notifier, and records each outcome: sent (with
+// the provider's message ID when the Notifier is a MessageSender), retried
+// later with exponential backoff and jitter (at least the provider's
+// Retry-After), or failed for good (a permanent *NotifyError, or
+// Delivery.MaxAttempts tries). It returns how many were sent. It is for
+// hosts that drive delivery from their own job runner; Start runs it in a
+// loop. The error is for the Store: a failed send is retried, not returned.
+func (g *Gate) DispatchOnce(ctx context.Context) (int, error) {
+	if g.cfg.Notifier == nil {
+		return 0, errors.New("freemium: DispatchOnce: Config.Notifier is nil: there is nothing to deliver with")
+	}
+	_, sent, err := g.dispatchOnce(ctx)
+	return sent, err
+}
+
+func (g *Gate) dispatchOnce(ctx context.Context) (claimed, sent int, err error) {
+	cfg := g.cfg.Delivery
+	// A claim lasts until every send of the batch could have timed out, so
+	// that another dispatcher takes over only from one that died.
+	rounds := (cfg.BatchSize + cfg.Concurrency - 1) / cfg.Concurrency
+	lease := time.Duration(rounds+1) * cfg.SendTimeout
+	batch, err := g.cfg.Store.ClaimNotifications(ctx, g.now(), cfg.BatchSize, lease)
+	if err != nil {
+		return 0, 0, fmt.Errorf("freemium: claim notifications: %w", err)
+	}
+	var (
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, cfg.Concurrency)
+		nSent    atomic.Int64
+		errMu    sync.Mutex
+		firstErr error
+	)
+	for _, o := range batch {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ok, err := g.deliver(ctx, o)
+			if ok {
+				nSent.Add(1)
+			}
+			if err != nil {
+				errMu.Lock()
+				firstErr = cmpOr(firstErr, err)
+				errMu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return len(batch), int(nSent.Load()), firstErr
+}
+
+// deliver sends one claimed notification and records the outcome. It
+// reports whether it was sent; the error is for the Store.
+func (g *Gate) deliver(ctx context.Context, o Outbound) (bool, error) {
+	sctx, cancel := context.WithTimeout(ctx, g.cfg.Delivery.SendTimeout)
+	var id string
+	var err error
+	if ms, ok := g.cfg.Notifier.(MessageSender); ok {
+		id, err = ms.Send(sctx, o.Notification)
+	} else {
+		err = g.cfg.Notifier.Notify(sctx, o.Notification)
+	}
+	cancel()
+	now := g.now()
+	out := g.outcome(ctx, o, err, now)
+	out.MessageID = id
+	// The outcome is recorded even when ctx ended (Stop): what was sent
+	// must not be sent again.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.Delivery.SendTimeout)
+	defer fcancel()
+	if err := g.cfg.Store.FinishNotification(fctx, o.ID, out, now); err != nil {
+		return false, fmt.Errorf("freemium: record delivery of %s: %w", o.ID, err)
+	}
+	return out.State == DeliverySent, nil
+}
+
+// outcome decides what a send's error means for the notification.
+func (g *Gate) outcome(ctx context.Context, o Outbound, err error, now time.Time) Outcome {
+	if err == nil {
+		return Outcome{State: DeliverySent}
+	}
+	attempts := o.Attempts + 1
+	var ne *NotifyError
+	permanent := errors.As(err, &ne) && ne.Permanent
+	if permanent || attempts >= g.cfg.Delivery.MaxAttempts {
+		g.cfg.Logger.ErrorContext(ctx, "freemium: notification failed for good", "id", o.ID, "kind", o.Kind,
+			"attempts", attempts, "permanent", permanent, "err", err)
+		return Outcome{State: DeliveryFailed, Error: err.Error()}
+	}
+	wait := g.backoff(attempts)
+	if ne != nil && ne.RetryAfter > wait {
+		wait = ne.RetryAfter
+	}
+	return Outcome{State: DeliveryPending, Retry: now.Add(wait), Error: err.Error()}
+}
+
+// backoff is the wait after the attempts-th failure: Backoff doubled for
+// each earlier failure, capped at MaxBackoff, of which a random half is
+// waited (so that retries of many notifications spread out).
+func (g *Gate) backoff(attempts int) time.Duration {
+	d := g.cfg.Delivery.MaxBackoff
+	if shift := attempts - 1; shift < 32 && g.cfg.Delivery.Backoff<<shift < d && g.cfg.Delivery.Backoff<<shift > 0 {
+		d = g.cfg.Delivery.Backoff << shift
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// cmpOr returns the first non-nil error.
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}

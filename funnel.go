@@ -1,0 +1,100 @@
+package freemium
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Funnel is the free-to-paid conversion report of Gate.Funnel.
+type Funnel struct {
+	From, To time.Time // the range of limit hits and prompts counted
+
+	// LimitHit counts the users blocked in the range (once per user).
+	LimitHit int `json:"limit_hit"`
+	// Prompted counts the users sent an upgrade prompt in the range.
+	Prompted int `json:"prompted"`
+	// Converted counts the prompted users who moved from Free to a paid
+	// plan within Config.AttributionWindow after their first prompt.
+	Converted int `json:"converted"`
+	// ConversionRate is Converted/Prompted; 0 when nobody was prompted.
+	ConversionRate float64 `json:"conversion_rate"`
+	// MedianTimeToConvert is the median time from a converted user's first
+	// prompt to the conversion; 0 when nobody converted.
+	MedianTimeToConvert time.Duration `json:"median_time_to_convert"`
+	// ByPlan counts the conversions by the plan converted to.
+	ByPlan map[string]int `json:"by_plan"`
+}
+
+// Funnel reports, for notifications created in [from, to): the users who
+// hit a limit, the users prompted to upgrade (the prompt was sent), and how
+// many of those converted within Config.AttributionWindow after their
+// first prompt, with the rate, the median time to convert and the plans.
+// It reads the Store's outbox and conversions.
+func (g *Gate) Funnel(ctx context.Context, from, to time.Time) (Funnel, error) {
+	f := Funnel{From: from, To: to, ByPlan: map[string]int{}}
+	if !from.Before(to) {
+		return f, fmt.Errorf("freemium: Funnel: from (%v) is not before to (%v)", from, to)
+	}
+	records, err := g.cfg.Store.Notifications(ctx, from, to)
+	if err != nil {
+		return f, fmt.Errorf("freemium: funnel: %w", err)
+	}
+	hit := map[string]bool{}
+	prompted := map[string]time.Time{} // user -> first prompt sent
+	for _, r := range records {
+		if r.Kind == UpgradePrompt || r.Kind == LimitReached {
+			hit[r.UserID] = true
+		}
+		if r.Kind == UpgradePrompt && r.State == DeliverySent {
+			if at, ok := prompted[r.UserID]; !ok || r.SentAt.Before(at) {
+				prompted[r.UserID] = r.SentAt
+			}
+		}
+	}
+	f.LimitHit, f.Prompted = len(hit), len(prompted)
+	if len(prompted) == 0 {
+		return f, nil
+	}
+	first, last := to, from
+	for _, at := range prompted {
+		first, last = minTime(first, at), maxTime(last, at)
+	}
+	conversions, err := g.cfg.Store.Conversions(ctx, first, last.Add(g.cfg.AttributionWindow+time.Nanosecond))
+	if err != nil {
+		return f, fmt.Errorf("freemium: funnel: %w", err)
+	}
+	var waits []time.Duration
+	converted := map[string]bool{}
+	for _, c := range conversions { // oldest first: a user's first conversion counts
+		at, ok := prompted[c.UserID]
+		if !ok || converted[c.UserID] || c.At.Before(at) || c.At.Sub(at) > g.cfg.AttributionWindow {
+			continue
+		}
+		converted[c.UserID] = true
+		f.ByPlan[c.Plan]++
+		waits = append(waits, c.At.Sub(at))
+	}
+	f.Converted = len(converted)
+	f.ConversionRate = float64(f.Converted) / float64(f.Prompted)
+	if n := len(waits); n > 0 {
+		slices.Sort(waits)
+		f.MedianTimeToConvert = (waits[(n-1)/2] + waits[n/2]) / 2
+	}
+	return f, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS notifications;
+ALTER TABLE usage_periods DROP COLUMN IF EXISTS notified;
