@@ -147,6 +147,17 @@ func BenchmarkPostgres(b *testing.B) {
 	}
 	b.Run("Check/vs-SELECT-1", func(b *testing.B) { measure(b, selectOne, check(core)) })
 	b.Run("CheckMirrored/vs-Check", func(b *testing.B) { measure(b, check(core), check(g)) })
+	b.Run("CheckBlockedPrompted/vs-Check", func(b *testing.B) {
+		// A blocked user already prompted: the prompt's mark is read with
+		// the usage, and nothing is written.
+		measure(b, check(core), func(int) error {
+			d, err := g.Check(ctx, "free", 100)
+			if err == nil && d.Allowed {
+				err = fmt.Errorf("allowed: %+v", d)
+			}
+			return err
+		})
+	})
 	b.Run("CheckBlocked/vs-SELECT-1", func(b *testing.B) {
 		measure(b, selectOne, func(int) error {
 			d, err := g.Check(ctx, "free", 100)
@@ -227,4 +238,45 @@ func seededStore(b *testing.B, n int) *freemium.PostgresStore {
 		require.NoError(b, err)
 	}
 	return s
+}
+
+// BenchmarkDispatch measures delivery from the Postgres outbox through a
+// ResendNotifier to the local Resend stand-in, against sending the same
+// notifications straight through the notifier (no outbox), and reports
+// emails a second. Issue 4 asks for at least 200.
+func BenchmarkDispatch(b *testing.B) {
+	ctx := context.Background()
+	store := newPostgresStore(b)
+	resend := newResendStandIn(b)
+	cfg := resendConfig(resend)
+	cfg.Recipient = func(_ context.Context, user string) (string, string, error) { return user + "@example.com", "", nil }
+	notifier := newResendNotifier(b, cfg)
+	g, err := freemium.New(freemium.Config{Store: store, Notifier: notifier})
+	require.NoError(b, err)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	note := func(i int, prefix string) freemium.Notification {
+		return freemium.Notification{ID: fmt.Sprintf("%s-%d-%d", prefix, now.UnixNano(), i), Kind: freemium.UpgradePrompt,
+			UserID: fmt.Sprint("user-", i), CreatedAt: now, Usage: freemium.Usage{Plan: "free", Limit: 100, Used: 100, Percentage: 100}}
+	}
+	for i := range b.N {
+		_, err := store.Enqueue(ctx, note(i, "ntf"), now, true, now)
+		require.NoError(b, err)
+	}
+	b.ResetTimer()
+	t0 := time.Now()
+	for i := range b.N {
+		require.NoError(b, notifier.Notify(ctx, note(i, "direct")))
+	}
+	direct := time.Since(t0)
+	t1 := time.Now()
+	for sent := 0; sent < b.N; {
+		n, err := g.DispatchOnce(ctx)
+		require.NoError(b, err)
+		sent += n
+	}
+	dispatched := time.Since(t1)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/dispatched.Seconds(), "emails/s")
+	b.ReportMetric(float64(b.N)/direct.Seconds(), "direct-emails/s")
+	b.ReportMetric(float64(dispatched)/float64(direct), "x-base")
 }

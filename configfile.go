@@ -70,9 +70,11 @@ import (
 // Data starting with "{" or "[" is JSON (or, when it is not valid JSON but is valid
 // YAML, a YAML flow mapping); anything else is YAML. Unknown fields are
 // errors, and every error names the field's path and its value, as in
-// `freemium: config: steps[0].condition.period: "30x" is not a period`.
+// `freemium: config: steps[0].condition.period: "30x" is not a period (use
+// 30d, 1mo, billing or lifetime)`.
 // The Config returned passes New's validation once Store is set; Store,
-// Subscriptions, Now, Logger and ReservationTTL are left to code.
+// Subscriptions, Notifier (a ResendNotifier for an upgradePrompt by email
+// through resend), Now, Logger and ReservationTTL are left to code.
 func ParseConfig(data []byte) (Config, error) {
 	cfg, err := parseConfig(data)
 	if err != nil {
