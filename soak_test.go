@@ -2,8 +2,10 @@ package freemium_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -24,7 +26,11 @@ var soakOps = flag.Int("soak.ops", 3000, "operations per soak phase (each phase 
 // settable clock, on each store. It keeps its own ledger and checks, per
 // user and window: recorded usage equals the commits plus the distinct
 // records; no window of a user who only reserves is past its limit; no user
-// got the free first report twice.
+// got the free first report twice. Notifications go to a provider that is
+// down for the first half and back for the second, delivered by two Gates
+// (two instances) dispatching while the workers run: at the end, no
+// notification of a kind was made twice for a user and window, and every
+// one was delivered exactly once.
 //
 // The clock moves only between phases, so the test knows each operation's
 // window. -soak.ops sets the operations per phase (longer runs: -soak.ops
@@ -75,10 +81,15 @@ func soak(t *testing.T, store freemium.Store, opsPerPhase int) {
 	start := time.Date(2026, 11, 15, 0, 0, 0, 0, time.UTC)
 	clock := freemiumtest.NewClock(start)
 	subs := freemiumtest.NewSubscriptions()
-	free := freemium.Plan{Name: "free", FirstReportFree: true, Limit: 500, Period: freemium.Every(soakWindow)}
+	free := freemium.Plan{Name: "free", FirstReportFree: true, Limit: 150, Period: freemium.Every(soakWindow)}
 	pro := freemium.Plan{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 5000, Period: freemium.Every(soakWindow)}
-	gate, err := freemium.New(freemium.Config{Store: store, Subscriptions: subs, Free: free, Plans: []freemium.Plan{pro},
-		ReservationTTL: soakTTL, Now: clock.Now})
+	provider := &soakNotifier{Notifier: freemiumtest.NewNotifier(), ok: map[string]int{}}
+	provider.SetError(errors.New("provider down"))
+	cfg := freemium.Config{Store: store, Subscriptions: subs, Free: free, Plans: []freemium.Plan{pro},
+		ReservationTTL: soakTTL, Now: clock.Now, Notifier: provider, Logger: slog.New(slog.DiscardHandler)}
+	gate, err := freemium.New(cfg)
+	require.NoError(t, err)
+	other, err := freemium.New(cfg) // a second instance, delivering too
 	require.NoError(t, err)
 	limits := map[string]int64{"free": free.Limit, "pro": pro.Limit}
 
@@ -102,6 +113,9 @@ func soak(t *testing.T, store freemium.Store, opsPerPhase int) {
 	for phase := range soakPhases {
 		window := start.Add(time.Duration(phase) * soakWindow)
 		clock.Set(window.Add(time.Hour))
+		if phase == soakPhases/2 {
+			provider.SetError(nil) // the provider is back
+		}
 		// Plan changes between phases: a few users subscribe, a few cancel.
 		for i := phase; i < soakUsers; i += 37 {
 			if phase%2 == 0 {
@@ -111,6 +125,25 @@ func soak(t *testing.T, store freemium.Store, opsPerPhase int) {
 			}
 		}
 		var wg sync.WaitGroup
+		working := make(chan struct{})
+		var dispatchers sync.WaitGroup
+		for _, g := range []*freemium.Gate{gate, other} {
+			dispatchers.Add(1)
+			go func() {
+				defer dispatchers.Done()
+				for {
+					if _, err := g.DispatchOnce(ctx); err != nil {
+						t.Error(err)
+						return
+					}
+					select {
+					case <-working:
+						return
+					default:
+					}
+				}
+			}()
+		}
 		for w := range soakWorkers {
 			wg.Add(1)
 			go func() {
@@ -125,6 +158,8 @@ func soak(t *testing.T, store freemium.Store, opsPerPhase int) {
 			}()
 		}
 		wg.Wait()
+		close(working)
+		dispatchers.Wait()
 		if t.Failed() {
 			return
 		}
@@ -156,6 +191,54 @@ func soak(t *testing.T, store freemium.Store, opsPerPhase int) {
 	for u, n := range ledger.firsts {
 		assert.LessOrEqual(t, n, 1, "first reports granted to %s", u)
 	}
+
+	// Deliver what is left: retries come due as the clock moves on.
+	for range 10 {
+		clock.Advance(time.Hour)
+		for {
+			n, err := gate.DispatchOnce(ctx)
+			require.NoError(t, err)
+			if n == 0 {
+				break
+			}
+		}
+	}
+	records, err := store.Notifications(ctx, start, start.Add(30*soakWindow))
+	require.NoError(t, err)
+	require.NotEmpty(t, records)
+	made := map[string]bool{}
+	for _, r := range records {
+		key := fmt.Sprint(r.UserID, r.Kind, r.Usage.PeriodStart)
+		assert.False(t, made[key], "two %s for %s in the window from %v", r.Kind, r.UserID, r.Usage.PeriodStart)
+		made[key] = true
+		assert.Equal(t, freemium.DeliverySent, r.State, "notification %s", r.ID)
+		assert.Equal(t, 1, provider.delivered(r.ID), "deliveries of %s", r.ID)
+	}
+	assert.Len(t, provider.Sent(), len(records), "nothing delivered that the outbox does not hold")
+	t.Logf("%d notifications, each delivered once; %d calls to the provider", len(records), provider.Calls())
+}
+
+// soakNotifier counts the successful deliveries of each notification.
+type soakNotifier struct {
+	*freemiumtest.Notifier
+	mu sync.Mutex
+	ok map[string]int
+}
+
+func (s *soakNotifier) Notify(ctx context.Context, n freemium.Notification) error {
+	err := s.Notifier.Notify(ctx, n)
+	if err == nil {
+		s.mu.Lock()
+		s.ok[n.ID]++
+		s.mu.Unlock()
+	}
+	return err
+}
+
+func (s *soakNotifier) delivered(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ok[id]
 }
 
 // soakOp does one random operation for user and books what it spent.
