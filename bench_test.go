@@ -2,11 +2,16 @@ package freemium_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/freemiumkit/freemium"
@@ -87,6 +92,17 @@ func BenchmarkMemoryCheckParallel(b *testing.B) {
 	})
 }
 
+func BenchmarkMemoryRecord(b *testing.B) {
+	ctx := context.Background()
+	g := benchGate(b, freemium.NewMemoryStore())
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := g.Record(ctx, "u1", 90, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkMemoryReserveCommit(b *testing.B) {
 	ctx := context.Background()
 	subs := freemiumtest.NewSubscriptions()
@@ -116,7 +132,7 @@ func BenchmarkMemoryReserveCommit(b *testing.B) {
 func BenchmarkPostgres(b *testing.B) {
 	ctx := context.Background()
 	pool := pgPool(b)
-	store := newPostgresStore(b)
+	store, schema := newPostgresSchema(b)
 	subs := freemiumtest.NewSubscriptions()
 	cfg := benchPlans
 	cfg.Store, cfg.Subscriptions = store, subs
@@ -178,10 +194,94 @@ func BenchmarkPostgres(b *testing.B) {
 	}
 	b.Run("ReserveCommit/vs-INSERT", func(b *testing.B) { measure(b, insert, reserveCommit(core)) })
 	b.Run("ReserveCommitMirrored/vs-INSERT", func(b *testing.B) { measure(b, insert, reserveCommit(g)) })
+	// The usual hand-written gate: read the account, the subscription and
+	// the usage, decide in Go, then write the usage: four round trips, and
+	// racing requests both pass the check.
+	readThenWrite := func(int) error {
+		var first bool
+		var status string
+		var used int64
+		start := time.Date(time.Now().Year(), time.Now().Month(), 1, 0, 0, 0, 0, time.UTC)
+		if err := pool.QueryRow(ctx, "SELECT first_report_used FROM "+schema+".accounts WHERE user_id = $1", "payer").Scan(&first); err != nil {
+			return err
+		}
+		err := pool.QueryRow(ctx, "SELECT status FROM "+schema+".subscriptions WHERE user_id = $1", "payer").Scan(&status)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		err = pool.QueryRow(ctx, "SELECT used FROM "+schema+".usage_periods WHERE user_id = $1 AND period_start = $2", "payer", start).Scan(&used)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if used+100 > freemium.MaxTokens {
+			return errors.New("over the limit")
+		}
+		_, err = pool.Exec(ctx, "INSERT INTO "+schema+".usage_periods AS u (user_id, period_start, used) VALUES ($1, $2, $3) "+
+			"ON CONFLICT (user_id, period_start) DO UPDATE SET used = u.used + excluded.used", "payer-rtw", start, 90)
+		return err
+	}
+	b.Run("ReserveCommit/vs-ReadThenWrite", func(b *testing.B) { measure(b, readThenWrite, reserveCommit(core)) })
 	b.Run("Record/vs-INSERT", func(b *testing.B) {
 		measure(b, insert, func(i int) error {
 			return core.Record(ctx, "payer", 90, "")
 		})
+	})
+}
+
+// BenchmarkPostgresLatency runs Check from 50 concurrent callers, and SELECT
+// 1 from 50 more in the same run, and reports each one's p50 and p99
+// latency and the ratio of the p50s.
+func BenchmarkPostgresLatency(b *testing.B) {
+	ctx := context.Background()
+	pool := pgPool(b)
+	g, err := freemium.New(freemium.Config{Store: newPostgresStore(b), Free: freemium.Plan{Limit: freemium.MaxTokens}})
+	require.NoError(b, err)
+	for i := range 1000 {
+		require.NoError(b, g.Record(ctx, fmt.Sprint("user-", i), 10, ""))
+	}
+	run := func(b *testing.B, op func() error) (p50, p99 time.Duration) {
+		var mu sync.Mutex
+		var all []time.Duration
+		b.SetParallelism((50 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+		b.RunParallel(func(pb *testing.PB) {
+			var mine []time.Duration
+			for pb.Next() {
+				t0 := time.Now()
+				if err := op(); err != nil {
+					b.Error(err)
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			mu.Unlock()
+		})
+		slices.Sort(all)
+		if len(all) == 0 {
+			return 0, 0
+		}
+		return all[len(all)/2], all[len(all)*99/100]
+	}
+	var base50, base99 time.Duration
+	b.Run("SELECT-1", func(b *testing.B) {
+		base50, base99 = run(b, func() error {
+			var one int
+			return pool.QueryRow(ctx, "SELECT 1").Scan(&one)
+		})
+		b.ReportMetric(float64(base50.Microseconds()), "p50-µs")
+		b.ReportMetric(float64(base99.Microseconds()), "p99-µs")
+	})
+	b.Run("Check", func(b *testing.B) {
+		p50, p99 := run(b, func() error {
+			_, err := g.Check(ctx, fmt.Sprint("user-", rand.IntN(1000)), 100)
+			return err
+		})
+		b.ReportMetric(float64(p50.Microseconds()), "p50-µs")
+		b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
+		if base50 > 0 {
+			b.ReportMetric(float64(p50)/float64(base50), "x-base-p50")
+		}
 	})
 }
 
