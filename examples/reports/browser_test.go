@@ -19,7 +19,8 @@ import (
 )
 
 // TestDemoInABrowser clicks through the demo page in headless Chromium:
-// the free report, the block, the upgrade, the 80% warning and the limit.
+// the free report, the block and its upgrade prompt, the upgrade, the
+// funnel's figures, the 80% warning and the limit.
 // It saves a screenshot of each state in $FREEMIUM_TEST_OUTPUT (scripts/test.sh
 // sets it), or in a temporary folder.
 func TestDemoInABrowser(t *testing.T) {
@@ -37,8 +38,13 @@ func TestDemoInABrowser(t *testing.T) {
 	out = filepath.Join(out, "demo")
 	require.NoError(t, os.MkdirAll(out, 0o755))
 
-	a, err := newApp(freemium.NewMemoryStore(), freemiumtest.NewSubscriptions(), time.Now)
+	// Delivery runs in the background, as with go run; the notifier tells
+	// the test what it sent.
+	notifier := &signalingNotifier{Notifier: freemiumtest.NewNotifier(), sent: make(chan freemium.Notification, 16)}
+	a, err := newApp(options{Store: freemium.NewMemoryStore(), Subscriptions: freemiumtest.NewSubscriptions(), PriceID: demoPriceID, Notifier: notifier})
 	require.NoError(t, err)
+	require.NoError(t, a.gate.Start(context.Background()))
+	defer func() { require.NoError(t, a.gate.Stop(context.Background())) }()
 	srv := httptest.NewServer(a.routes())
 	defer srv.Close()
 
@@ -93,20 +99,42 @@ func TestDemoInABrowser(t *testing.T) {
 		generate,
 		chromedp.WaitVisible(chromedp.ID("blocked")),
 		textIs("blocked-message", freemium.DefaultMessages.SubscriptionRequired),
+		textIs("limit-hit", "1"),
 		shot("3-blocked"),
+	))
+
+	// The block sent an upgrade prompt, and the page's funnel counts it
+	// before the user upgrades.
+	select {
+	case n := <-notifier.sent:
+		require.Equal(t, freemium.UpgradePrompt, n.Kind)
+		require.Equal(t, "alice", n.UserID)
+	case <-ctx.Done():
+		t.Fatal("no upgrade prompt was sent after the block")
+	}
+	require.NoError(t, chromedp.Do(ctx,
+		textIs("prompted", "1"),
+		textIs("converted", "0"),
 
 		chromedp.Click(chromedp.ID("upgrade")),
 		textIs("plan", "Pro plan"),
 		generate,
 		textIs("figures", "1,750 of 20,000 tokens used"),
 		shot("4-upgraded"),
+
+		textIs("limit-hit", "1"),
+		textIs("prompted", "1"),
+		textIs("converted", "1"),
+		textIs("conversion-rate", "100%"),
+		chromedp.ScrollIntoView(chromedp.ID("funnel")),
+		shot("5-funnel"),
 	))
 
 	// Pro allows 20,000 tokens: 2,000 reserved and 1,750 spent a report.
 	for i := int64(2); i <= 10; i++ {
 		require.NoError(t, chromedp.Do(ctx, generate, textIs("figures", thousands(i*1750)+" of 20,000")))
 	}
-	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("warning")), shot("5-warning")))
+	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("warning")), shot("6-warning")))
 	warning, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("warning")))
 	require.NoError(t, err)
 	require.True(t, strings.Contains(warning, "88%"), "warning %q", warning)
@@ -116,12 +144,29 @@ func TestDemoInABrowser(t *testing.T) {
 		generate, // the 12th does not
 		chromedp.WaitVisible(chromedp.ID("blocked")),
 		textIs("blocked-message", "Usage limit reached (96% used)"),
-		shot("6-limit-reached"),
+		shot("7-limit-reached"),
 	))
 	upgradeShown, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.getElementById("upgrade").hidden`))
 	require.NoError(t, err)
 	require.False(t, upgradeShown, "a Pro user is not offered the plan they have")
 	t.Logf("screenshots in %s", out)
+}
+
+// signalingNotifier records what it sends, and tells the test on sent.
+type signalingNotifier struct {
+	*freemiumtest.Notifier
+	sent chan freemium.Notification
+}
+
+func (n *signalingNotifier) Notify(ctx context.Context, note freemium.Notification) error {
+	if err := n.Notifier.Notify(ctx, note); err != nil {
+		return err
+	}
+	select {
+	case n.sent <- note:
+	default: // nobody is waiting for this one
+	}
+	return nil
 }
 
 func chromiumPath() string {

@@ -1,24 +1,42 @@
 // Command reports is a small report-generation service behind a freemium
 // gate: the first report is free, after that a subscription is needed. Its
 // page at / shows a usage meter, a button to generate reports, the warning
-// at 80%, the blocked state with an upgrade button and a demo checkout.
+// at 80%, the blocked state with an upgrade button, and the free-to-paid
+// funnel.
 //
 //	go run ./examples/reports
 //
-// starts it on PORT (default 8080) with an in-memory store. With
-// DATABASE_URL set it keeps its state in Postgres instead. The user comes
-// from the X-User-ID header; POST /api/subscribe stands in for a checkout.
+// starts it on PORT (default 8080) with nothing else to set up: usage in
+// memory, a demo checkout instead of a payment, and emails written to the
+// log. Each environment variable below switches one part to the real
+// service:
+//
+//	DATABASE_URL           keep usage in Postgres
+//	STRIPE_SECRET_KEY      subscriptions from Stripe, with STRIPE_PRICE_ID (the
+//	                       Pro plan's price); the upgrade button opens Stripe
+//	                       Checkout
+//	STRIPE_WEBHOOK_SECRET  serve Stripe's webhook at POST /webhooks/stripe
+//	RESEND_API_KEY         send the emails with Resend, from RESEND_FROM, to
+//	                       users whose ID is an email address
+//
+// The user comes from the X-User-ID header.
 package main
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/mail"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -35,6 +53,9 @@ var page embed.FS
 // estimatedTokens is what one report is expected to cost.
 const estimatedTokens = 2_000
 
+// demoPriceID is the Pro plan's price in the demo checkout.
+const demoPriceID = "price_pro"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -45,47 +66,136 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	store, closeStore, err := openStore(ctx, os.Getenv("DATABASE_URL"))
+	opts, closeServices, err := connect(ctx, os.Getenv)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	defer closeServices()
+	port := cmp.Or(os.Getenv("PORT"), "8080")
+	opts.BaseURL = "http://127.0.0.1:" + port
+	a, err := newApp(opts)
+	if err != nil {
+		return err
+	}
 
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8080"
-	}
-	app, err := newApp(store, freemiumtest.NewSubscriptions(), time.Now)
-	if err != nil {
+	// Deliver the notifications the gate enqueues (upgrade prompts, usage
+	// warnings), in the background until Stop.
+	if err := a.gate.Start(ctx); err != nil {
 		return err
 	}
-	srv := &http.Server{Addr: "127.0.0.1:" + port, Handler: app.routes(), ReadHeaderTimeout: 5 * time.Second}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		return errors.Join(err, a.gate.Stop(ctx))
+	}
+	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	go func() { errc <- srv.Serve(ln) }()
 	fmt.Printf(`reports: listening on http://127.0.0.1:%[1]s (open it in a browser)
+  store:         %[2]s
+  subscriptions: %[3]s
+  email:         %[4]s
 Or with curl:
   curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/reports   # the first report is free
-  curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/reports   # 402 problem: subscription required
-  curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/subscribe # a demo checkout
+  curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/reports   # 402 problem: subscription required (and an upgrade prompt)
+  curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/subscribe # the checkout
   curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/reports   # allowed on the pro plan
   curl -s -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/usage
-`, port)
+  curl -s http://127.0.0.1:%[1]s/api/funnel                                 # limit hits, prompts, conversions
+`, port, opts.describe.store, opts.describe.subscriptions, opts.describe.email)
+
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc:
 	case <-ctx.Done():
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return srv.Shutdown(shutdown)
+		err = srv.Shutdown(shutdown)
 	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return errors.Join(err, a.gate.Stop(stopCtx))
 }
 
-// openStore is Postgres when url is set, memory otherwise.
-func openStore(ctx context.Context, url string) (freemium.Store, func(), error) {
-	if url == "" {
-		return freemium.NewMemoryStore(), func() {}, nil
+// options are the services the app runs on.
+type options struct {
+	Store freemium.Store
+	// Subscriptions is a *freemiumtest.Subscriptions for the demo checkout,
+	// or Stripe.
+	Subscriptions freemium.SubscriptionChecker
+	// PriceID places a subscriber on the Pro plan.
+	PriceID string
+	// Notifier sends the emails.
+	Notifier freemium.Notifier
+	// WebhookSecret is Stripe's webhook signing secret; "" for no webhook.
+	WebhookSecret string
+	// BaseURL is where the page is, such as http://127.0.0.1:8080: the
+	// emails' upgrade link. Default "": a relative link.
+	BaseURL string
+	// Now is the clock.
+	Now func() time.Time
+
+	describe struct{ store, subscriptions, email string } // what is real, for the startup text
+}
+
+// connect opens the services the environment names, and stand-ins for the
+// others. The returned func closes them.
+func connect(ctx context.Context, getenv func(string) string) (options, func(), error) {
+	opts := options{Now: time.Now}
+
+	opts.Store, opts.describe.store = freemium.NewMemoryStore(), "memory (set DATABASE_URL for Postgres)"
+	closeStore := func() {}
+	if dsn := getenv("DATABASE_URL"); dsn != "" {
+		store, pool, err := openPostgres(ctx, dsn)
+		if err != nil {
+			return options{}, nil, err
+		}
+		opts.Store, opts.describe.store, closeStore = store, "Postgres (DATABASE_URL)", pool.Close
 	}
-	pool, err := pgxpool.New(ctx, url)
+	fail := func(err error) (options, func(), error) {
+		closeStore()
+		return options{}, nil, err
+	}
+
+	opts.Subscriptions, opts.PriceID = freemiumtest.NewSubscriptions(), demoPriceID
+	opts.describe.subscriptions = "demo checkout, no payment (set STRIPE_SECRET_KEY and STRIPE_PRICE_ID for Stripe)"
+	if key := getenv("STRIPE_SECRET_KEY"); key != "" {
+		opts.PriceID = getenv("STRIPE_PRICE_ID")
+		if opts.PriceID == "" {
+			return fail(errors.New("STRIPE_PRICE_ID is empty: with STRIPE_SECRET_KEY, set the Pro plan's price (price_...)"))
+		}
+		stripe, err := freemium.NewStripeSubscriptions(freemium.StripeConfig{APIKey: key})
+		if err != nil {
+			return fail(err)
+		}
+		opts.Subscriptions, opts.describe.subscriptions = stripe, "Stripe (STRIPE_SECRET_KEY), price "+opts.PriceID
+		opts.WebhookSecret = getenv("STRIPE_WEBHOOK_SECRET")
+		if opts.WebhookSecret != "" {
+			opts.describe.subscriptions += ", webhook at POST /webhooks/stripe"
+		} else {
+			// The webhook is what tells the gate which Stripe customer a
+			// checkout created; without it an upgrade is not seen.
+			opts.describe.subscriptions += ", no webhook: set STRIPE_WEBHOOK_SECRET, or upgrades are not seen"
+		}
+	}
+
+	opts.Notifier, opts.describe.email = logNotifier{slog.Default()}, "to the log (set RESEND_API_KEY and RESEND_FROM for Resend)"
+	if key := getenv("RESEND_API_KEY"); key != "" {
+		resend, err := freemium.NewResendNotifier(freemium.ResendConfig{
+			APIKey:    key,
+			From:      getenv("RESEND_FROM"),
+			Recipient: emailRecipient,
+		})
+		if err != nil {
+			return fail(fmt.Errorf("RESEND_API_KEY is set: %w", err))
+		}
+		opts.Notifier, opts.describe.email = resend, "Resend (RESEND_API_KEY), to users whose ID is an email address"
+	}
+	return opts, closeStore, nil
+}
+
+// openPostgres opens the pool and brings the schema up to date.
+func openPostgres(ctx context.Context, dsn string) (*freemium.PostgresStore, *pgxpool.Pool, error) {
+	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -97,32 +207,68 @@ func openStore(ctx context.Context, url string) (freemium.Store, func(), error) 
 		pool.Close()
 		return nil, nil, err
 	}
-	return s, pool.Close, nil
+	return s, pool, nil
 }
 
-// app is the service: a gate, and a fake billing provider for the demo checkout.
+// emailRecipient is the demo's address book: a user whose ID is an email
+// address gets their emails there. Any other user has no address, and the
+// notifier gives up on their email at once (a permanent
+// freemium.ErrNoRecipient).
+func emailRecipient(_ context.Context, userID string) (email, name string, err error) {
+	if a, err := mail.ParseAddress(userID); err == nil && a.Address == userID {
+		return userID, "", nil
+	}
+	return "", "", nil
+}
+
+// logNotifier is the demo's stand-in for email: it writes each notification
+// to the log, and never an email address.
+type logNotifier struct{ log *slog.Logger }
+
+var _ freemium.Notifier = logNotifier{}
+
+func (l logNotifier) Notify(ctx context.Context, n freemium.Notification) error {
+	user := n.UserID
+	if strings.Contains(user, "@") {
+		user = "(an email address)"
+	}
+	l.log.InfoContext(ctx, "reports: email written to the log instead of sent (set RESEND_API_KEY to send)",
+		"kind", n.Kind, "user", user, "plan", n.Usage.Plan, "used", n.Usage.Used, "limit", n.Usage.Limit)
+	return nil
+}
+
+// app is the service: a gate, and the checkout that upgrades its users.
 type app struct {
-	gate *freemium.Gate
-	subs *freemiumtest.Subscriptions
-	now  func() time.Time
+	gate          *freemium.Gate
+	demo          *freemiumtest.Subscriptions // the demo checkout's billing provider; nil with Stripe
+	priceID       string
+	webhookSecret string
+	now           func() time.Time
 }
 
-func newApp(store freemium.Store, subs *freemiumtest.Subscriptions, now func() time.Time) (*app, error) {
+func newApp(opts options) (*app, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	gate, err := freemium.New(freemium.Config{
-		Store:         store,
-		Subscriptions: subs,
+		Store:         opts.Store,
+		Subscriptions: opts.Subscriptions,
+		Notifier:      opts.Notifier,
 		Free:          freemium.Plan{Name: "free", FirstReportFree: true, Limit: 0, Period: freemium.Lifetime},
 		Plans: []freemium.Plan{
-			{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 10 * estimatedTokens, Period: freemium.BillingCycle},
+			{Name: "pro", PriceIDs: []string{opts.PriceID}, Limit: 10 * estimatedTokens, Period: freemium.BillingCycle},
 		},
-		UpgradeURL: "/api/subscribe",
-		Now:        now,
+		// Where a blocked user goes to upgrade: the page and its button, in
+		// the 402 answers and the emails (which need it absolute).
+		UpgradeURL: opts.BaseURL + "/",
+		Now:        opts.Now,
 		Logger:     slog.Default(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &app{gate: gate, subs: subs, now: now}, nil
+	demo, _ := opts.Subscriptions.(*freemiumtest.Subscriptions)
+	return &app{gate: gate, demo: demo, priceID: opts.PriceID, webhookSecret: opts.WebhookSecret, now: opts.Now}, nil
 }
 
 func (a *app) routes() http.Handler {
@@ -134,7 +280,12 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /{$}", http.FileServerFS(page))
 	mux.Handle("POST /api/reports", gated(http.HandlerFunc(createReport)))
 	mux.Handle("GET /api/usage", a.gate.UsageHandler(userID))
+	mux.HandleFunc("GET /api/funnel", a.funnel)
 	mux.HandleFunc("POST /api/subscribe", a.subscribe)
+	mux.HandleFunc("GET /checkout/success", a.checkoutSuccess)
+	if a.webhookSecret != "" {
+		mux.Handle("POST /webhooks/stripe", a.gate.StripeWebhookHandler(a.webhookSecret))
+	}
 	return mux
 }
 
@@ -157,21 +308,62 @@ func generateReport(user string) (string, int64) {
 	return "Quarterly summary for " + user, estimatedTokens - 250
 }
 
-// subscribe is the demo's checkout: it puts the user on the pro plan for a month.
+// subscribe is the upgrade button. In the demo it is the checkout: it puts
+// the user on the pro plan for a month. With Stripe it answers the Stripe
+// Checkout page to send the user to, which returns to /checkout/success.
 func (a *app) subscribe(w http.ResponseWriter, r *http.Request) {
-	user := r.Header.Get("X-User-ID")
+	user, _ := userID(r)
 	if user == "" {
 		http.Error(w, "X-User-ID header required", http.StatusUnauthorized)
 		return
 	}
+	if a.demo == nil {
+		back := "http://" + r.Host
+		checkout, err := a.gate.CheckoutURL(r.Context(), user, a.priceID, freemium.CheckoutParams{
+			SuccessURL: back + "/checkout/success?user=" + url.QueryEscape(user),
+			CancelURL:  back + "/?user=" + url.QueryEscape(user),
+		})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"checkout_url": checkout})
+		return
+	}
 	now := a.now()
-	a.subs.Subscribe(user, "price_pro", now, now.AddDate(0, 1, 0))
+	a.demo.Subscribe(user, a.priceID, now, now.AddDate(0, 1, 0))
 	// What a checkout's success page does: mirror the new subscription now.
 	if err := a.gate.Refresh(r.Context(), user); err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"plan": "pro"})
+}
+
+// checkoutSuccess is where Stripe Checkout returns the user: it mirrors the
+// new subscription, and goes back to the page.
+func (a *app) checkoutSuccess(w http.ResponseWriter, r *http.Request) {
+	user := r.URL.Query().Get("user")
+	if user == "" {
+		http.Error(w, "user parameter required", http.StatusBadRequest)
+		return
+	}
+	if err := a.gate.Refresh(r.Context(), user); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	http.Redirect(w, r, "/?user="+url.QueryEscape(user), http.StatusSeeOther)
+}
+
+// funnel reports the last 30 days' free-to-paid funnel, for all users.
+func (a *app) funnel(w http.ResponseWriter, r *http.Request) {
+	now := a.now()
+	f, err := a.gate.Funnel(r.Context(), now.AddDate(0, 0, -30), now.Add(time.Minute))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	writeJSON(w, http.StatusOK, f)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
