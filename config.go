@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/url"
 	"time"
 )
 
@@ -54,8 +55,9 @@ type Config struct {
 	// in (0, 1]. Default 0.8.
 	WarnAt float64
 
-	// UpgradeURL is put into blocked decisions, for the host to show.
-	// Default "".
+	// UpgradeURL is put into blocked decisions, for the host to show, and
+	// into notifications. With a Notifier it must be an absolute http or
+	// https URL: an email's link has no page to be relative to. Default "".
 	UpgradeURL string
 
 	// Messages are the user-facing texts of blocked decisions.
@@ -309,6 +311,11 @@ func (c Config) validate() error {
 	}{{"SubscriptionMaxAge", c.SubscriptionMaxAge}, {"SubscriptionGrace", c.SubscriptionGrace}, {"SubscriptionTimeout", c.SubscriptionTimeout}, {"PastDueGrace", c.PastDueGrace}} {
 		if d.v < 0 {
 			return fmt.Errorf("freemium: Config.%s is %v: use a positive duration, or 0 for the default", d.name, d.v)
+		}
+	}
+	if c.Notifier != nil && c.UpgradeURL != "" {
+		if u, err := url.Parse(c.UpgradeURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("freemium: Config.UpgradeURL %q is not an absolute http(s) URL: emails need one, such as https://example.com/pricing", c.UpgradeURL)
 		}
 	}
 	if err := c.Delivery.validate(); err != nil {

@@ -176,6 +176,11 @@ func (g *Gate) outcome(ctx context.Context, o Outbound, err error, now time.Time
 	attempts := o.Attempts + 1
 	var ne *NotifyError
 	permanent := errors.As(err, &ne) && ne.Permanent
+	if errors.Is(err, ErrNoRecipient) {
+		// Users without an address are ordinary, not an operator's problem.
+		g.cfg.Logger.InfoContext(ctx, "freemium: notification not sent: the user has no address", "id", o.ID, "kind", o.Kind)
+		return Outcome{State: DeliveryFailed, Error: err.Error()}
+	}
 	if permanent || attempts >= g.cfg.Delivery.MaxAttempts {
 		g.cfg.Logger.ErrorContext(ctx, "freemium: notification failed for good", "id", o.ID, "kind", o.Kind,
 			"attempts", attempts, "permanent", permanent, "err", err)

@@ -2,6 +2,7 @@ package freemium
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -9,7 +10,8 @@ import (
 
 // Funnel is the free-to-paid conversion report of Gate.Funnel.
 type Funnel struct {
-	From, To time.Time // the range of limit hits and prompts counted
+	From time.Time `json:"from"` // the range of limit hits and prompts counted
+	To   time.Time `json:"to"`
 
 	// LimitHit counts the users blocked in the range (once per user).
 	LimitHit int `json:"limit_hit"`
@@ -21,13 +23,39 @@ type Funnel struct {
 	// ConversionRate is Converted/Prompted; 0 when nobody was prompted.
 	ConversionRate float64 `json:"conversion_rate"`
 	// MedianTimeToConvert is the median time from a converted user's first
-	// prompt to the conversion; 0 when nobody converted.
-	MedianTimeToConvert time.Duration `json:"median_time_to_convert"`
+	// prompt to the conversion; 0 when nobody converted. In JSON, seconds.
+	MedianTimeToConvert time.Duration `json:"-"`
 	// ByPlan counts the conversions by the plan converted to.
 	ByPlan map[string]int `json:"by_plan"`
 }
 
-// Funnel reports, for notifications created in [from, to): the users who
+// MarshalJSON writes f with median_seconds_to_convert for
+// MedianTimeToConvert.
+func (f Funnel) MarshalJSON() ([]byte, error) {
+	type plain Funnel
+	return json.Marshal(struct {
+		plain
+		MedianSeconds float64 `json:"median_seconds_to_convert"`
+	}{plain(f), f.MedianTimeToConvert.Seconds()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (f *Funnel) UnmarshalJSON(b []byte) error {
+	type plain Funnel
+	var v struct {
+		plain
+		MedianSeconds float64 `json:"median_seconds_to_convert"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*f = Funnel(v.plain)
+	f.MedianTimeToConvert = time.Duration(v.MedianSeconds * float64(time.Second))
+	return nil
+}
+
+// Funnel reports, for notifications created in [from, to) (to is excluded:
+// for a range up to now, pass a to just after it): the users who
 // hit a limit, the users prompted to upgrade (the prompt was sent), and how
 // many of those converted within Config.AttributionWindow after their
 // first prompt, with the rate, the median time to convert and the plans.

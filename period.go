@@ -89,13 +89,18 @@ func calendarMonth(now time.Time) Window {
 	return Window{Start: start, End: start.AddDate(0, 1, 0)}
 }
 
-// billingWindow is the subscription's current period. When the subscription
+// maxBillingAge: a billing period that started longer ago than this is not
+// rolled forward (it is bad data; and time.Duration spans 292 years).
+const maxBillingAge = 100 * 365 * 24 * time.Hour
+
+// billingWindow is the subscription's current period, or false when it has
+// none usable (CalendarMonth applies). When the subscription
 // data is older than its period (a renewal not seen yet), the period is
 // rolled forward: by whole calendar months when it is one (so a monthly
 // period from the 10th runs to the next 10th), otherwise by its length.
 func billingWindow(now time.Time, sub Subscription) (Window, bool) {
 	start, end := sub.CurrentPeriodStart.UTC(), sub.CurrentPeriodEnd.UTC()
-	if start.IsZero() || !end.After(start) || now.Before(start) {
+	if start.IsZero() || !end.After(start) || now.Before(start) || now.Sub(start) > maxBillingAge {
 		return Window{}, false
 	}
 	if now.Before(end) {

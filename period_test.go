@@ -254,6 +254,9 @@ func TestBillingCycleFallsBackToCalendarMonth(t *testing.T) {
 		{"subscribed, period ends before it starts", new(withPeriod(active, subStart, nov)), "pro", nov, dec},
 		{"subscribed, period of zero length", new(withPeriod(active, subStart, subStart)), "pro", nov, dec},
 		{"subscribed, period known", new(withPeriod(active, subStart, subEnd)), "pro", subStart, subEnd},
+		// Found by FuzzStripeWebhook: past time.Duration's 292 years, rolling
+		// forward overflowed into a window that did not hold now.
+		{"subscribed, a period of the year 1700", new(withPeriod(active, time.Date(1700, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1700, 1, 2, 0, 0, 0, 0, time.UTC))), "pro", nov, dec},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

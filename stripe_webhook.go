@@ -37,7 +37,8 @@ const (
 // link; and checkout.session.completed, which links the session's customer
 // to its client_reference_id. An event older than the mirrored state is
 // ignored, so duplicate and out-of-order deliveries are harmless. Other
-// event types, and events about users it cannot find, are answered 200.
+// event types, events whose object cannot be read, and events about users it
+// cannot find, are answered 200 (and logged).
 // When the Store fails it answers 500, and Stripe retries.
 //
 // It panics when secret is empty.
@@ -71,7 +72,13 @@ func (g *Gate) StripeWebhookHandler(secret string) http.Handler {
 			writeError(w, http.StatusBadRequest, "Bad Request", "The event's signature does not verify.")
 			return
 		}
-		if err := g.applyStripeEvent(r.Context(), ev, key); err != nil {
+		err = g.applyStripeEvent(r.Context(), ev, key)
+		if errors.Is(err, errUnreadableEvent) {
+			// Signed by Stripe, so sending it again will not help.
+			g.cfg.Logger.WarnContext(r.Context(), "freemium: stripe event ignored", "event", ev.ID, "type", ev.Type, "err", err)
+			err = nil
+		}
+		if err != nil {
 			g.cfg.Logger.ErrorContext(r.Context(), "freemium: stripe webhook not applied", "event", ev.ID, "type", ev.Type, "err", err)
 			writeError(w, http.StatusInternalServerError, "Internal Server Error", "The event could not be applied; retry.")
 			return
@@ -80,20 +87,26 @@ func (g *Gate) StripeWebhookHandler(secret string) http.Handler {
 	})
 }
 
+// errUnreadableEvent: a verified event whose object cannot be decoded.
+var errUnreadableEvent = errors.New("the event's object cannot be read")
+
 // applyStripeEvent applies one verified event to the Store.
 func (g *Gate) applyStripeEvent(ctx context.Context, ev stripe.Event, key string) error {
+	if ev.Data == nil {
+		ev.Data = &stripe.EventData{}
+	}
 	switch ev.Type {
 	case "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
 		"customer.subscription.paused", "customer.subscription.resumed":
 		var sub stripe.Subscription
 		if err := json.Unmarshal(ev.Data.Raw, &sub); err != nil {
-			return fmt.Errorf("decoding the subscription: %w", err)
+			return fmt.Errorf("%w: %w", errUnreadableEvent, err)
 		}
 		return g.applySubscription(ctx, ev, &sub, key)
 	case "checkout.session.completed":
 		var cs stripe.CheckoutSession
 		if err := json.Unmarshal(ev.Data.Raw, &cs); err != nil {
-			return fmt.Errorf("decoding the checkout session: %w", err)
+			return fmt.Errorf("%w: %w", errUnreadableEvent, err)
 		}
 		user := cs.ClientReferenceID
 		if user == "" {

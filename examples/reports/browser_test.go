@@ -41,7 +41,8 @@ func TestDemoInABrowser(t *testing.T) {
 	// Delivery runs in the background, as with go run; the notifier tells
 	// the test what it sent.
 	notifier := &signalingNotifier{Notifier: freemiumtest.NewNotifier(), sent: make(chan freemium.Notification, 16)}
-	a, err := newApp(options{Store: freemium.NewMemoryStore(), Subscriptions: freemiumtest.NewSubscriptions(), PriceID: demoPriceID, Notifier: notifier})
+	a, err := newApp(options{Store: freemium.NewMemoryStore(), Subscriptions: freemiumtest.NewSubscriptions(), PriceID: demoPriceID, Notifier: notifier,
+		BaseURL: "http://reports.example"}) // the emails' link; the page is served below
 	require.NoError(t, err)
 	require.NoError(t, a.gate.Start(context.Background()))
 	defer func() { require.NoError(t, a.gate.Stop(context.Background())) }()

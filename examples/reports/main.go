@@ -260,7 +260,7 @@ func newApp(opts options) (*app, error) {
 		},
 		// Where a blocked user goes to upgrade: the page and its button, in
 		// the 402 answers and the emails (which need it absolute).
-		UpgradeURL: opts.BaseURL + "/",
+		UpgradeURL: upgradeURL(opts.BaseURL),
 		Now:        opts.Now,
 		Logger:     slog.Default(),
 	})
@@ -370,4 +370,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// upgradeURL is the page, for the emails' upgrade button: absolute, since an
+// email has no page to be relative to. "" when the page's address is unknown.
+func upgradeURL(base string) string {
+	if base == "" {
+		return ""
+	}
+	return base + "/"
 }
