@@ -59,6 +59,7 @@ var (
 	_ SubscriptionChecker = (*StripeSubscriptions)(nil)
 	_ CustomerChecker     = (*StripeSubscriptions)(nil)
 	_ CheckoutCreator     = (*StripeSubscriptions)(nil)
+	_ CheckoutReader      = (*StripeSubscriptions)(nil)
 )
 
 // NewStripeSubscriptions returns a StripeSubscriptions for cfg, or an error
@@ -186,6 +187,24 @@ func (s *StripeSubscriptions) CheckoutURL(ctx context.Context, userID, priceID s
 		return "", fmt.Errorf("stripe checkout session %s has no URL", session.ID)
 	}
 	return session.URL, nil
+}
+
+// CheckoutSession implements CheckoutReader: the session's
+// client_reference_id and customer, once it is complete.
+func (s *StripeSubscriptions) CheckoutSession(ctx context.Context, sessionID string) (userID, customerID string, err error) {
+	params := &stripe.CheckoutSessionParams{}
+	params.Context = ctx
+	cs, err := s.api.CheckoutSessions.Get(sessionID, params)
+	if err != nil {
+		return "", "", err
+	}
+	if cs.Status != stripe.CheckoutSessionStatusComplete {
+		return "", "", fmt.Errorf("stripe checkout session %s is %q, not complete", sessionID, cs.Status)
+	}
+	if cs.Customer != nil {
+		customerID = cs.Customer.ID
+	}
+	return cs.ClientReferenceID, customerID, nil
 }
 
 // searchCustomer finds the customer whose metadata names the user.

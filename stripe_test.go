@@ -40,11 +40,12 @@ type stripeStandIn struct {
 	calls     map[string]int // path -> count
 	released  chan struct{}
 	checkouts []url.Values // forms of the checkout sessions created
+	completed map[string]string // checkout session ID -> the customer it made
 }
 
 func newStripeStandIn(t *testing.T) *stripeStandIn {
 	s := &stripeStandIn{t: t, customers: map[string]string{}, subs: map[string][]map[string]any{},
-		calls: map[string]int{}, released: make(chan struct{})}
+		calls: map[string]int{}, released: make(chan struct{}), completed: map[string]string{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(func() {
 		close(s.released) // let hung requests finish before the server closes
@@ -100,6 +101,19 @@ func (s *stripeStandIn) serve(w http.ResponseWriter, r *http.Request) {
 		id := fmt.Sprintf("cs_test_%d", len(s.checkouts))
 		s.reply(w, http.StatusOK, map[string]any{"id": id, "object": "checkout.session", "mode": "subscription",
 			"url": "https://checkout.example/c/pay/" + id})
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/checkout/sessions/"):
+		id := strings.TrimPrefix(r.URL.Path, "/v1/checkout/sessions/")
+		var n int
+		if _, err := fmt.Sscanf(id, "cs_test_%d", &n); err != nil || n < 1 || n > len(s.checkouts) {
+			s.reply(w, http.StatusNotFound, map[string]any{"error": map[string]any{"type": "invalid_request_error", "message": "No such checkout.session"}})
+			return
+		}
+		status, customer := "open", any(nil)
+		if c, ok := s.completed[id]; ok {
+			status, customer = "complete", c
+		}
+		s.reply(w, http.StatusOK, map[string]any{"id": id, "object": "checkout.session", "mode": "subscription", "status": status,
+			"client_reference_id": s.checkouts[n-1].Get("client_reference_id"), "customer": customer})
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/subscriptions":
 		q := r.URL.Query()
 		if q.Get("status") != "all" {
@@ -119,6 +133,13 @@ func (s *stripeStandIn) reply(w http.ResponseWriter, status int, body any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	require.NoError(s.t, json.NewEncoder(w).Encode(body))
+}
+
+// complete completes checkout session id, made by CheckoutURL, with customer.
+func (s *stripeStandIn) complete(id, customer string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.completed[id] = customer
 }
 
 func (s *stripeStandIn) setCustomer(user, customer string) {
@@ -444,4 +465,13 @@ func stripeMockChecker(t *testing.T) *freemium.StripeSubscriptions {
 		t.Skip("FREEMIUM_TEST_STRIPE_URL is not set: skipping the stripe-mock test (scripts/test.sh starts stripe-mock)")
 	}
 	return newStripeChecker(t, freemium.StripeConfig{APIKey: "sk_test_123", BackendURL: url, SearchCustomers: true})
+}
+
+// Against stripe-mock: the session read is a valid request and decodes.
+func TestCheckoutSessionStripeMock(t *testing.T) {
+	checker := stripeMockChecker(t)
+	_, _, err := checker.CheckoutSession(context.Background(), "cs_test_123")
+	if err != nil {
+		assert.Contains(t, err.Error(), "not complete", "stripe-mock's fixture session is open")
+	}
 }

@@ -261,9 +261,9 @@ func (g *Gate) LinkCustomer(ctx context.Context, userID, customerID string) erro
 
 // CheckoutParams shapes the checkout page of Gate.CheckoutURL.
 type CheckoutParams struct {
-	// SuccessURL is where the provider sends the user after paying; a good
-	// place to call Gate.Refresh once it exists, or to show the new plan.
-	// Stripe replaces {CHECKOUT_SESSION_ID} in it. Required.
+	// SuccessURL is where the provider sends the user after paying: the
+	// page that calls Gate.CompleteCheckout. Stripe replaces
+	// {CHECKOUT_SESSION_ID} in it with the session's ID. Required.
 	SuccessURL string
 	// CancelURL is where the user goes back to without paying. Default: none.
 	CancelURL string
@@ -283,6 +283,47 @@ type CheckoutParams struct {
 // by type assertion; StripeSubscriptions has it.
 type CheckoutCreator interface {
 	CheckoutURL(ctx context.Context, userID, priceID string, p CheckoutParams) (string, error)
+}
+
+// A CheckoutReader is a SubscriptionChecker that can read back a completed
+// checkout: the user it was for and the customer it made or used. The Gate
+// finds the capability by type assertion; StripeSubscriptions has it.
+type CheckoutReader interface {
+	CheckoutSession(ctx context.Context, sessionID string) (userID, customerID string, err error)
+}
+
+// CompleteCheckout makes a completed checkout count at once, for the page
+// the checkout returns to (Stripe replaces {CHECKOUT_SESSION_ID} in
+// CheckoutParams.SuccessURL with the session's ID): it reads the session
+// back from the provider, checks that it was userID's, links its customer
+// to the user and refreshes the user's mirror. So the upgrade applies to the
+// next request even when the webhook is late or not wired. A session of
+// another user, or one not complete, is an error, and nothing is written.
+// Config.Subscriptions must be a CheckoutReader.
+func (g *Gate) CompleteCheckout(ctx context.Context, userID, sessionID string) error {
+	if err := validateUserID(userID); err != nil {
+		return err
+	}
+	if err := validateText(sessionID); err != nil || sessionID == "" {
+		return fmt.Errorf("freemium: CompleteCheckout: session ID %q is not valid", sessionID)
+	}
+	reader, ok := g.cfg.Subscriptions.(CheckoutReader)
+	if !ok {
+		return fmt.Errorf("freemium: CompleteCheckout: Config.Subscriptions (%T) cannot read checkouts: use NewStripeSubscriptions", g.cfg.Subscriptions)
+	}
+	owner, customerID, err := reader.CheckoutSession(ctx, sessionID)
+	if err != nil {
+		return fmt.Errorf("freemium: checkout %s: %w", sessionID, err)
+	}
+	if owner != userID {
+		return fmt.Errorf("freemium: checkout %s is not %s's", sessionID, userID)
+	}
+	if customerID != "" {
+		if err := g.LinkCustomer(ctx, userID, customerID); err != nil {
+			return err
+		}
+	}
+	return g.Refresh(ctx, userID)
 }
 
 // CheckoutURL returns a link to the provider's checkout page that

@@ -219,3 +219,30 @@ func TestMirrorPastDue(t *testing.T) {
 		})
 	}
 }
+
+// A completed checkout counts at once, without a webhook: the session names
+// the user and the new customer. Another user's session changes nothing.
+func TestCompleteCheckout(t *testing.T) {
+	e := newMirrorEnv(t, freemium.Config{SubscriptionMaxAge: 24 * time.Hour})
+	assert.False(t, e.check("u1", 500).Allowed)
+	link, err := e.gate.CheckoutURL(e.ctx, "u1", "price_pro", freemium.CheckoutParams{SuccessURL: "https://app.example/done?s={CHECKOUT_SESSION_ID}"})
+	require.NoError(t, err)
+	require.NotEmpty(t, link)
+	err = e.gate.CompleteCheckout(e.ctx, "u1", "cs_test_1")
+	assert.ErrorContains(t, err, "not complete", "the user has not paid yet")
+
+	// The user pays: Stripe makes a customer with the subscription. No
+	// webhook arrives, and a customer search would not find it.
+	e.stripe.complete("cs_test_1", "cus_new")
+	e.stripe.setSubs("cus_new", stripeSub("sub_new", "cus_new", "active", "price_pro", mirrorT0, mirrorT0.AddDate(0, 1, 0)))
+	assert.ErrorContains(t, e.gate.CompleteCheckout(e.ctx, "u2", "cs_test_1"), "not u2's")
+	user, err := e.store.CustomerUser(e.ctx, "cus_new")
+	require.NoError(t, err)
+	assert.Empty(t, user, "nothing linked for the wrong user")
+
+	require.NoError(t, e.gate.CompleteCheckout(e.ctx, "u1", "cs_test_1"))
+	d := e.check("u1", 500)
+	assert.True(t, d.Allowed)
+	assert.Equal(t, "pro", d.Plan)
+	assert.Error(t, e.gate.CompleteCheckout(e.ctx, "u1", "cs_test_99"), "an unknown session")
+}

@@ -320,7 +320,7 @@ func (a *app) subscribe(w http.ResponseWriter, r *http.Request) {
 	if a.demo == nil {
 		back := "http://" + r.Host
 		checkout, err := a.gate.CheckoutURL(r.Context(), user, a.priceID, freemium.CheckoutParams{
-			SuccessURL: back + "/checkout/success?user=" + url.QueryEscape(user),
+			SuccessURL: back + "/checkout/success?user=" + url.QueryEscape(user) + "&session={CHECKOUT_SESSION_ID}",
 			CancelURL:  back + "/?user=" + url.QueryEscape(user),
 		})
 		if err != nil {
@@ -340,17 +340,19 @@ func (a *app) subscribe(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"plan": "pro"})
 }
 
-// checkoutSuccess is where Stripe Checkout returns the user: it mirrors the
-// new subscription, and goes back to the page.
+// checkoutSuccess is where Stripe Checkout returns the user: it completes
+// the checkout (links the new customer and mirrors the subscription, without
+// waiting for the webhook), and goes back to the page. (A real service takes
+// the user from its session, not from the URL.)
 func (a *app) checkoutSuccess(w http.ResponseWriter, r *http.Request) {
 	user := r.URL.Query().Get("user")
 	if user == "" {
 		http.Error(w, "user parameter required", http.StatusBadRequest)
 		return
 	}
-	if err := a.gate.Refresh(r.Context(), user); err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		return
+	if err := a.gate.CompleteCheckout(r.Context(), user, r.URL.Query().Get("session")); err != nil {
+		// The webhook, or the next blocked check, catches up.
+		slog.WarnContext(r.Context(), "checkout not completed here", "user", user, "err", err)
 	}
 	http.Redirect(w, r, "/?user="+url.QueryEscape(user), http.StatusSeeOther)
 }

@@ -229,7 +229,7 @@ func TestStripeCheckout(t *testing.T) {
 	assert.Nil(t, body["plan"], "nobody is subscribed before paying")
 
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err = noRedirect.Get(srv.URL + "/checkout/success?user=alice")
+	resp, err = noRedirect.Get(srv.URL + "/checkout/success?user=alice&session=cs_test_123")
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
