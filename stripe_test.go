@@ -39,7 +39,7 @@ type stripeStandIn struct {
 	hang      bool
 	calls     map[string]int // path -> count
 	released  chan struct{}
-	checkouts []url.Values // forms of the checkout sessions created
+	checkouts []url.Values      // forms of the checkout sessions created
 	completed map[string]string // checkout session ID -> the customer it made
 }
 
