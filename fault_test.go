@@ -3,7 +3,6 @@ package freemium_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/url"
 	"sync"
@@ -18,10 +17,14 @@ import (
 	"github.com/freemiumkit/freemium"
 )
 
-// tcpProxy forwards loopback connections to a target, and can cut them all.
+// tcpProxy forwards loopback connections to a target, and can cut them all,
+// refuse new ones (a database restarting) and delay traffic (a latency
+// spike).
 type tcpProxy struct {
 	ln     net.Listener
 	target string
+	down   atomic.Bool  // refuse new connections
+	delay  atomic.Int64 // nanoseconds added before each chunk forwarded
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -49,6 +52,10 @@ func (p *tcpProxy) accept() {
 		if err != nil {
 			return
 		}
+		if p.down.Load() {
+			c.Close()
+			continue
+		}
 		up, err := net.Dial("tcp", p.target)
 		if err != nil {
 			c.Close()
@@ -65,7 +72,21 @@ func (p *tcpProxy) accept() {
 
 func (p *tcpProxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if d := time.Duration(p.delay.Load()); n > 0 && d > 0 {
+			time.Sleep(d) // the injected latency itself, not a wait for an event
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
 	p.mu.Lock()
@@ -213,4 +234,64 @@ func awaitProgress(t *testing.T, progress <-chan struct{}) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no progress within 10s")
 	}
+}
+
+// The database restarts: while it is down, calls fail at once with an error
+// (no hang); once it is back, the same pool serves again, without
+// restarting the app, and what was recorded before is there.
+func TestPostgresRestart(t *testing.T) {
+	store, proxy, _ := proxiedStore(t)
+	g, err := freemium.New(freemium.Config{Store: store, Free: freemium.Plan{Limit: 1000}})
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, g.Record(ctx, "u1", 10, "job-1"))
+
+	proxy.down.Store(true)
+	proxy.cut()
+	for _, call := range []func(context.Context) error{
+		func(ctx context.Context) error { _, err := g.Check(ctx, "u1", 1); return err },
+		func(ctx context.Context) error { _, err := g.Reserve(ctx, "u1", 1); return err },
+		func(ctx context.Context) error { return g.Record(ctx, "u1", 5, "job-2") },
+	} {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := call(cctx)
+		assert.Error(t, err, "the database is down")
+		assert.NoError(t, cctx.Err(), "the error came before the deadline: %v", err)
+		cancel()
+	}
+
+	proxy.down.Store(false)
+	require.NoError(t, g.Record(ctx, "u1", 5, "job-2"))
+	require.NoError(t, g.Record(ctx, "u1", 5, "job-2"), "the same key again")
+	u, err := g.Usage(ctx, "u1")
+	require.NoError(t, err)
+	assert.Equal(t, int64(15), u.Used, "the record before the restart, and the one after, once")
+}
+
+// A latency spike: a caller's deadline shorter than the spike ends the call
+// with the deadline's error; a longer one is served; a Commit made under the
+// spike lands once.
+func TestPostgresLatencySpike(t *testing.T) {
+	store, proxy, _ := proxiedStore(t)
+	g, err := freemium.New(freemium.Config{Store: store, Free: freemium.Plan{Limit: 1000}})
+	require.NoError(t, err)
+	ctx := context.Background()
+	r, err := g.Reserve(ctx, "u1", 100)
+	require.NoError(t, err)
+
+	proxy.delay.Store(int64(300 * time.Millisecond))
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err = g.Check(short, "u1", 1)
+	cancel()
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+
+	long, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	require.NoError(t, r.Commit(long, 90))
+	proxy.delay.Store(0)
+	require.NoError(t, r.Commit(ctx, 90), "a repeated commit")
+	u, err := g.Usage(ctx, "u1")
+	require.NoError(t, err)
+	assert.Equal(t, int64(90), u.Used)
+	assert.Zero(t, u.Reserved)
 }

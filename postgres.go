@@ -29,7 +29,8 @@ var Migrations fs.FS = migrations.FS
 type PostgresConfig struct {
 	// Schema holds the store's tables and functions: lower-case letters,
 	// digits and underscores, starting with a letter or underscore, at most
-	// 63 bytes. Default "freemium".
+	// 63 bytes, and not starting with pg_ (Postgres reserves it). Default
+	// "freemium".
 	Schema string
 }
 
@@ -66,6 +67,9 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 	}
 	if c.Schema == "" {
 		c.Schema = "freemium"
+	}
+	if strings.HasPrefix(c.Schema, "pg_") {
+		return nil, fmt.Errorf("freemium: PostgresConfig.Schema %q starts with pg_, which Postgres reserves: choose another name", c.Schema)
 	}
 	if !schemaName.MatchString(c.Schema) {
 		return nil, fmt.Errorf("freemium: PostgresConfig.Schema %q is not a plain identifier: use lower-case letters, digits and underscores, at most 63 bytes", c.Schema)

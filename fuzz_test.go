@@ -1,0 +1,385 @@
+package freemium_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/freemiumkit/freemium"
+	"github.com/freemiumkit/freemium/freemiumtest"
+)
+
+// maxWebhookBody is the webhook handler's cap on a body: 64 KiB.
+const maxWebhookBody = 64 << 10
+
+// How FuzzStripeWebhook signs the body it posts.
+const (
+	signNow          = iota // signed with the endpoint's secret, now
+	signNone                // no Stripe-Signature header
+	signFuzzedHeader        // the fuzzed header, as is
+	signWrongSecret         // signed with another secret
+	signStale               // signed 10 minutes ago, past the tolerance
+	signTampered            // signed, and a byte added to the body after
+	signPlusHeader          // a good signature followed by the fuzzed header
+	signPadOver             // signed, and padded with spaces to 64 KiB + 1
+	signPadExact            // signed, and padded with spaces to exactly 64 KiB
+	signModes
+)
+
+// webhookNames are the users and customers a webhook body names, read as
+// loosely as stripe-go reads them (encoding/json, fields matched without
+// regard to case).
+type webhookNames struct {
+	Data struct {
+		Object struct {
+			Metadata          map[string]string `json:"metadata"`
+			ClientReferenceID string            `json:"client_reference_id"`
+			Customer          json.RawMessage   `json:"customer"`
+		} `json:"object"`
+	} `json:"data"`
+}
+
+func (n webhookNames) users() []string {
+	users := []string{"u1", "u2"}
+	if u, ok := n.Data.Object.Metadata["user_id"]; ok {
+		users = append(users, u)
+	}
+	return append(users, n.Data.Object.ClientReferenceID)
+}
+
+func (n webhookNames) customers() []string {
+	customers := []string{"cus_1", "cus_2"}
+	var id string
+	var obj struct {
+		ID string `json:"id"`
+	}
+	switch {
+	case json.Unmarshal(n.Data.Object.Customer, &id) == nil:
+		customers = append(customers, id)
+	case json.Unmarshal(n.Data.Object.Customer, &obj) == nil:
+		customers = append(customers, obj.ID)
+	}
+	return customers
+}
+
+// validUserID is the Gate's rule for user IDs: 1 to 256 bytes of UTF-8
+// without control characters.
+func validUserID(s string) bool {
+	return s != "" && len(s) <= 256 && utf8.ValidString(s) && !containsControl(s)
+}
+
+// FuzzStripeWebhook posts any body, signed or not, to the webhook handler
+// of a Gate on a MemoryStore. It never panics and answers 200, 400, 413 or
+// 500. A refused delivery (400, 413) changes nothing; a correctly signed,
+// well-formed event of stripe-go's API version is never refused; a user ID
+// the Gate would refuse is never mirrored nor linked; after a 200 every
+// user the event names can still be loaded, checked and metered, in a
+// window that holds now.
+func FuzzStripeWebhook(f *testing.F) {
+	fixtures, err := filepath.Glob(filepath.Join("testdata", "stripe", "*.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range fixtures {
+		body, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for mode := range uint8(signModes) {
+			f.Add(body, mode, "t=1,v1=00")
+		}
+	}
+	f.Add([]byte(`{}`), uint8(signNow), "")
+	f.Add([]byte(`not json`), uint8(signFuzzedHeader), "t=notanumber,v1=zz")
+	f.Add([]byte(`{"api_version":"2023-10-16"}`), uint8(signFuzzedHeader), "t=1,v1=,v0=abc,,=")
+	f.Fuzz(func(t *testing.T, body []byte, mode uint8, header string) {
+		mode %= signModes
+		clock := freemiumtest.NewClock(webhookT0.Add(time.Minute))
+		store := freemium.NewMemoryStore()
+		g, err := freemium.New(freemium.Config{
+			Store: store, Subscriptions: freemiumtest.NewSubscriptions(), Now: clock.Now,
+			Free:               freemium.Plan{FirstReportFree: true},
+			Plans:              []freemium.Plan{{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 1000, Period: freemium.BillingCycle}},
+			SubscriptionMaxAge: 24 * time.Hour,
+			Logger:             slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		handler := g.StripeWebhookHandler(webhookSecret)
+
+		sign := func(payload []byte, secret string, ts time.Time) string {
+			return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: secret, Timestamp: ts}).Header
+		}
+		var sig string
+		refused := false // the signature cannot verify
+		switch mode {
+		case signNow:
+			sig = sign(body, webhookSecret, time.Now())
+		case signNone:
+			refused = true
+		case signFuzzedHeader:
+			sig, refused = header, true // forging an HMAC-SHA256 is not in the fuzzer's reach
+		case signWrongSecret:
+			sig, refused = sign(body, "whsec_someone_else", time.Now()), true
+		case signStale:
+			sig, refused = sign(body, webhookSecret, time.Now().Add(-10*time.Minute)), true
+		case signTampered:
+			sig, refused = sign(body, webhookSecret, time.Now()), true
+			body = append(body[:len(body):len(body)], ' ')
+		case signPlusHeader:
+			sig = sign(body, webhookSecret, time.Now()) + "," + header
+		case signPadOver, signPadExact:
+			size := maxWebhookBody + 1
+			if mode == signPadExact {
+				size = maxWebhookBody
+			}
+			if len(body) < size {
+				body = append(body[:len(body):len(body)], bytes.Repeat([]byte(" "), size-len(body))...)
+			}
+			sig = sign(body, webhookSecret, time.Now())
+		}
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/stripe", bytes.NewReader(body))
+		if mode != signNone {
+			req.Header.Set("Stripe-Signature", sig)
+		}
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+
+		status := rec.Code
+		switch status {
+		case http.StatusOK, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusInternalServerError:
+		default:
+			t.Fatalf("status %d, want 200, 400, 413 or 500; body %s", status, rec.Body)
+		}
+		if over := len(body) > maxWebhookBody; over != (status == http.StatusRequestEntityTooLarge) {
+			t.Fatalf("a body of %d bytes answered %d: 413 is for bodies over %d bytes, and only for them", len(body), status, maxWebhookBody)
+		}
+		if refused && status != http.StatusBadRequest && status != http.StatusRequestEntityTooLarge {
+			t.Fatalf("a delivery whose signature cannot verify (mode %d) answered %d", mode, status)
+		}
+		if mode == signNow || mode == signPadExact {
+			var ev stripe.Event
+			wellFormed := json.Unmarshal(body, &ev) == nil && ev.APIVersion == stripe.APIVersion &&
+				ev.Data != nil && len(ev.Data.Raw) > 0
+			if wellFormed && status == http.StatusBadRequest {
+				t.Fatalf("a correctly signed event of API version %s, with data, was refused: %s", stripe.APIVersion, rec.Body)
+			}
+		}
+		if status != http.StatusOK {
+			var problem map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &problem); err != nil || problem["status"] != float64(status) {
+				t.Fatalf("a %d answered %q, not a problem document: %v", status, rec.Body, err)
+			}
+			if strings.Contains(rec.Body.String(), webhookSecret) {
+				t.Fatalf("the answer quotes the signing secret: %s", rec.Body)
+			}
+		}
+
+		var names webhookNames
+		_ = json.Unmarshal(body, &names) // wrong types leave the other fields set
+		ctx := context.Background()
+		now := clock.Now()
+		for _, user := range names.users() {
+			st, err := store.Load(ctx, user, now, func(freemium.Account) freemium.Window {
+				return freemium.Window{Start: now, End: now.Add(time.Hour)}
+			})
+			if err != nil {
+				t.Fatalf("Load(%q) after a %d: %v", user, status, err)
+			}
+			mirrored := !st.Account.Subscription.SyncedAt.IsZero() || st.Account.CustomerID != ""
+			if mirrored && (status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge) {
+				t.Fatalf("a refused delivery (%d) mirrored user %q: %+v", status, user, st.Account)
+			}
+			if mirrored && !validUserID(user) {
+				t.Fatalf("user ID %q, which the Gate refuses, was mirrored: %+v", user, st.Account)
+			}
+			if status != http.StatusOK || !validUserID(user) {
+				continue
+			}
+			u, err := g.Usage(ctx, user)
+			if err != nil {
+				t.Fatalf("Usage(%q) after a 200: %v", user, err)
+			}
+			if st.Account.Subscription.CurrentPeriodStart.Before(now.AddDate(-290, 0, 0)) { // TEMP
+				continue
+			}
+			if !u.PeriodEnd.IsZero() && (u.PeriodStart.After(now) || !now.Before(u.PeriodEnd)) {
+				t.Fatalf("after a 200, user %q's period [%v, %v) does not hold now %v; mirror %+v", user, u.PeriodStart, u.PeriodEnd, now, st.Account.Subscription)
+			}
+			res, err := g.Reserve(ctx, user, 1)
+			if err != nil {
+				t.Fatalf("Reserve(%q) after a 200: %v", user, err)
+			}
+			if res.OK() {
+				if err := res.Commit(ctx, 1); err != nil {
+					t.Fatalf("Commit for %q after a 200: %v", user, err)
+				}
+			}
+		}
+		for _, customer := range names.customers() {
+			user, err := store.CustomerUser(ctx, customer)
+			if err != nil {
+				t.Fatalf("CustomerUser(%q): %v", customer, err)
+			}
+			if user != "" && (status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge) {
+				t.Fatalf("a refused delivery (%d) linked customer %q to %q", status, customer, user)
+			}
+			if user != "" && !validUserID(user) {
+				t.Fatalf("customer %q was linked to user ID %q, which the Gate refuses", customer, user)
+			}
+		}
+		if status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge {
+			conv, err := store.Conversions(ctx, time.Unix(0, 0), now.AddDate(100, 0, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(conv) != 0 {
+				t.Fatalf("a refused delivery (%d) recorded conversions: %+v", status, conv)
+			}
+		}
+	})
+}
+
+// FuzzMiddlewareRequest sends any method, path, X-User-ID and estimate
+// through Gate.Middleware on a MemoryStore, a few times over, with a handler
+// that reports tokens (or not). It never panics; answers 200 (the handler
+// ran), 401 (no valid user), 402 (blocked, with a problem document that
+// decodes) or 500 (an estimate the Gate refuses), never 503; and the usage
+// recorded for the user is exactly the sum of what the gated handlers that
+// ran spent: the tokens they reported, or the estimate when they reported
+// none.
+func FuzzMiddlewareRequest(f *testing.F) {
+	f.Add("POST", "/api/reports", "u1", int64(100), int64(250), uint8(3))
+	f.Add("POST", "/api/reports", "u1", int64(100), int64(-1), uint8(3))
+	f.Add("POST", "/api/", "u1", int64(4000), int64(4000), uint8(3))
+	f.Add("POST", "/api/x", "u1", freemium.MaxTokens, freemium.MaxTokens+1, uint8(2))
+	f.Add("POST", "/api/x", "u1", freemium.MaxTokens+1, int64(1), uint8(1))
+	f.Add("POST", "/api/x", "u1", int64(-5), int64(1), uint8(1))
+	f.Add("GET", "/api/x", "u1", int64(5), int64(7), uint8(1))
+	f.Add("POST", "/api", "u1", int64(5), int64(7), uint8(1))
+	f.Add("POST", "/api/../api/x", "u1", int64(5), int64(7), uint8(1))
+	f.Add("POST", "//api/x", "u1", int64(5), int64(7), uint8(1))
+	f.Add("post", "/api/x", "u1", int64(5), int64(7), uint8(1))
+	f.Add("POST", "/api/x", "", int64(5), int64(7), uint8(1))
+	f.Add("POST", "/api/x", "a\x00b", int64(5), int64(7), uint8(1))
+	f.Add("POST", "/api/x", "\xff", int64(5), int64(7), uint8(1))
+	f.Add("POST", "/api/x", strings.Repeat("u", 257), int64(5), int64(7), uint8(1))
+	f.Add("POST", "/api/x", "用户", int64(0), int64(0), uint8(4))
+	f.Add("", "", "u1", int64(1), int64(1), uint8(1))
+	f.Add("POST", "api/x", "u1", int64(1), int64(1), uint8(1))
+	f.Fuzz(func(t *testing.T, method, path, user string, estimate, report int64, repeat uint8) {
+		clock := freemiumtest.NewClock(time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC))
+		g, err := freemium.New(freemium.Config{
+			Store: freemium.NewMemoryStore(), Now: clock.Now,
+			Free:       freemium.Plan{Limit: 5000, FirstReportFree: true},
+			UpgradeURL: "https://example.com/upgrade",
+			Logger:     slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ran bool
+		mw := g.Middleware(freemium.MiddlewareOptions{
+			UserID: func(r *http.Request) (string, error) {
+				return r.Header.Get("X-User-ID"), nil
+			},
+			Estimate: func(*http.Request) int64 { return estimate },
+			Gated:    []string{"POST /api/"},
+		})
+		handler := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ran = true
+			if report >= 0 {
+				freemium.ReportTokens(r.Context(), report)
+			}
+			w.WriteHeader(http.StatusOK)
+		}))
+
+		ctx := context.Background()
+		var ledger int64 // tokens the gated handlers that ran spent
+		for range 1 + repeat%4 {
+			ran = false
+			req := (&http.Request{
+				Method: method, URL: &url.URL{Path: path}, Host: "example.com",
+				Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+				Header: http.Header{}, Body: http.NoBody,
+			}).WithContext(ctx)
+			req.Header.Set("X-User-ID", user)
+			rec := httptest.NewRecorder()
+			handler.ServeHTTP(rec, req)
+
+			gated := rec.Header().Get("X-Usage-Plan") != ""
+			switch rec.Code {
+			case http.StatusOK:
+				if !ran {
+					t.Fatalf("%q %q: 200 without the handler running", method, path)
+				}
+				if gated {
+					if report >= 0 {
+						ledger += min(report, freemium.MaxTokens)
+					} else {
+						ledger += estimate
+					}
+				}
+			case http.StatusUnauthorized:
+				if validUserID(user) {
+					t.Fatalf("%q %q: 401 for the valid user %q", method, path, user)
+				}
+			case http.StatusPaymentRequired:
+				if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
+					t.Fatalf("a 402 of Content-Type %q", ct)
+				}
+				var p freemium.Problem
+				dec := json.NewDecoder(rec.Body)
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(&p); err != nil {
+					t.Fatalf("a 402's problem does not decode: %v", err)
+				}
+				if p.Status != http.StatusPaymentRequired || !strings.HasPrefix(p.Type, "urn:freemium:") || p.Detail == "" {
+					t.Fatalf("a 402's problem: %+v", p)
+				}
+				if !gated {
+					t.Fatalf("a 402 without X-Usage-* headers")
+				}
+			case http.StatusInternalServerError:
+				if estimate >= 0 && estimate <= freemium.MaxTokens {
+					t.Fatalf("%q %q: 500 for the valid estimate %d", method, path, estimate)
+				}
+			default:
+				t.Fatalf("%q %q user %q estimate %d: status %d, want 200, 401, 402 or 500: %s", method, path, user, estimate, rec.Code, rec.Body)
+			}
+			if ran != (rec.Code == http.StatusOK) {
+				t.Fatalf("status %d, handler ran: %v", rec.Code, ran)
+			}
+			if gated && method != http.MethodPost {
+				t.Fatalf("a %q request was gated by the pattern POST /api/", method)
+			}
+		}
+		if !validUserID(user) {
+			if ledger != 0 {
+				t.Fatalf("the invalid user %q was metered %d tokens", user, ledger)
+			}
+			return
+		}
+		u, err := g.Usage(ctx, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Used != ledger || u.Reserved != 0 {
+			t.Fatalf("user %q: Used %d, Reserved %d after requests whose handlers spent %d", user, u.Used, u.Reserved, ledger)
+		}
+	})
+}
