@@ -35,12 +35,14 @@ type PostgresConfig struct {
 }
 
 // PostgresStore is a Store in Postgres, through a pgx pool. Every operation
-// is one statement, so one round trip. A user's live holds, and the usage of
-// the window the user was last active in, sit on the user's account row:
-// a check reads that row, and Reserve checks and holds in one statement on
-// it, locked, so any number of app instances may share the database under
-// READ COMMITTED. Holds are committed without waiting for the WAL flush
-// (they expire anyway); recorded usage is durable. Safe for simultaneous use.
+// is one statement, so one round trip. A user's live holds sit on the
+// user's account row and usage on one row per window; Load reads the
+// account, the subscription mirror and the latest windows together, and
+// Reserve checks and holds in one statement on the locked usage and account
+// rows, so any number of app instances may share the database under READ
+// COMMITTED. Holds are committed without waiting for the WAL flush (they
+// expire anyway); recorded usage, mirrors and notifications are durable.
+// Safe for simultaneous use.
 type PostgresStore struct {
 	pool   *pgxpool.Pool
 	schema string

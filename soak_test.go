@@ -18,7 +18,7 @@ import (
 	"github.com/freemiumkit/freemium/freemiumtest"
 )
 
-var soakOps = flag.Int("soak.ops", 3000, "operations per soak phase (each phase is one usage window)")
+var soakOps = flag.Int("soak.ops", 40000, "operations per soak phase (each phase is one usage window); about two minutes under -race on 2 cores")
 
 // TestSoak drives 1,000 users from 50 goroutines through a mix of Check,
 // Reserve+Commit, Reserve+Cancel, abandoned reservations, Record with
