@@ -76,9 +76,10 @@ type Config struct {
 	// webhooks keep the mirror current (StripeWebhookHandler). Default 5m.
 	SubscriptionMaxAge time.Duration
 
-	// SubscriptionGrace is how long after it was last synced a mirror is
-	// still served when Subscriptions fails. Past it, SubscriptionFallback
-	// decides. Default 1h.
+	// SubscriptionGrace is how long past SubscriptionMaxAge a mirror is
+	// still served when Subscriptions fails: a mirror synced at T serves
+	// until T+SubscriptionMaxAge+SubscriptionGrace. Past it,
+	// SubscriptionFallback decides. Default 1h.
 	SubscriptionGrace time.Duration
 
 	// SubscriptionFallback is what a check does when Subscriptions fails
@@ -231,7 +232,8 @@ const (
 	// ErrSubscriptionUnavailable; the middleware answers 503, or serves
 	// ungated with FailOpen.
 	FallbackError Fallback = iota
-	// FallbackFree decides on the Free plan.
+	// FallbackFree decides on the Free plan: its limit and its window. No
+	// notification is made of such a decision.
 	FallbackFree
 )
 

@@ -133,6 +133,9 @@ type MessageSender interface {
 // marks, so a repeat costs no write. A failure to enqueue is logged, not
 // returned: the decision stands.
 func (g *Gate) notice(ctx context.Context, userID string, plan *Plan, st State, d Decision) {
+	if st.fallback {
+		return // on Free only because the subscription is unknown: no prompt
+	}
 	var kind NotificationKind
 	switch {
 	case !d.Allowed && plan == &g.cfg.Free:

@@ -253,6 +253,11 @@ type State struct {
 	FirstReportHeld        bool          // a live hold has claimed the first report
 	Notified               NotifiedKinds // kinds enqueued for the user in the window
 	Account                Account       // what the window function was given
+
+	// Set by the Gate, not by Stores: a refresh of the mirror failed in
+	// this request, and (fallback) the state is on Free by
+	// Config.SubscriptionFallback rather than by the user's subscription.
+	refreshFailed, fallback bool
 }
 
 // A Hold is a request to set tokens aside for a user until ExpiresAt.

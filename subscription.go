@@ -96,13 +96,17 @@ func (g *Gate) load(ctx context.Context, userID string, now time.Time) (*Plan, W
 		return g.loadOn(ctx, userID, now, false)
 	case ctx.Err() != nil:
 		return nil, Window{}, State{}, rerr
-	case synced(st.Account.Subscription, now, g.cfg.SubscriptionGrace):
+	case synced(st.Account.Subscription, now, g.cfg.SubscriptionMaxAge+g.cfg.SubscriptionGrace):
+		// The grace runs from when the mirror went stale.
 		g.cfg.Logger.WarnContext(ctx, "freemium: subscription refresh failed; serving the last known state",
 			"user_id", userID, "synced_at", st.Account.Subscription.SyncedAt, "err", rerr)
+		st.refreshFailed = true
 		return plan, w, st, nil
 	case g.cfg.SubscriptionFallback == FallbackFree:
 		g.cfg.Logger.WarnContext(ctx, "freemium: subscription unknown; deciding on the free plan", "user_id", userID, "err", rerr)
-		return g.loadOn(ctx, userID, now, true)
+		plan, w, st, err = g.loadOn(ctx, userID, now, true)
+		st.refreshFailed, st.fallback = true, true
+		return plan, w, st, err
 	}
 	return nil, Window{}, State{}, rerr
 }
@@ -140,8 +144,8 @@ func (p *placement) window(a Account) Window {
 // recheck refreshes the mirror behind a decision about to block, when it is
 // older than blockedRefreshAge, and reports whether it did.
 func (g *Gate) recheck(ctx context.Context, userID string, st State, now time.Time) bool {
-	if g.cfg.Subscriptions == nil || synced(st.Account.Subscription, now, blockedRefreshAge) {
-		return false
+	if g.cfg.Subscriptions == nil || st.refreshFailed || synced(st.Account.Subscription, now, blockedRefreshAge) {
+		return false // a refresh that just failed is not tried again in one request
 	}
 	if err := g.refresh(ctx, userID, blockedRefreshAge); err != nil {
 		g.cfg.Logger.WarnContext(ctx, "freemium: subscription refresh before blocking failed", "user_id", userID, "err", err)

@@ -159,22 +159,31 @@ func TestMirrorRefresh(t *testing.T) {
 func TestMirrorStripeDown(t *testing.T) {
 	for _, fallback := range []freemium.Fallback{freemium.FallbackError, freemium.FallbackFree} {
 		t.Run(fmt.Sprint("fallback", fallback), func(t *testing.T) {
-			e := newMirrorEnv(t, freemium.Config{SubscriptionFallback: fallback})
+			notifier := freemiumtest.NewNotifier()
+			e := newMirrorEnv(t, freemium.Config{SubscriptionFallback: fallback, Notifier: notifier})
 			e.subscribe("u1")
 			assert.Equal(t, "pro", e.check("u1", 1).Plan)
+			require.NoError(t, e.gate.Record(e.ctx, "u1", 9_000, ""))
 
-			e.stripe.fail(500, 500, 500, 500, 500, 500, 500, 500)
-			e.clock.Advance(50 * time.Minute) // stale, inside the hour of grace
-			assert.Equal(t, "pro", e.check("u1", 1).Plan, "the last known state serves")
+			e.stripe.fail(500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500)
+			e.clock.Advance(64 * time.Minute) // stale (5m), inside the hour of grace after it
+			calls := e.stripeCalls()
+			d := e.check("u1", 5_000)
+			assert.Equal(t, "pro", d.Plan, "the last known state serves")
+			assert.False(t, d.Allowed, "over the pro limit")
+			assert.Equal(t, calls+2, e.stripeCalls(), "one refresh (with its one retry) for a blocked check, not two")
 
-			e.clock.Advance(11 * time.Minute) // past the grace
-			d, err := e.gate.Check(e.ctx, "u1", 1)
+			e.clock.Advance(2 * time.Minute) // past the grace
+			d, err := e.gate.Check(e.ctx, "u1", 200)
 			if fallback == freemium.FallbackError {
 				assert.ErrorIs(t, err, freemium.ErrSubscriptionUnavailable)
 			} else {
 				require.NoError(t, err)
 				assert.Equal(t, "free", d.Plan)
+				assert.False(t, d.Allowed, "over the free limit")
 			}
+			require.NoError(t, e.gate.Record(e.ctx, "u1", 10, ""), "work done is recorded, Stripe or not")
+
 			// A user never mirrored has nothing to serve.
 			_, err = e.gate.Check(e.ctx, "u2", 1)
 			if fallback == freemium.FallbackError {
@@ -182,6 +191,16 @@ func TestMirrorStripeDown(t *testing.T) {
 			} else {
 				assert.NoError(t, err)
 			}
+
+			// Only the pro block was a real one: no upgrade prompt for a
+			// subscriber put on Free because Stripe is down.
+			rs, err := e.store.Notifications(e.ctx, mirrorT0, mirrorT0.Add(24*time.Hour))
+			require.NoError(t, err)
+			var kinds []freemium.NotificationKind
+			for _, r := range rs {
+				kinds = append(kinds, r.Kind)
+			}
+			assert.Equal(t, []freemium.NotificationKind{freemium.LimitReached}, kinds)
 		})
 	}
 }

@@ -2,6 +2,7 @@ package freemium
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -66,7 +67,8 @@ func (g *Gate) Usage(ctx context.Context, userID string) (Usage, error) {
 }
 
 // Record adds tokens to the user's usage in the current period, for work
-// done without a reservation. With a non-empty idempotencyKey the tokens are
+// done without a reservation. When the subscription cannot be refreshed, it
+// records on the last known one rather than fail. With a non-empty idempotencyKey the tokens are
 // counted once, however often and however concurrently Record is called with
 // that key for that user; keys are kept indefinitely.
 func (g *Gate) Record(ctx context.Context, userID string, tokens int64, idempotencyKey string) error {
@@ -78,6 +80,12 @@ func (g *Gate) Record(ctx context.Context, userID string, tokens int64, idempote
 	}
 	now := g.now()
 	_, w, _, err := g.terms(ctx, userID, now)
+	if errors.Is(err, ErrSubscriptionUnavailable) {
+		// The work happened: record it on the last known mirror (Free
+		// when there is none) rather than lose it.
+		g.cfg.Logger.WarnContext(ctx, "freemium: recording on the last known subscription", "user_id", userID, "err", err)
+		_, w, _, err = g.loadOn(ctx, userID, now, false)
+	}
 	if err != nil {
 		return err
 	}
