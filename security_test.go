@@ -67,7 +67,7 @@ func TestSecurityNoSecretsInLogsOrErrors(t *testing.T) {
 
 	resend := newResendStandIn(t)
 	rcfg := resendConfig(resend)
-	rcfg.Recipient = recipients(map[string][2]string{"u1": {testEmail, "Jane Doe"}, "u2": {testEmail, ""}})
+	rcfg.Recipient = recipients(map[string][2]string{"u1": {testEmail, "Jane Doe"}, "u2": {testEmail, ""}, "u3": {testEmail, "Jim"}})
 	notifier := newResendNotifier(t, rcfg)
 
 	store := freemium.NewMemoryStore()
@@ -83,10 +83,11 @@ func TestSecurityNoSecretsInLogsOrErrors(t *testing.T) {
 	var errs []error
 
 	// Stripe answers 500 to the refresh behind u1's check: the Gate logs it
-	// and decides on the free plan, which blocks and prompts u1, as it
-	// does u2, who has no subscription.
+	// and decides on the free plan (which blocks, without a prompt: u1's
+	// plan is unknown). u2 and u3, who have no subscription, are blocked
+	// and prompted.
 	stripe.fail(500, 500) // the search, and stripe-go's one retry
-	for _, user := range []string{"u1", "u2"} {
+	for _, user := range []string{"u1", "u2", "u3"} {
 		d, err := g.Check(ctx, user, 100)
 		require.NoError(t, err)
 		assert.False(t, d.Allowed)
