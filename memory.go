@@ -280,9 +280,13 @@ func (s *MemoryStore) PutSubscription(ctx context.Context, userID string, snap S
 	if !snap.Supersedes(u.sub) {
 		return false, nil
 	}
-	if u.sub.PaidPlan == "" && snap.PaidPlan != "" {
+	if !u.sub.AsOf.IsZero() && u.sub.PaidPlan == "" && snap.PaidPlan != "" {
 		s.conversionsMu.Lock()
-		s.conversions = append(s.conversions, Conversion{UserID: userID, Plan: snap.PaidPlan, At: snap.AsOf})
+		at := snap.AsOf
+		if snap.Pulled {
+			at = snap.SyncedAt
+		}
+		s.conversions = append(s.conversions, Conversion{UserID: userID, Plan: snap.PaidPlan, At: at})
 		s.conversionsMu.Unlock()
 	}
 	u.sub = snap

@@ -21,7 +21,8 @@ import (
 	"github.com/freemiumkit/freemium/freemiumtest"
 )
 
-// flakyStore is a MemoryStore whose Reserve and Load fail while down is set.
+// flakyStore is a MemoryStore whose Reserve, Load, CustomerUser and
+// PutSubscription fail while down is set.
 type flakyStore struct {
 	*freemium.MemoryStore
 	down atomic.Bool
@@ -41,6 +42,20 @@ func (s *flakyStore) Load(ctx context.Context, userID string, now time.Time, win
 		return freemium.State{}, errStoreDown
 	}
 	return s.MemoryStore.Load(ctx, userID, now, window)
+}
+
+func (s *flakyStore) CustomerUser(ctx context.Context, customerID string) (string, error) {
+	if s.down.Load() {
+		return "", errStoreDown
+	}
+	return s.MemoryStore.CustomerUser(ctx, customerID)
+}
+
+func (s *flakyStore) PutSubscription(ctx context.Context, userID string, snap freemium.SubscriptionSnapshot, now time.Time) (bool, error) {
+	if s.down.Load() {
+		return false, errStoreDown
+	}
+	return s.MemoryStore.PutSubscription(ctx, userID, snap, now)
 }
 
 type mwEnv struct {

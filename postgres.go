@@ -283,24 +283,26 @@ ON CONFLICT (user_id) DO UPDATE SET first_report_used = true WHERE NOT a.first_r
 // $2 subscription ID, $3 its customer, $4 price, $5 status, $6 period start,
 // $7 period end, $8 cancel at period end, $9 paid plan, $10 status rank,
 // $11 as of, $12 synced at, $13 pulled. The upsert decides on the row's latest version,
-// so the conversion it records is decided atomically with the write.
+// so the conversion it records is decided atomically with the write (dated
+// by the fetch for a pull, by the event otherwise).
 const putSubscriptionSQL = `
 WITH up AS (
 	INSERT INTO {s}.subscriptions AS t (user_id, sub_id, sub_customer_id, price_id, status, period_start,
 		period_end, cancel_at_period_end, paid_plan, status_rank, as_of, synced_at, pulled, converted)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $9 <> '')
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, false)
 	ON CONFLICT (user_id) DO UPDATE SET sub_id = excluded.sub_id, sub_customer_id = excluded.sub_customer_id,
 		price_id = excluded.price_id, status = excluded.status, period_start = excluded.period_start,
 		period_end = excluded.period_end, cancel_at_period_end = excluded.cancel_at_period_end,
 		paid_plan = excluded.paid_plan, status_rank = excluded.status_rank, as_of = excluded.as_of,
 		synced_at = excluded.synced_at, pulled = excluded.pulled,
-		converted = t.paid_plan = '' AND excluded.paid_plan <> ''
-	WHERE excluded.as_of > t.as_of
-	   OR (excluded.as_of = t.as_of AND (excluded.pulled OR excluded.status_rank >= t.status_rank))
+		converted = t.as_of > '0001-01-01 00:00:00+00' AND t.paid_plan = '' AND excluded.paid_plan <> ''
+	WHERE (excluded.pulled OR t.sub_id = '' OR t.sub_id = excluded.sub_id OR excluded.status_rank >= t.status_rank)
+	  AND (excluded.as_of > t.as_of
+	       OR (excluded.as_of = t.as_of AND (excluded.pulled OR excluded.status_rank >= t.status_rank)))
 	RETURNING converted
 ), conv AS (
 	INSERT INTO {s}.conversions (user_id, plan, converted_at)
-	SELECT $1, $9, $11 FROM up WHERE up.converted
+	SELECT $1, $9, CASE WHEN $13 THEN $12::timestamptz ELSE $11::timestamptz END FROM up WHERE up.converted
 )
 SELECT EXISTS (SELECT 1 FROM up)`
 

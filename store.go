@@ -51,11 +51,14 @@ type Store interface {
 	// MarkFirstReportUsed sets the user's first-report flag.
 	MarkFirstReportUsed(ctx context.Context, userID string, now time.Time) error
 
-	// PutSubscription mirrors the user's subscription, unless the Store holds
-	// a newer snapshot (see SubscriptionSnapshot.Supersedes), and reports
-	// whether it wrote. Writing a snapshot with a PaidPlan over one without
-	// (or over none) records a Conversion at snap.AsOf, atomically with the
-	// write. It does not anchor the user: a mirror is not activity.
+	// PutSubscription mirrors the user's subscription when snap supersedes
+	// the held snapshot (SubscriptionSnapshot.Supersedes, decided atomically
+	// with the write), and reports whether it wrote. Writing a snapshot with
+	// a PaidPlan over a mirrored one without records a Conversion (at
+	// snap.SyncedAt for a pull, snap.AsOf for an event), atomically with
+	// the write; over no mirror it does not (a
+	// subscriber seen for the first time did not convert here). It does not
+	// anchor the user: a mirror is not activity.
 	PutSubscription(ctx context.Context, userID string, snap SubscriptionSnapshot, now time.Time) (bool, error)
 
 	// LinkCustomer links the billing provider's customer to the user: it
@@ -173,7 +176,8 @@ type SubscriptionSnapshot struct {
 	PaidPlan string
 
 	// AsOf is the provider's time the snapshot reflects: the event's
-	// creation time for a webhook, the start of the fetch for a pull.
+	// creation time for a webhook; for a pull, the start of the fetch to the
+	// second, less two seconds (events of those seconds supersede it).
 	AsOf time.Time
 
 	// SyncedAt is when the snapshot was last confirmed from the provider.
@@ -185,13 +189,20 @@ type SubscriptionSnapshot struct {
 	Pulled bool
 }
 
-// Supersedes reports whether s may replace held: it is newer; or as new,
-// and either pulled (a fetch sees everything up to its start) or at least
-// as entitling. Stripe stamps events to the second and delivers them out of
+// Supersedes reports whether s may replace held. It may not when it is
+// news from an event about another of the customer's subscriptions that
+// gives less access than the held one (an old subscription ending does not
+// end the active one; a pull, which picks the subscription that decides
+// access, may). Otherwise it may when it is newer; or as new, and either
+// pulled (a fetch sees everything up to its start) or at least as
+// entitling. Stripe stamps events to the second and delivers them out of
 // order; when a subscription is created incomplete and turns active within
-// one second, the tie goes to the active one. A held snapshot that was never
-// mirrored (zero AsOf) is superseded by anything.
+// one second, the tie goes to the active one. A held snapshot that was
+// never mirrored (zero AsOf) is superseded by anything.
 func (s SubscriptionSnapshot) Supersedes(held SubscriptionSnapshot) bool {
+	if !s.Pulled && held.ID != "" && s.ID != held.ID && statusRank(s.Status) < statusRank(held.Status) {
+		return false
+	}
 	if !s.AsOf.Equal(held.AsOf) {
 		return s.AsOf.After(held.AsOf)
 	}
@@ -202,7 +213,7 @@ func (s SubscriptionSnapshot) Supersedes(held SubscriptionSnapshot) bool {
 type Conversion struct {
 	UserID string    `json:"user_id"`
 	Plan   string    `json:"plan"` // the paid plan
-	At     time.Time `json:"at"`   // the snapshot's AsOf
+	At     time.Time `json:"at"`   // when it was seen: the event's time, or the fetch's
 }
 
 // ErrCustomerLinked is returned when linking a customer that is linked to

@@ -190,7 +190,8 @@ func (s *StripeSubscriptions) CheckoutURL(ctx context.Context, userID, priceID s
 }
 
 // CheckoutSession implements CheckoutReader: the session's
-// client_reference_id and customer, once it is complete.
+// client_reference_id and customer, once it is complete, for a session
+// CheckoutURL made (its metadata names the same user).
 func (s *StripeSubscriptions) CheckoutSession(ctx context.Context, sessionID string) (userID, customerID string, err error) {
 	params := &stripe.CheckoutSessionParams{}
 	params.Context = ctx
@@ -200,6 +201,10 @@ func (s *StripeSubscriptions) CheckoutSession(ctx context.Context, sessionID str
 	}
 	if cs.Status != stripe.CheckoutSessionStatusComplete {
 		return "", "", fmt.Errorf("stripe checkout session %s is %q, not complete", sessionID, cs.Status)
+	}
+	if cs.ClientReferenceID == "" || cs.Metadata[s.metadataKey] != cs.ClientReferenceID {
+		// A client_reference_id alone can come from anyone's Payment Link.
+		return "", "", fmt.Errorf("stripe checkout session %s was not made by CheckoutURL", sessionID)
 	}
 	if cs.Customer != nil {
 		customerID = cs.Customer.ID

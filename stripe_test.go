@@ -113,7 +113,8 @@ func (s *stripeStandIn) serve(w http.ResponseWriter, r *http.Request) {
 			status, customer = "complete", c
 		}
 		s.reply(w, http.StatusOK, map[string]any{"id": id, "object": "checkout.session", "mode": "subscription", "status": status,
-			"client_reference_id": s.checkouts[n-1].Get("client_reference_id"), "customer": customer})
+			"client_reference_id": s.checkouts[n-1].Get("client_reference_id"), "customer": customer,
+			"metadata": map[string]string{"user_id": s.checkouts[n-1].Get("metadata[user_id]")}})
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/subscriptions":
 		q := r.URL.Query()
 		if q.Get("status") != "all" {

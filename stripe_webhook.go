@@ -34,8 +34,8 @@ const (
 // nothing. It applies customer.subscription.created, .updated, .deleted,
 // .paused and .resumed, finding the user by the subscription's metadata
 // (StripeConfig.MetadataKey, which CheckoutURL sets) or by the customer's
-// link; and checkout.session.completed, which links the session's customer
-// to its client_reference_id. An event older than the mirrored state is
+// link, which wins; and checkout.session.completed of sessions CheckoutURL
+// made, which links the session's customer to its user. An event older than the mirrored state is
 // ignored, so duplicate and out-of-order deliveries are harmless. Other
 // event types, events whose object cannot be read, and events about users it
 // cannot find, are answered 200 (and logged).
@@ -108,12 +108,11 @@ func (g *Gate) applyStripeEvent(ctx context.Context, ev stripe.Event, key string
 		if err := json.Unmarshal(ev.Data.Raw, &cs); err != nil {
 			return fmt.Errorf("%w: %w", errUnreadableEvent, err)
 		}
+		// Only sessions CheckoutURL made: they name the user twice. A
+		// client_reference_id alone can come from anyone's Payment Link.
 		user := cs.ClientReferenceID
-		if user == "" {
-			user = cs.Metadata[key]
-		}
-		if cs.Mode != stripe.CheckoutSessionModeSubscription || cs.Customer == nil || validateUserID(user) != nil {
-			g.cfg.Logger.InfoContext(ctx, "freemium: stripe checkout session names no user and customer; ignored", "event", ev.ID)
+		if cs.Mode != stripe.CheckoutSessionModeSubscription || cs.Customer == nil || validateUserID(user) != nil || cs.Metadata[key] != user {
+			g.cfg.Logger.InfoContext(ctx, "freemium: stripe checkout session not made by CheckoutURL; ignored", "event", ev.ID)
 			return nil
 		}
 		err := g.cfg.Store.LinkCustomer(ctx, user, cs.Customer.ID, g.now())
@@ -127,17 +126,30 @@ func (g *Gate) applyStripeEvent(ctx context.Context, ev stripe.Event, key string
 	return nil
 }
 
-// applySubscription mirrors the subscription an event carries for its user.
+// applySubscription mirrors the subscription an event carries for its user:
+// the user its customer is linked to, else the one its metadata names (and
+// the customer is linked to that user). When the two disagree, or the
+// customer belongs to another user, the event is ignored: metadata can be
+// edited, a link cannot be taken over by an event.
 func (g *Gate) applySubscription(ctx context.Context, ev stripe.Event, sub *stripe.Subscription, key string) error {
-	user, customer := sub.Metadata[key], ""
+	named, customer, linked := sub.Metadata[key], "", ""
 	if sub.Customer != nil {
 		customer = sub.Customer.ID
 	}
-	if user == "" && customer != "" {
+	if customer != "" {
 		var err error
-		if user, err = g.cfg.Store.CustomerUser(ctx, customer); err != nil {
+		if linked, err = g.cfg.Store.CustomerUser(ctx, customer); err != nil {
 			return err
 		}
+	}
+	user := linked
+	switch {
+	case linked != "" && named != "" && named != linked:
+		g.cfg.Logger.WarnContext(ctx, "freemium: stripe subscription names another user than its customer's; ignored",
+			"event", ev.ID, "subscription", sub.ID)
+		return nil
+	case linked == "":
+		user = named
 	}
 	if validateUserID(user) != nil {
 		// Not one of ours yet: checkout.session.completed links it, and the
@@ -146,22 +158,18 @@ func (g *Gate) applySubscription(ctx context.Context, ev stripe.Event, sub *stri
 		return nil
 	}
 	now := g.now()
-	st, err := g.cfg.Store.Load(ctx, user, now, lifetimeWindow)
-	if err != nil {
-		return err
-	}
-	s := fromStripe(sub)
-	// A customer may have several subscriptions; the mirror holds the one
-	// that gives the most access. News of a lesser one does not displace it.
-	if held := st.Account.Subscription; held.ID != "" && held.ID != s.ID && statusRank(s.Status) < statusRank(held.Status) {
-		return nil
-	}
-	if customer != "" && st.Account.CustomerID != customer {
-		if err := g.cfg.Store.LinkCustomer(ctx, user, customer, now); err != nil && !errors.Is(err, ErrCustomerLinked) {
+	if customer != "" && linked == "" {
+		err := g.cfg.Store.LinkCustomer(ctx, user, customer, now)
+		if errors.Is(err, ErrCustomerLinked) { // linked to another user meanwhile
+			g.cfg.Logger.WarnContext(ctx, "freemium: stripe customer belongs to another user; ignored", "event", ev.ID)
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 	}
+	s := fromStripe(sub)
 	snap := SubscriptionSnapshot{Subscription: s, PaidPlan: g.paidPlan(s, now), AsOf: time.Unix(ev.Created, 0).UTC(), SyncedAt: now}
-	_, err = g.cfg.Store.PutSubscription(ctx, user, snap, now)
+	_, err := g.cfg.Store.PutSubscription(ctx, user, snap, now)
 	return err
 }

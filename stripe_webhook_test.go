@@ -77,6 +77,16 @@ func (e *webhookEnv) send(name string) {
 	require.Equal(e.t, http.StatusOK, rec.Code, "delivering %s: %s", name, rec.Body)
 }
 
+// mirrorFree has the Gate mirror the user as on Free (no subscription), a
+// minute before the fixtures' events, as a check of a free user does.
+func (e *webhookEnv) mirrorFree(user string) {
+	e.t.Helper()
+	now := e.clock.Now()
+	e.clock.Set(webhookT0.Add(-time.Minute))
+	require.Equal(e.t, "free", e.plan(user))
+	e.clock.Set(now)
+}
+
 // mirror is the user's mirrored subscription, read from the Store.
 func (e *webhookEnv) mirror(user string) freemium.SubscriptionSnapshot {
 	e.t.Helper()
@@ -103,19 +113,22 @@ func TestStripeWebhook(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Run("AppliesAndChecksMakeNoCalls", func(t *testing.T) {
 				e := newWebhookEnv(t, newStore(t))
+				e.mirrorFree("u1")
+				calls := e.subs.Calls()
 				e.send("subscription_updated_active.json")
 				assert.Equal(t, "pro", e.plan("u1"))
 				d, err := e.gate.Check(context.Background(), "u1", 1000)
 				require.NoError(t, err)
 				assert.True(t, d.Allowed)
 				assert.Equal(t, time.Date(2026, 11, 15, 9, 59, 0, 0, time.UTC), d.PeriodStart, "the billing period from the event")
-				assert.Zero(t, e.subs.Calls(), "the webhook's mirror answers checks without asking the provider")
+				assert.Equal(t, calls, e.subs.Calls(), "the webhook's mirror answers checks without asking the provider")
 				conv, err := e.store.Conversions(context.Background(), webhookT0.Add(-time.Hour), webhookT0.Add(time.Hour))
 				require.NoError(t, err)
 				assert.Equal(t, []freemium.Conversion{{UserID: "u1", Plan: "pro", At: webhookT0}}, conv)
 			})
 			t.Run("DuplicateDeliveryChangesNothing", func(t *testing.T) {
 				e := newWebhookEnv(t, newStore(t))
+				e.mirrorFree("u1")
 				e.send("subscription_updated_active.json")
 				first := e.mirror("u1")
 				e.clock.Advance(time.Second)
@@ -157,6 +170,40 @@ func TestStripeWebhook(t *testing.T) {
 				assert.Equal(t, freemium.StatusActive, e.mirror("u2").Status)
 				assert.Equal(t, "pro", e.plan("u2"))
 				assert.Zero(t, e.subs.Calls())
+			})
+			t.Run("LinkWinsOverMetadata", func(t *testing.T) {
+				e := newWebhookEnv(t, newStore(t))
+				// cus_1 belongs to u9; an event whose metadata names u1 (edited
+				// metadata) must not give u1 u9's subscription.
+				require.NoError(t, e.gate.LinkCustomer(context.Background(), "u9", "cus_1"))
+				e.send("subscription_updated_active.json")
+				assert.True(t, e.mirror("u1").SyncedAt.IsZero(), "u1 got nothing")
+				assert.True(t, e.mirror("u9").SyncedAt.IsZero(), "and the disagreeing event is not applied to u9 either")
+			})
+			t.Run("CheckoutNotMadeByCheckoutURLIgnored", func(t *testing.T) {
+				e := newWebhookEnv(t, newStore(t))
+				// A Payment Link lets anyone set client_reference_id; without
+				// CheckoutURL's metadata the session links nothing.
+				body := bytes.Replace(fixture(t, "checkout_session_completed.json"), []byte(`"user_id": "u2"`), []byte(`"user_id": "u7"`), 1)
+				rec := e.deliver(body, webhookSecret, time.Now())
+				require.Equal(t, http.StatusOK, rec.Code)
+				user, err := e.store.CustomerUser(context.Background(), "cus_2")
+				require.NoError(t, err)
+				assert.Empty(t, user)
+			})
+			t.Run("EventOfTheSecondAFetchBeganIn", func(t *testing.T) {
+				// A refresh that began at 10:00:00.3 saw the subscription
+				// active; the user canceled at 10:00:00.7, an event Stripe
+				// stamps 10:00:00. The cancellation must win.
+				e := newWebhookEnv(t, newStore(t))
+				e.subs.Set("u1", freemium.Subscription{ID: "sub_1", CustomerID: "cus_1", PriceID: "price_pro", Status: freemium.StatusActive,
+					CurrentPeriodStart: webhookT0.Add(-time.Minute), CurrentPeriodEnd: webhookT0.AddDate(0, 1, 0)})
+				e.clock.Set(webhookT0.Add(300 * time.Millisecond))
+				require.NoError(t, e.gate.Refresh(context.Background(), "u1"))
+				require.Equal(t, freemium.StatusActive, e.mirror("u1").Status)
+				canceled := bytes.Replace(fixture(t, "subscription_updated_active.json"), []byte(`"status": "active"`), []byte(`"status": "canceled"`), 1)
+				require.Equal(t, http.StatusOK, e.deliver(canceled, webhookSecret, time.Now()).Code)
+				assert.Equal(t, freemium.StatusCanceled, e.mirror("u1").Status)
 			})
 			t.Run("UnknownTypeIgnored", func(t *testing.T) {
 				e := newWebhookEnv(t, newStore(t))

@@ -77,6 +77,12 @@ func statusRank(s SubscriptionStatus) int {
 	return 0
 }
 
+// pullMargin dates a fetched snapshot before the fetch began, to the second
+// as Stripe dates events, so that an event from the same second or two (a
+// cancellation while the fetch ran, or on a clock a little ahead) is not
+// lost to the fetch: it supersedes the fetched snapshot when delivered.
+const pullMargin = 2 * time.Second
+
 // blockedRefreshAge: a check about to block refreshes a mirror older than
 // this, whatever Config.SubscriptionMaxAge, so that a user who just paid is
 // let through.
@@ -187,7 +193,8 @@ func (g *Gate) refresh(ctx context.Context, userID string, maxAge time.Duration)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrSubscriptionUnavailable, err)
 		}
-		snap := SubscriptionSnapshot{Subscription: sub, PaidPlan: g.paidPlan(sub, now), AsOf: now, SyncedAt: now, Pulled: true}
+		asOf := now.Truncate(time.Second).Add(-pullMargin)
+		snap := SubscriptionSnapshot{Subscription: sub, PaidPlan: g.paidPlan(sub, now), AsOf: asOf, SyncedAt: now, Pulled: true}
 		if _, err := g.cfg.Store.PutSubscription(ctx, userID, snap, now); err != nil {
 			return nil, fmt.Errorf("freemium: mirror subscription: %w", err)
 		}

@@ -674,6 +674,11 @@ var storeTests = []struct {
 				PaidPlan: map[bool]string{true: "pro"}[status.Subscribed()], AsOf: asOf, SyncedAt: T0.Add(time.Minute), Pulled: pulled,
 			}
 		}
+		other := func(status freemium.SubscriptionStatus, asOf time.Time, pulled bool) freemium.SubscriptionSnapshot {
+			o := snap(status, asOf, pulled)
+			o.ID = "sub_old"
+			return o
+		}
 		steps := []struct {
 			name  string
 			snap  freemium.SubscriptionSnapshot
@@ -685,6 +690,9 @@ var storeTests = []struct {
 			{"same instant, less access", snap(freemium.StatusIncomplete, T0, false), false, freemium.StatusActive},
 			{"same instant, pulled", snap(freemium.StatusPastDue, T0, true), true, freemium.StatusPastDue},
 			{"same instant, more access", snap(freemium.StatusActive, T0, false), true, freemium.StatusActive},
+			{"an event about another, lesser subscription", other(freemium.StatusCanceled, T0.Add(5*time.Second), false), false, freemium.StatusActive},
+			{"a pull that finds another subscription", other(freemium.StatusPastDue, T0.Add(100*time.Millisecond), true), true, freemium.StatusPastDue},
+			{"an event about the held one again", snap(freemium.StatusActive, T0.Add(200*time.Millisecond), false), true, freemium.StatusActive},
 			{"newer", snap(freemium.StatusCanceled, T0.Add(time.Second), false), true, freemium.StatusCanceled},
 		}
 		for _, st := range steps {
@@ -708,12 +716,21 @@ var storeTests = []struct {
 			return freemium.SubscriptionSnapshot{Subscription: freemium.Subscription{ID: "sub_1", Status: freemium.StatusActive},
 				PaidPlan: "pro", AsOf: T0.Add(time.Duration(i) * time.Millisecond), SyncedAt: T0}
 		}
+		first := paid(0)
+		first.AsOf = T0.Add(-time.Hour)
+		if _, err := store.PutSubscription(ctx, "u0", first, T0); err != nil {
+			t.Fatal(err)
+		}
+		freeNow := freemium.SubscriptionSnapshot{AsOf: T0.Add(-time.Minute), SyncedAt: T0, Pulled: true}
+		if _, err := store.PutSubscription(ctx, "u1", freeNow, T0); err != nil {
+			t.Fatal(err)
+		}
 		parallel(20, func(i int) {
 			if _, err := store.PutSubscription(ctx, "u1", paid(i), T0); err != nil {
 				t.Errorf("PutSubscription: %v", err)
 			}
 		})
-		free := freemium.SubscriptionSnapshot{Subscription: freemium.Subscription{Status: freemium.StatusCanceled}, AsOf: T0.Add(time.Hour), SyncedAt: T0}
+		free := freemium.SubscriptionSnapshot{Subscription: freemium.Subscription{ID: "sub_1", Status: freemium.StatusCanceled}, AsOf: T0.Add(time.Hour), SyncedAt: T0}
 		if _, err := store.PutSubscription(ctx, "u1", free, T0); err != nil {
 			t.Fatal(err)
 		}
@@ -726,7 +743,7 @@ var storeTests = []struct {
 		if err != nil {
 			t.Fatal(err)
 		}
-		equal(t, "conversions: 20 racing writes of one change, then a second change", len(conv), 2)
+		equal(t, "conversions: none for u0, mirrored paid from the start; 20 racing writes of one change, then a second change", len(conv), 2)
 		if len(conv) == 2 {
 			equal(t, "second conversion", conv[1], freemium.Conversion{UserID: "u1", Plan: "pro", At: T0.Add(2 * time.Hour)})
 		}
