@@ -14,6 +14,7 @@ import (
 type dispatcher struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc // nil when not running
+	ctx    context.Context    // the loop's context
 	done   chan struct{}      // closed when the loop has returned
 	wake   chan struct{}      // an enqueue happened; buffered 1
 }
@@ -32,9 +33,13 @@ func (g *Gate) Start(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.cancel != nil {
-		return errors.New("freemium: Start: delivery is already running; Stop it first")
+		if d.ctx.Err() == nil {
+			return errors.New("freemium: Start: delivery is already running; Stop it first")
+		}
+		<-d.done // it ended with its context, and is returning
 	}
 	ctx, d.cancel = context.WithCancel(ctx)
+	d.ctx = ctx
 	d.done = make(chan struct{})
 	go g.deliverLoop(ctx, d.done)
 	return nil
@@ -53,7 +58,7 @@ func (g *Gate) Stop(ctx context.Context) error {
 	d.cancel()
 	select {
 	case <-d.done:
-		d.cancel, d.done = nil, nil
+		d.cancel, d.done, d.ctx = nil, nil, nil
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -108,10 +113,11 @@ func (g *Gate) DispatchOnce(ctx context.Context) (int, error) {
 
 func (g *Gate) dispatchOnce(ctx context.Context) (claimed, sent int, err error) {
 	cfg := g.cfg.Delivery
-	// A claim lasts until every send of the batch could have timed out, so
-	// that another dispatcher takes over only from one that died.
+	// A claim lasts until every send of the batch, and the recording of its
+	// outcome, could have timed out, so that another dispatcher takes over
+	// only from one that died. (A late outcome is dropped by the Store.)
 	rounds := (cfg.BatchSize + cfg.Concurrency - 1) / cfg.Concurrency
-	lease := time.Duration(rounds+1) * cfg.SendTimeout
+	lease := time.Duration(rounds+2) * cfg.SendTimeout
 	batch, err := g.cfg.Store.ClaimNotifications(ctx, g.now(), cfg.BatchSize, lease)
 	if err != nil {
 		return 0, 0, fmt.Errorf("freemium: claim notifications: %w", err)
@@ -157,7 +163,7 @@ func (g *Gate) deliver(ctx context.Context, o Outbound) (bool, error) {
 	cancel()
 	now := g.now()
 	out := g.outcome(ctx, o, err, now)
-	out.MessageID = id
+	out.MessageID, out.Claim = id, o.ClaimedUntil
 	// The outcome is recorded even when ctx ended (Stop): what was sent
 	// must not be sent again.
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.Delivery.SendTimeout)

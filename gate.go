@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -28,6 +29,8 @@ type Gate struct {
 	catchAll int                // index of the plan without PriceIDs, or -1
 	flights  singleflight.Group // refreshes of users' subscriptions, by user
 	dispatch dispatcher         // delivery of the outbox, when started
+
+	unknownPrices sync.Map // price IDs already warned of as in no plan
 }
 
 // New returns a Gate for cfg, after filling defaults and validating it. An

@@ -2,7 +2,6 @@ package freemium
 
 import (
 	"context"
-	"fmt"
 	"hash/maphash"
 	"slices"
 	"sync"
@@ -371,7 +370,7 @@ func (s *MemoryStore) ClaimNotifications(ctx context.Context, now time.Time, lim
 		}
 		if m.State == DeliveryPending && !m.due.After(now) {
 			m.due = now.Add(lease)
-			out = append(out, Outbound{Notification: m.Notification, Attempts: m.Attempts})
+			out = append(out, Outbound{Notification: m.Notification, Attempts: m.Attempts, ClaimedUntil: m.due})
 		}
 	}
 	return out, nil
@@ -382,8 +381,8 @@ func (s *MemoryStore) FinishNotification(ctx context.Context, id string, o Outco
 	s.outboxMu.Lock()
 	defer s.outboxMu.Unlock()
 	m := s.byID[id]
-	if m == nil {
-		return fmt.Errorf("freemium: no notification %q", id)
+	if m == nil || m.State != DeliveryPending || !m.due.Equal(o.Claim) {
+		return nil // unknown, or no longer this claim's
 	}
 	m.Attempts++
 	m.State, m.LastError = o.State, o.Error

@@ -254,6 +254,11 @@ func TestOutboxStartStop(t *testing.T) {
 	require.NoError(t, g.Stop(ctx), "Stop twice")
 	require.NoError(t, g.Start(ctx), "Start after Stop")
 	require.NoError(t, g.Stop(ctx))
+	ended, end := context.WithCancel(ctx)
+	require.NoError(t, g.Start(ended))
+	end()
+	require.NoError(t, g.Start(ctx), "Start again once delivery ended with its context")
+	require.NoError(t, g.Stop(ctx))
 
 	_, err = freemium.New(freemium.Config{Store: freemium.NewMemoryStore()})
 	require.NoError(t, err)
@@ -411,5 +416,30 @@ func TestOutboxOncePerWindow(t *testing.T) {
 		require.NoError(t, gates[0].Record(ctx, "u1", 100, ""))
 		assert.False(t, check(gates[0], "u1").Allowed)
 		assert.Equal(t, 2, kinds()[freemium.UpgradePrompt], "one prompt per window")
+	})
+}
+
+// A dispatcher whose claim ran out, and whose notification another
+// dispatcher then claimed and sent, cannot undo that with its late outcome.
+func TestOutboxLateOutcomeDropped(t *testing.T) {
+	bothStores(t, func(t *testing.T, store freemium.Store) {
+		e := newOutboxEnv(t, store)
+		e.block("u1")
+		slow, err := store.ClaimNotifications(e.ctx, e.clock.Now(), 10, time.Minute)
+		require.NoError(t, err)
+		require.Len(t, slow, 1)
+
+		e.clock.Advance(2 * time.Minute) // the slow dispatcher's claim has run out
+		assert.Equal(t, 1, e.dispatch(e.gate), "another dispatcher sends it")
+		late := freemium.Outcome{State: freemium.DeliveryPending, Retry: e.clock.Now(), Error: "timeout", Claim: slow[0].ClaimedUntil}
+		require.NoError(t, store.FinishNotification(e.ctx, slow[0].ID, late, e.clock.Now()))
+
+		rs := e.records()
+		require.Len(t, rs, 1)
+		assert.Equal(t, freemium.DeliverySent, rs[0].State, "the late outcome changed nothing")
+		assert.Equal(t, 1, rs[0].Attempts)
+		e.clock.Advance(time.Hour)
+		assert.Equal(t, 0, e.dispatch(e.gate), "and it is not sent again")
+		assert.Len(t, e.resend.delivered(), 1)
 	})
 }

@@ -354,15 +354,17 @@ UPDATE {s}.notifications SET next_attempt_at = $1::timestamptz + $3 * interval '
 WHERE id IN (
 	SELECT id FROM {s}.notifications WHERE state = 'pending' AND next_attempt_at <= $1
 	ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-RETURNING id, user_id, kind, usage, upgrade_url, created_at, attempts`
+RETURNING id, user_id, kind, usage, upgrade_url, created_at, attempts, next_attempt_at`
 
-// finishSQL: $1 id, $2 state, $3 message ID, $4 retry at, $5 error, $6 now.
+// finishSQL: $1 id, $2 state, $3 message ID, $4 retry at, $5 error, $6 now,
+// $7 the claim (its next_attempt_at when claimed): a claim since taken over
+// matches no row.
 const finishSQL = `
 UPDATE {s}.notifications SET attempts = attempts + 1, state = $2, last_error = $5,
 	message_id = CASE WHEN $2 = 'sent' THEN $3 ELSE message_id END,
 	sent_at = CASE WHEN $2 = 'sent' THEN $6::timestamptz ELSE sent_at END,
 	next_attempt_at = CASE WHEN $2 = 'pending' THEN $4::timestamptz ELSE next_attempt_at END
-WHERE id = $1`
+WHERE id = $1 AND state = 'pending' AND next_attempt_at = $7`
 
 // notificationsSQL: $1 from, $2 to.
 const notificationsSQL = `
@@ -606,10 +608,10 @@ func (s *PostgresStore) ClaimNotifications(ctx context.Context, now time.Time, l
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Outbound, error) {
 		var o Outbound
 		var usage []byte
-		if err := row.Scan(&o.ID, &o.UserID, &o.Kind, &usage, &o.UpgradeURL, &o.CreatedAt, &o.Attempts); err != nil {
+		if err := row.Scan(&o.ID, &o.UserID, &o.Kind, &usage, &o.UpgradeURL, &o.CreatedAt, &o.Attempts, &o.ClaimedUntil); err != nil {
 			return o, err
 		}
-		o.CreatedAt = o.CreatedAt.UTC()
+		o.CreatedAt, o.ClaimedUntil = o.CreatedAt.UTC(), o.ClaimedUntil.UTC()
 		return o, json.Unmarshal(usage, &o.Usage)
 	})
 	slices.SortFunc(out, func(a, b Outbound) int { return a.CreatedAt.Compare(b.CreatedAt) })
@@ -618,10 +620,7 @@ func (s *PostgresStore) ClaimNotifications(ctx context.Context, now time.Time, l
 
 // FinishNotification implements Store.
 func (s *PostgresStore) FinishNotification(ctx context.Context, id string, o Outcome, now time.Time) error {
-	tag, err := s.pool.Exec(ctx, s.sql.finish, id, string(o.State), o.MessageID, o.Retry, o.Error, now)
-	if err == nil && tag.RowsAffected() == 0 {
-		err = fmt.Errorf("freemium: no notification %q", id)
-	}
+	_, err := s.pool.Exec(ctx, s.sql.finish, id, string(o.State), o.MessageID, o.Retry, o.Error, now, o.Claim)
 	return err
 }
 

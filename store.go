@@ -84,7 +84,7 @@ type Store interface {
 	Enqueue(ctx context.Context, n Notification, windowStart time.Time, deliver bool, now time.Time) (bool, error)
 
 	// ClaimNotifications claims up to limit pending notifications due at
-	// now, oldest first, and makes them due again at now+lease, so that a
+	// now, and makes them due again at now+lease, so that a
 	// dispatcher that dies mid-send leaves them to another. Concurrent
 	// claims, in one process or many, never return the same notification
 	// before its lease ends.
@@ -92,7 +92,9 @@ type Store interface {
 
 	// FinishNotification records the outcome of a delivery attempt of a
 	// claimed notification: sent, failed for good, or pending again at
-	// Retry. It counts the attempt.
+	// Retry. It counts the attempt. An outcome whose Claim is no longer the
+	// notification's (the lease ended and another dispatcher claimed it, or
+	// it is no longer pending), or for an unknown ID, writes nothing.
 	FinishNotification(ctx context.Context, id string, o Outcome, now time.Time) error
 
 	// Notifications returns the notifications created in [from, to),
@@ -123,7 +125,8 @@ func (s NotifiedKinds) With(k NotificationKind) NotifiedKinds { return s | kindB
 // Outbound is a claimed notification, to deliver.
 type Outbound struct {
 	Notification
-	Attempts int // delivery attempts before this one
+	Attempts     int       // delivery attempts before this one
+	ClaimedUntil time.Time // the claim's end: Outcome.Claim
 }
 
 // Outcome is the result of one delivery attempt.
@@ -132,6 +135,7 @@ type Outcome struct {
 	MessageID string        // the provider's, when Sent and known
 	Retry     time.Time     // when Pending: when it is due again
 	Error     string        // when not Sent: why; kept for operators
+	Claim     time.Time     // the Outbound.ClaimedUntil it was made under
 }
 
 // DeliveryState is where a notification is in the outbox.

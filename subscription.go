@@ -214,7 +214,7 @@ func lifetimeWindow(Account) Window { return Window{Start: lifetimeStart, End: l
 // past_due until Config.PastDueGrace after the period ends, with a price one
 // plan lists puts the user on that plan; with any other price, on the plan
 // without PriceIDs if there is one. Everything else is Free. A price no plan
-// takes is logged, and the user is on Free.
+// takes is logged (once per price), and the user is on Free.
 func (g *Gate) placed(sub Subscription, now time.Time) *Plan {
 	pastDue := sub.Status == StatusPastDue && now.Before(sub.CurrentPeriodEnd.Add(g.cfg.PastDueGrace))
 	if !sub.Status.Subscribed() && !pastDue {
@@ -226,8 +226,10 @@ func (g *Gate) placed(sub Subscription, now time.Time) *Plan {
 	if g.catchAll >= 0 {
 		return &g.cfg.Plans[g.catchAll]
 	}
-	g.cfg.Logger.Warn("freemium: subscription price matches no plan; user is on the free plan",
-		"subscription_id", sub.ID, "price_id", sub.PriceID)
+	if _, warned := g.unknownPrices.LoadOrStore(sub.PriceID, true); !warned { // once per price, not per check
+		g.cfg.Logger.Warn("freemium: subscription price matches no plan; its subscribers are on the free plan",
+			"subscription_id", sub.ID, "price_id", sub.PriceID)
+	}
 	return &g.cfg.Free
 }
 
