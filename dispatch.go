@@ -1,6 +1,7 @@
 package freemium
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -140,7 +141,7 @@ func (g *Gate) dispatchOnce(ctx context.Context) (claimed, sent int, err error) 
 			}
 			if err != nil {
 				errMu.Lock()
-				firstErr = cmpOr(firstErr, err)
+				firstErr = cmp.Or(firstErr, err)
 				errMu.Unlock()
 			}
 		}()
@@ -208,12 +209,4 @@ func (g *Gate) backoff(attempts int) time.Duration {
 		d = g.cfg.Delivery.Backoff << shift
 	}
 	return d/2 + rand.N(d/2+1)
-}
-
-// cmpOr returns the first non-nil error.
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }

@@ -304,7 +304,6 @@ func TestFunnel(t *testing.T) {
 		n, err := g.DispatchOnce(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, 5, n, "four upgrade prompts and one limit reached")
-		promptedAt := clock.Now()
 
 		clock.Advance(2 * 24 * time.Hour)
 		convert("b", "price_pro")
@@ -321,7 +320,6 @@ func TestFunnel(t *testing.T) {
 		assert.InDelta(t, 0.5, f.ConversionRate, 1e-9)
 		assert.Equal(t, (2*24*time.Hour+5*24*time.Hour)/2, f.MedianTimeToConvert)
 		assert.Equal(t, map[string]int{"pro": 1, "team": 1}, f.ByPlan)
-		_ = promptedAt
 
 		empty, err := g.Funnel(ctx, outboxT0.Add(time.Hour), outboxT0.Add(2*time.Hour))
 		require.NoError(t, err)
