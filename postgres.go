@@ -35,21 +35,23 @@ type PostgresConfig struct {
 }
 
 // PostgresStore is a Store in Postgres, through a pgx pool. Every operation
-// is one statement, so one round trip. A user's live holds sit on the
-// user's account row and usage on one row per window; Load reads the
-// account, the subscription mirror and the latest windows together, and
-// Reserve checks and holds in one statement on the locked usage and account
-// rows, so any number of app instances may share the database under READ
-// COMMITTED. Holds are committed without waiting for the WAL flush (they
-// expire anyway); recorded usage, mirrors and notifications are durable.
-// Safe for simultaneous use.
+// is one statement, so one round trip, in the common case. Usage sits on one
+// row per user and window; the user's account row holds the live holds, a
+// summary of them and a copy of the latest usage row, which every statement
+// that writes usage keeps. So Load reads two rows by primary key (account
+// and subscription mirror), and Reserve checks and holds in one statement on
+// the locked account row alone; only a window older than the latest has its
+// usage row locked first. Any number of app instances may share the
+// database under READ COMMITTED. Holds are committed without waiting for
+// the WAL flush (they expire anyway); recorded usage, mirrors and
+// notifications are durable. Safe for simultaneous use.
 type PostgresStore struct {
 	pool   *pgxpool.Pool
 	schema string
 	sql    struct {
-		load, loadWindow, reserve, commit, cancel, record, createAccount, markFirst string
-		putSubscription, linkCustomer, customerUser, conversions                    string
-		enqueue, claim, finish, notifications                                       string
+		load, loadSlow, reserve, reserveOlder, prune, commit, cancel, record, createAccount, markFirst string
+		putSubscription, linkCustomer, customerUser, conversions                                       string
+		enqueue, claim, finish, notifications                                                          string
 	}
 }
 
@@ -79,8 +81,10 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 	s := &PostgresStore{pool: pool, schema: c.Schema}
 	schema := pgx.Identifier{c.Schema}.Sanitize()
 	s.sql.load = statement(loadSQL, schema, "", "", "$2")
-	s.sql.loadWindow = statement(loadWindowSQL, schema, "", "", "")
+	s.sql.loadSlow = statement(loadSlowSQL, schema, "", "", "$3")
 	s.sql.reserve = statement(reserveSQL, schema, "$6", "$9", "$8")
+	s.sql.reserveOlder = statement(reserveOlderSQL, schema, "$6", "$9", "$8")
+	s.sql.prune = statement(pruneSQL, schema, "", "", "")
 	s.sql.commit = statement(commitSQL, schema, "", "", "")
 	s.sql.cancel = statement(cancelSQL, schema, "", "", "")
 	s.sql.record = statement(recordSQL, schema, "$2", "$3", "$6")
@@ -111,10 +115,50 @@ func statement(tmpl, schema, start, every, now string) string {
 		// The live holds on the row.
 		"{reserved}", "coalesce((SELECT least(coalesce(sum(x.tokens), 0), {max}) FROM unnest(a.holds) x WHERE x.expires_at > {now}), 0)",
 		"{first_held}", "coalesce((SELECT bool_or(x.first_report) FROM unnest(a.holds) x WHERE x.expires_at > {now}), false)",
+		// Reserve's admission of a user's first hold (no account row yet,
+		// so no usage either).
+		"{admit_new}", "($5::boolean OR $4::bigint < 0 OR $3::bigint <= $4::bigint)",
+		// Reserve's reading of the window's usage from the copy of the
+		// latest usage row: zero for a window newer than the latest, NULL
+		// for an older one.
+		"{latest_used}", "CASE WHEN a.win_start IS NULL OR a.win_start < {window_start} THEN 0 "+
+			"WHEN a.win_start = {window_start} THEN a.win_used END",
+		// Whether Reserve's hold claims the first report.
+		"{claim}", "($5 AND NOT a.first_report_used AND NOT {first_held})",
+		// Reserve's state before the hold, from the row after it: its
+		// holds are the live ones and the new one, if admitted.
+		"{before_hold}", "a.first_report_used, (SELECT x.first_report FROM unnest(a.holds) x WHERE x.id = $1) AS first, "+
+			"coalesce((SELECT least(coalesce(sum(x.tokens), 0), {max}) FROM unnest(a.holds) x WHERE x.id <> $1), 0) AS reserved, "+
+			"coalesce((SELECT bool_or(x.first_report) FROM unnest(a.holds) x WHERE x.id <> $1), false) AS first_held",
+		// Reserve's record of an admitted hold.
+		"{reservation}", `res AS (
+	INSERT INTO {s}.reservations (id, user_id, period_start, first_report, expires_at)
+	SELECT $1, $2, ws, first, $7 FROM acct WHERE first IS NOT NULL
+)`,
+		// Sets the holds and their summary from the holds x of the
+		// unnest that follows it in the statement.
+		"{set_holds}", "(holds, held, held_until, first_held_until) = (SELECT coalesce(array_agg(x), '{}'), "+
+			"least(coalesce(sum(x.tokens), 0), {max}), min(x.expires_at), max(x.expires_at) FILTER (WHERE x.first_report)",
+		// Keeps the account's copy of its latest usage row, given the
+		// usage row just written (and locked): c, or excluded in an upsert.
+		"{keep_window}", keepWindow("c"),
+		"{keep_window_excluded}", keepWindow("excluded"),
 	)
 	params := strings.NewReplacer("{s}", schema, "{start}", start, "{every}", every, "{now}", now,
 		"{max}", "9223372036854775807")
-	return params.Replace(fragments.Replace(tmpl))
+	// Twice: a fragment may use another.
+	return params.Replace(fragments.Replace(fragments.Replace(tmpl)))
+}
+
+// keepWindow sets an account row's copy of its latest usage row from src's
+// win_start, win_used and win_notified, when src's window is not older.
+func keepWindow(src string) string {
+	newer := "(a.win_start IS NULL OR " + src + ".win_start >= a.win_start)"
+	var set []string
+	for _, col := range []string{"win_start", "win_used", "win_notified"} {
+		set = append(set, col+" = CASE WHEN "+newer+" THEN "+src+"."+col+" ELSE a."+col+" END")
+	}
+	return strings.Join(set, ", ")
 }
 
 // Every statement that writes takes rows in one order: the reservation or
@@ -123,93 +167,103 @@ func statement(tmpl, schema, start, every, now string) string {
 // before the account row, reads the latest usage and the latest holds
 // together: a Commit has either finished both or touched neither.
 
-// loadSQL reads a user's account, mirrored subscription and recent usage:
-// $1 user, $2 now. Load picks the window's usage in Go, once the window
-// function has seen the account: the usage rows of the four latest windows
-// and of the Lifetime window come back, which holds the current window but
-// after a return to a plan whose window is older than four others.
+// loadSQL reads a user's account and mirrored subscription, two rows by
+// primary key: $1 user, $2 now. The account row carries what a check needs:
+// the summary of the live holds (reserved is NULL when some hold has
+// expired since the last Reserve pruned them: Load then sums them with
+// loadSlowSQL) and a copy of the latest usage row, which is the window's
+// row, or newer than any row (no usage yet), in the common case.
 const loadSQL = `
-SELECT a.anchor, coalesce(a.first_report_used, false), {reserved}, {first_held},
+SELECT a.anchor, coalesce(a.first_report_used, false),
+       CASE WHEN a.held_until IS NULL OR a.held_until > $2 THEN coalesce(a.held, 0) END,
+       coalesce(a.first_held_until > $2, false),
        coalesce(s.customer_id, ''), coalesce(s.sub_id, ''), coalesce(s.sub_customer_id, ''),
        coalesce(s.price_id, ''), coalesce(s.status, ''), s.period_start, s.period_end,
        coalesce(s.cancel_at_period_end, false), coalesce(s.paid_plan, ''), s.as_of, s.synced_at,
        coalesce(s.pulled, false),
-       coalesce(r.starts, '{}'), coalesce(r.used, '{}'), coalesce(r.notified, '{}'),
-       coalesce(l.used, 0), coalesce(l.notified, 0)
+       a.win_start, coalesce(a.win_used, 0), coalesce(a.win_notified, 0)
 FROM (SELECT 1) one
 LEFT JOIN {s}.accounts a ON a.user_id = $1
-LEFT JOIN {s}.subscriptions s ON s.user_id = $1
-LEFT JOIN LATERAL (
-	SELECT array_agg(x.period_start) AS starts, array_agg(x.used) AS used, array_agg(x.notified) AS notified FROM (
-		SELECT period_start, used, notified FROM {s}.usage_periods WHERE user_id = $1
-		ORDER BY period_start DESC LIMIT 4) x -- recentWindows
-) r ON true
-LEFT JOIN {s}.usage_periods l ON l.user_id = $1 AND l.period_start = '1970-01-01 00:00:00+00'`
+LEFT JOIN {s}.subscriptions s ON s.user_id = $1`
 
-// recentWindows is how many of a user's latest windows loadSQL reads.
-const recentWindows = 4
-
-// loadWindowSQL reads one window's usage: $1 user, $2 start. Load falls
-// back on it when the window is older than the ones loadSQL read.
-const loadWindowSQL = `
-SELECT coalesce(u.used, 0), coalesce(u.notified, 0)
-FROM (SELECT 1) one LEFT JOIN {s}.usage_periods u ON u.user_id = $1 AND u.period_start = $2`
+// loadSlowSQL reads one window's usage and the live holds: $1 user, $2
+// start, $3 now. Load falls back on it for a window older than the user's
+// latest, or when a hold has expired unpruned.
+const loadSlowSQL = `
+SELECT coalesce(u.used, 0), coalesce(u.notified, 0), {reserved}
+FROM (SELECT 1) one
+LEFT JOIN {s}.accounts a ON a.user_id = $1
+LEFT JOIN {s}.usage_periods u ON u.user_id = $1 AND u.period_start = $2`
 
 // reserveSQL checks and holds in one statement: $1 id, $2 user, $3 tokens,
 // $4 limit (< 0: Unlimited), $5 first report free, $6 start, $7 expires,
-// $8 now, $9 every (µs), $10 prune old reservations.
+// $8 now, $9 every (µs).
 //
-// It locks the window's usage row (an upsert that changes nothing) and then
-// the account row (inserted, or updated by ON CONFLICT DO UPDATE, which
-// evaluates its expressions on the row's latest version). The admission rule
-// of Hold decides whether the new hold joins the row's holds; the row comes
-// back either way, with the state as it was before the hold. same_window is
-// false in the one case the rule could not be applied: the user's first
-// activity, racing another, set a different anchor for an Every window.
+// It locks the account row (inserted, or updated by ON CONFLICT DO UPDATE,
+// which evaluates its expressions on the row's latest version) and decides
+// on it alone, in the window of the row's anchor: the row's copy of its
+// latest usage row is the window's usage when the window is that one, and
+// zero when the window is newer. The admission rule of Hold decides whether
+// the new hold joins the row's holds; the row comes back either way, with
+// the state as it was before the hold. For a window older than the latest
+// (a return to an earlier plan's window) used is NULL and nothing is held:
+// Reserve then runs reserveOlderSQL.
 const reserveSQL = `
-WITH cfg AS (
-	-- A hold need not survive a crash (it expires anyway): this transaction
-	-- does not wait for the WAL flush. Commit, which records usage, does.
-	SELECT set_config('synchronous_commit', 'off', true) AS v
-), win AS (
-	-- The window, from the anchor in this statement's snapshot: an anchor
-	-- never changes once set.
-	SELECT {window_start} AS ws
-	FROM cfg, (SELECT 1) one LEFT JOIN {s}.accounts a ON a.user_id = $2::text
+WITH acct AS (
+	INSERT INTO {s}.accounts AS a (user_id, anchor, holds, held, held_until, first_held_until)
+	VALUES ($2, $8, CASE WHEN {admit_new} THEN ARRAY[ROW($1::text, $3::bigint, $7::timestamptz, $5::boolean)::{s}.hold] ELSE '{}' END,
+	        CASE WHEN {admit_new} THEN $3 ELSE 0 END, CASE WHEN {admit_new} THEN $7 END, CASE WHEN {admit_new} AND $5 THEN $7 END)
+	ON CONFLICT (user_id) DO UPDATE SET anchor = coalesce(a.anchor, excluded.anchor),
+		{set_holds} FROM (
+			SELECT CASE WHEN v.used IS NOT NULL AND (v.claim OR $4 < 0 OR v.used::numeric + v.reserved + $3 <= $4)
+			       THEN ARRAY[ROW($1, $3, $7, v.claim)::{s}.hold] END AS hold
+			FROM (SELECT {latest_used} AS used, {reserved} AS reserved, {claim} AS claim OFFSET 0) v
+		) n, unnest(a.holds || n.hold) x
+		WHERE x.expires_at > $8)
+	RETURNING {window_start} AS ws, {latest_used} AS used,
+	          CASE WHEN a.win_start = {window_start} THEN a.win_notified ELSE 0 END AS notified,
+	          {before_hold}
+), {reservation}
+SELECT ws, coalesce(used, 0), notified, reserved, first_report_used, first_held,
+       first IS NOT NULL, coalesce(first, false),
+       -- A hold need not survive a crash (it expires anyway): this
+       -- transaction does not wait for the WAL flush. Commit, which records
+       -- usage, does.
+       set_config('synchronous_commit', 'off', true) IS NOT NULL AND used IS NOT NULL
+FROM acct`
+
+// reserveOlderSQL is reserveSQL for a window older than the user's latest,
+// with the same parameters. It locks the window's usage row first (an
+// upsert that changes nothing, or adds a zero row), as Commit does, and
+// then the account row. The window comes from the anchor in the statement's
+// snapshot (an anchor never changes once set): ok is false when the user's
+// first activity, racing this one, set a different anchor for an Every
+// window.
+const reserveOlderSQL = `
+WITH win AS (
+	SELECT {window_start} AS ws, set_config('synchronous_commit', 'off', true) AS v
+	FROM (SELECT 1) one LEFT JOIN {s}.accounts a ON a.user_id = $2::text
 ), usage AS (
 	INSERT INTO {s}.usage_periods AS u (user_id, period_start, used)
 	SELECT $2::text, ws, 0 FROM win
 	ON CONFLICT (user_id, period_start) DO UPDATE SET used = u.used
-	RETURNING u.period_start AS ws, u.used, u.notified
+	RETURNING u.used, u.notified
 ), acct AS (
-	INSERT INTO {s}.accounts AS a (user_id, anchor, holds)
-	SELECT $2::text, $8::timestamptz,
-	       CASE WHEN $5::boolean OR $4::bigint < 0 OR usage.used::numeric + $3::bigint <= $4::bigint
-	            THEN ARRAY[ROW($1::text, $3::bigint, $7::timestamptz, $5::boolean)::{s}.hold] ELSE '{}' END
-	FROM usage
-	ON CONFLICT (user_id) DO UPDATE SET holds =
-		ARRAY(SELECT x FROM unnest(a.holds) x WHERE x.expires_at > $8)
-		|| CASE WHEN {window_start} = (SELECT ws FROM usage)
-		         AND (($5 AND NOT a.first_report_used AND NOT {first_held})
-		              OR $4 < 0
-		              OR (SELECT used FROM usage)::numeric + {reserved} + $3 <= $4)
-		        THEN ARRAY[ROW($1, $3, $7, $5 AND NOT a.first_report_used AND NOT {first_held})::{s}.hold]
-		        ELSE '{}' END
-	RETURNING {window_start} = (SELECT ws FROM usage) AS same_window, a.first_report_used,
-	          (SELECT x.first_report FROM unnest(a.holds) x WHERE x.id = $1) AS first,
-	          coalesce((SELECT least(coalesce(sum(x.tokens), 0), {max}) FROM unnest(a.holds) x WHERE x.expires_at > $8 AND x.id <> $1), 0) AS reserved,
-	          coalesce((SELECT bool_or(x.first_report) FROM unnest(a.holds) x WHERE x.expires_at > $8 AND x.id <> $1), false) AS first_held
-), res AS (
-	INSERT INTO {s}.reservations (id, user_id, period_start, first_report, expires_at)
-	SELECT $1, $2, usage.ws, acct.first, $7 FROM acct, usage WHERE acct.first IS NOT NULL
-), prune AS (
-	DELETE FROM {s}.reservations WHERE $10 AND id IN (
-		SELECT id FROM {s}.reservations WHERE expires_at < $8::timestamptz - interval '1 day'
-		ORDER BY expires_at LIMIT 2048 FOR UPDATE SKIP LOCKED)
-)
-SELECT usage.ws, usage.used, usage.notified, acct.reserved, acct.first_report_used, acct.first_held,
-       acct.first IS NOT NULL, coalesce(acct.first, false), acct.same_window
-FROM usage, acct`
+	INSERT INTO {s}.accounts AS a (user_id, anchor, holds, held, held_until, first_held_until)
+	SELECT $2::text, $8::timestamptz, '{}', 0, NULL, NULL FROM usage
+	ON CONFLICT (user_id) DO UPDATE SET anchor = coalesce(a.anchor, excluded.anchor),
+		{set_holds} FROM (
+			SELECT CASE WHEN {window_start} = (SELECT ws FROM win)
+			             AND (v.claim OR $4 < 0 OR (SELECT used FROM usage)::numeric + v.reserved + $3 <= $4)
+			       THEN ARRAY[ROW($1, $3, $7, v.claim)::{s}.hold] END AS hold
+			FROM (SELECT {reserved} AS reserved, {claim} AS claim OFFSET 0) v
+		) n, unnest(a.holds || n.hold) x
+		WHERE x.expires_at > $8)
+	RETURNING (SELECT ws FROM win) AS ws, {window_start} = (SELECT ws FROM win) AS ok, {before_hold}
+), {reservation}
+SELECT ws, usage.used, usage.notified, reserved, first_report_used, first_held,
+       first IS NOT NULL, coalesce(first, false), ok
+FROM acct, usage`
 
 // commitSQL records a hold's usage: $1 id, $2 tokens, $3 now. It returns
 // whether the reservation is known.
@@ -218,16 +272,17 @@ WITH r AS (
 	UPDATE {s}.reservations SET state = 'committed'
 	WHERE id = $1::text AND state <> 'committed' AND expires_at >= $3::timestamptz - interval '1 day'
 	RETURNING user_id, period_start, first_report
-), usage AS (
+), c AS (
 	INSERT INTO {s}.usage_periods AS u (user_id, period_start, used)
 	SELECT user_id, period_start, $2::bigint FROM r
 	ON CONFLICT (user_id, period_start) DO UPDATE SET used = least(u.used::numeric + excluded.used, {max})::bigint
-	RETURNING u.user_id
+	RETURNING u.user_id, u.period_start AS win_start, u.used AS win_used, u.notified AS win_notified
 ), acct AS (
 	UPDATE {s}.accounts a
-	SET holds = ARRAY(SELECT x FROM unnest(a.holds) x WHERE x.id <> $1),
-	    first_report_used = a.first_report_used OR (SELECT first_report FROM r)
-	WHERE a.user_id = (SELECT user_id FROM usage)
+	SET {set_holds} FROM unnest(a.holds) x WHERE x.id <> $1),
+	    first_report_used = a.first_report_used OR (SELECT first_report FROM r),
+	    {keep_window}
+	FROM c WHERE a.user_id = c.user_id
 )
 SELECT EXISTS (SELECT 1 FROM r)
     OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND expires_at >= $3::timestamptz - interval '1 day')`
@@ -242,7 +297,7 @@ WITH cfg AS (
 	WHERE id = $1::text AND state = 'held' AND expires_at >= $2::timestamptz - interval '1 day'
 	RETURNING user_id
 ), acct AS (
-	UPDATE {s}.accounts a SET holds = ARRAY(SELECT x FROM unnest(a.holds) x WHERE x.id <> $1)
+	UPDATE {s}.accounts a SET {set_holds} FROM unnest(a.holds) x WHERE x.id <> $1)
 	WHERE a.user_id = (SELECT user_id FROM r)
 )
 SELECT (SELECT v FROM cfg) IS NOT NULL
@@ -250,9 +305,9 @@ SELECT (SELECT v FROM cfg) IS NOT NULL
         OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND expires_at >= $2::timestamptz - interval '1 day'))`
 
 // recordSQL adds usage, once per non-empty key: $1 user, $2 start, $3 every
-// (µs), $4 tokens, $5 key, $6 now. It locks no account row. For a user
-// without one it writes nothing and answers false: the caller creates the
-// account (its anchor fixes Every windows) and records again.
+// (µs), $4 tokens, $5 key, $6 now. For a user without an anchored account
+// row it writes nothing and answers false: the caller anchors the account
+// (its anchor fixes Every windows) and records again.
 const recordSQL = `
 WITH prior AS (
 	SELECT a.anchor, {window_start} AS ws
@@ -262,22 +317,27 @@ WITH prior AS (
 	SELECT $1::text, $5::text, $4::bigint, $6::timestamptz FROM prior WHERE $5 <> '' AND prior.anchor IS NOT NULL
 	ON CONFLICT DO NOTHING
 	RETURNING 1
-), usage AS (
+), c AS (
 	INSERT INTO {s}.usage_periods AS u (user_id, period_start, used)
 	SELECT $1::text, prior.ws, $4::bigint FROM prior
 	WHERE prior.anchor IS NOT NULL AND ($5 = '' OR EXISTS (SELECT 1 FROM k))
 	ON CONFLICT (user_id, period_start) DO UPDATE SET used = least(u.used::numeric + excluded.used, {max})::bigint
+	RETURNING u.user_id, u.period_start AS win_start, u.used AS win_used, u.notified AS win_notified
+), acct AS (
+	UPDATE {s}.accounts a SET {keep_window} FROM c WHERE a.user_id = c.user_id
 )
 SELECT anchor IS NOT NULL FROM prior`
 
 // createAccountSQL anchors a user at their first activity: $1 user, $2 now.
 const createAccountSQL = `
-INSERT INTO {s}.accounts (user_id, anchor) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING`
+INSERT INTO {s}.accounts AS a (user_id, anchor) VALUES ($1, $2)
+ON CONFLICT (user_id) DO UPDATE SET anchor = excluded.anchor WHERE a.anchor IS NULL`
 
 // markFirstSQL: $1 user, $2 now.
 const markFirstSQL = `
 INSERT INTO {s}.accounts AS a (user_id, anchor, first_report_used) VALUES ($1, $2, true)
-ON CONFLICT (user_id) DO UPDATE SET first_report_used = true WHERE NOT a.first_report_used`
+ON CONFLICT (user_id) DO UPDATE SET first_report_used = true, anchor = coalesce(a.anchor, excluded.anchor)
+WHERE NOT a.first_report_used OR a.anchor IS NULL`
 
 // putSubscriptionSQL mirrors a snapshot unless a newer one is held: $1 user,
 // $2 subscription ID, $3 its customer, $4 price, $5 status, $6 period start,
@@ -333,13 +393,18 @@ WHERE converted_at >= $1 AND converted_at < $2 ORDER BY converted_at`
 // adds the notification: $1 id, $2 user, $3 kind, $4 its bit, $5 window
 // start, $6 usage (JSON), $7 upgrade URL, $8 created at, $9 state, $10 due.
 // The upsert decides on the usage row's latest version, so of racing
-// Enqueues exactly one adds.
+// Enqueues exactly one adds. The account row keeps its copy of the latest
+// usage row (and is created, unanchored, for a user with no activity).
 const enqueueSQL = `
 WITH mark AS (
 	INSERT INTO {s}.usage_periods AS u (user_id, period_start, used, notified) VALUES ($2, $5, 0, $4)
 	ON CONFLICT (user_id, period_start) DO UPDATE SET notified = u.notified | excluded.notified
 	WHERE u.notified & excluded.notified = 0
-	RETURNING 1
+	RETURNING u.user_id, u.period_start AS win_start, u.used AS win_used, u.notified AS win_notified
+), acct AS (
+	INSERT INTO {s}.accounts AS a (user_id, win_start, win_used, win_notified)
+	SELECT user_id, win_start, win_used, win_notified FROM mark
+	ON CONFLICT (user_id) DO UPDATE SET {keep_window_excluded}
 ), ins AS (
 	INSERT INTO {s}.notifications (id, user_id, kind, period_start, usage, upgrade_url, created_at, state, next_attempt_at)
 	SELECT $1, $2, $3, $5, $6, $7, $8, $9, $10 FROM mark
@@ -371,6 +436,12 @@ const notificationsSQL = `
 SELECT id, user_id, kind, usage, upgrade_url, created_at, state, attempts, message_id, sent_at, last_error
 FROM {s}.notifications WHERE created_at >= $1 AND created_at < $2 ORDER BY created_at, id`
 
+// pruneSQL deletes reservations a day past expiry, a batch at a time: $1 now.
+const pruneSQL = `
+DELETE FROM {s}.reservations WHERE id IN (
+	SELECT id FROM {s}.reservations WHERE expires_at < $1::timestamptz - interval '1 day'
+	ORDER BY expires_at LIMIT 2048 FOR UPDATE SKIP LOCKED)`
+
 // pruneEvery: about one Reserve in pruneEvery deletes up to 2048 reservations
 // a day past expiry, more than the pruneEvery it adds meanwhile.
 const pruneEvery = 512
@@ -378,21 +449,19 @@ const pruneEvery = 512
 // Load implements Store.
 func (s *PostgresStore) Load(ctx context.Context, userID string, now time.Time, window func(Account) Window) (State, error) {
 	var (
-		st                                 State
-		a                                  = &st.Account
-		sub                                = &a.Subscription
-		anchor, start, end, asOf, syncedAt pgtype.Timestamptz
-		starts                             []time.Time
-		used                               []int64
-		notified                           []NotifiedKinds
-		lifetimeUsed                       int64
-		lifetimeNotified                   NotifiedKinds
+		st                                           State
+		a                                            = &st.Account
+		sub                                          = &a.Subscription
+		anchor, start, end, asOf, syncedAt, winStart pgtype.Timestamptz
+		reserved                                     pgtype.Int8
+		winUsed                                      int64
+		winNotified                                  NotifiedKinds
 	)
 	err := s.pool.QueryRow(ctx, s.sql.load, userID, now).Scan(
-		&anchor, &st.FirstReportUsed, &st.Reserved, &st.FirstReportHeld,
+		&anchor, &st.FirstReportUsed, &reserved, &st.FirstReportHeld,
 		&a.CustomerID, &sub.ID, &sub.CustomerID, &sub.PriceID, &sub.Status, &start, &end,
 		&sub.CancelAtPeriodEnd, &sub.PaidPlan, &asOf, &syncedAt, &sub.Pulled,
-		&starts, &used, &notified, &lifetimeUsed, &lifetimeNotified)
+		&winStart, &winUsed, &winNotified)
 	if err != nil {
 		return State{}, err
 	}
@@ -401,16 +470,18 @@ func (s *PostgresStore) Load(ctx context.Context, userID string, now time.Time, 
 
 	st.PeriodStart, st.PeriodEnd = window(*a).Bounds(a.Anchor, now)
 	st.PeriodStart = st.PeriodStart.UTC()
-	switch i := slices.IndexFunc(starts, st.PeriodStart.Equal); {
-	case i >= 0:
-		st.Used, st.Notified = used[i], notified[i]
-	case st.PeriodStart.Equal(lifetimeStart):
-		st.Used, st.Notified = lifetimeUsed, lifetimeNotified
-	case len(starts) == recentWindows && st.PeriodStart.Before(starts[len(starts)-1]):
-		// A window older than the latest few: ask for it.
-		if err := s.pool.QueryRow(ctx, s.sql.loadWindow, userID, st.PeriodStart).Scan(&st.Used, &st.Notified); err != nil {
+	latest := pgTime(winStart)
+	switch {
+	case !reserved.Valid || (winStart.Valid && st.PeriodStart.Before(latest)):
+		// A hold expired unpruned, or a window older than the latest.
+		err := s.pool.QueryRow(ctx, s.sql.loadSlow, userID, st.PeriodStart, now).Scan(&st.Used, &st.Notified, &st.Reserved)
+		if err != nil {
 			return State{}, err
 		}
+	case winStart.Valid && st.PeriodStart.Equal(latest):
+		st.Used, st.Notified, st.Reserved = winUsed, winNotified, reserved.Int64
+	default: // a window newer than any with usage
+		st.Reserved = reserved.Int64
 	}
 	return st, nil
 }
@@ -426,29 +497,40 @@ func pgTime(t pgtype.Timestamptz) time.Time {
 
 // Reserve implements Store.
 func (s *PostgresStore) Reserve(ctx context.Context, h Hold, now time.Time) (ReserveResult, error) {
-	for attempt := 0; ; attempt++ {
-		var r ReserveResult
-		var sameWindow bool
-		st := &r.State
-		err := s.pool.QueryRow(ctx, s.sql.reserve,
-			h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, h.Window.Start, h.ExpiresAt, now,
-			h.Window.Every.Microseconds(), rand.N(pruneEvery) == 0,
-		).Scan(&st.PeriodStart, &st.Used, &st.Notified, &st.Reserved, &st.FirstReportUsed, &st.FirstReportHeld,
-			&r.Admitted, &r.FirstReport, &sameWindow)
-		if err != nil {
-			return ReserveResult{}, err
+	r, ok, err := s.reserve(ctx, s.sql.reserve, h, now)
+	for attempt := 0; err == nil && !ok; attempt++ {
+		// A window older than the user's latest (or, on a retry, a racing
+		// first activity anchored the user: the next attempt reads the
+		// anchor).
+		if attempt == 2 {
+			return ReserveResult{}, errors.New("freemium: reserve: the user's window moved during one Reserve")
 		}
-		if !sameWindow && attempt == 0 {
-			// A racing first activity anchored the user: the user's row now
-			// exists, so the next attempt reads its anchor.
-			continue
-		}
-		if !sameWindow {
-			return ReserveResult{}, errors.New("freemium: reserve: the user's window moved twice during one Reserve")
-		}
-		st.PeriodStart, st.PeriodEnd = h.Window.end(st.PeriodStart)
-		return r, nil
+		r, ok, err = s.reserve(ctx, s.sql.reserveOlder, h, now)
 	}
+	if err == nil && rand.N(pruneEvery) == 0 {
+		// Housekeeping, in a statement of its own so that the hot one
+		// keeps a generic plan. A failure is left to the next one.
+		_, _ = s.pool.Exec(ctx, s.sql.prune, now)
+	}
+	return r, err
+}
+
+// reserve runs a reserve statement, which answers whether it could apply
+// the rule.
+func (s *PostgresStore) reserve(ctx context.Context, sql string, h Hold, now time.Time) (ReserveResult, bool, error) {
+	var r ReserveResult
+	var ok bool
+	st := &r.State
+	err := s.pool.QueryRow(ctx, sql,
+		h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, h.Window.Start, h.ExpiresAt, now,
+		h.Window.Every.Microseconds(),
+	).Scan(&st.PeriodStart, &st.Used, &st.Notified, &st.Reserved, &st.FirstReportUsed, &st.FirstReportHeld,
+		&r.Admitted, &r.FirstReport, &ok)
+	if err != nil || !ok {
+		return ReserveResult{}, false, err
+	}
+	st.PeriodStart, st.PeriodEnd = h.Window.end(st.PeriodStart)
+	return r, true, nil
 }
 
 // Commit implements Store.

@@ -808,6 +808,102 @@ var storeTests = []struct {
 		equal(t, "Used in a window never recorded in", st.Used, int64(0))
 	}},
 
+	{"ReserveInAnOlderWindow", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// Back on a plan whose window began before the latest window with
+		// usage: that window's own usage decides, and Commit adds to it.
+		store, ctx := ns(t), context.Background()
+		older := freemium.Window{Start: T0, End: T0.Add(2 * time.Hour)}
+		newer := freemium.Window{Start: T0.Add(time.Hour), End: T0.Add(2 * time.Hour)}
+		now := T0.Add(90 * time.Minute)
+		hold := func(id string, w freemium.Window, tokens int64) freemium.ReserveResult {
+			t.Helper()
+			r, err := store.Reserve(ctx, freemium.Hold{ID: id, UserID: "u1", Window: w, Tokens: tokens, Limit: 100,
+				ExpiresAt: now.Add(time.Minute)}, now)
+			if err != nil {
+				t.Fatalf("Reserve %s: %v", id, err)
+			}
+			return r
+		}
+		used := func(w freemium.Window) freemium.State {
+			t.Helper()
+			st, err := store.Load(ctx, "u1", now, func(freemium.Account) freemium.Window { return w })
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
+		if err := store.Record(ctx, "u1", older, 60, "", T0); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Record(ctx, "u1", newer, 5, "", now); err != nil {
+			t.Fatal(err)
+		}
+		r := hold("h1", older, 40)
+		equal(t, "40 fit beside the older window's 60", r.Admitted, true)
+		equal(t, "Used seen by Reserve in the older window", r.State.Used, int64(60))
+		equal(t, "1 more does not fit", hold("h2", older, 1).Admitted, false)
+		if err := store.Commit(ctx, "h1", 30, now); err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "older window's usage after Commit", used(older).Used, int64(90))
+		equal(t, "newer window's usage untouched", used(newer).Used, int64(5))
+		r = hold("h3", newer, 95)
+		equal(t, "95 fit beside the newer window's 5", r.Admitted, true)
+		equal(t, "Used seen by Reserve in the newer window", r.State.Used, int64(5))
+	}},
+
+	{"ExpiredHoldsStopCountingBeforeAnyPrune", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// Holds that expired stay on a Store's books until something prunes
+		// them; a Load after their expiry counts only the live ones.
+		store, ctx := ns(t), context.Background()
+		w := freemium.Window{Start: T0, End: T0.Add(time.Hour)}
+		for _, h := range []freemium.Hold{
+			{ID: "short", UserID: "u1", Window: w, Tokens: 10, Limit: 100, FirstReport: true, ExpiresAt: T0.Add(time.Minute)},
+			{ID: "long", UserID: "u1", Window: w, Tokens: 20, Limit: 100, ExpiresAt: T0.Add(10 * time.Minute)},
+		} {
+			if _, err := store.Reserve(ctx, h, T0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st := load(t, store, "u1")
+		equal(t, "Reserved while both live", st.Reserved, int64(30))
+		equal(t, "first report held while live", st.FirstReportHeld, true)
+		st, err := store.Load(ctx, "u1", T0.Add(2*time.Minute), hourWindow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "Reserved after the short hold expired", st.Reserved, int64(20))
+		equal(t, "first report no longer held", st.FirstReportHeld, false)
+	}},
+
+	{"NotifiedBeforeAnyActivity", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// A user blocked before any activity is prompted once; the mark
+		// does not anchor the user: the first activity does.
+		store, ctx := ns(t), context.Background()
+		n := freemium.Notification{ID: "ntf_1", Kind: freemium.UpgradePrompt, UserID: "u1", CreatedAt: T0,
+			Usage: freemium.Usage{Plan: "free"}}
+		for i, want := range []bool{true, false} {
+			added, err := store.Enqueue(ctx, n, T0, true, T0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			equal(t, fmt.Sprint("Enqueue ", i, " added"), added, want)
+		}
+		st := load(t, store, "u1")
+		equal(t, "prompt marked in the window", st.Notified.Has(freemium.UpgradePrompt), true)
+		equal(t, "no anchor from a mark", st.Account.Anchor.IsZero(), true)
+		every := freemium.Window{Every: time.Hour}
+		if err := store.Record(ctx, "u1", every, 7, "", T0.Add(10*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		st, err := store.Load(ctx, "u1", T0.Add(20*time.Minute), func(freemium.Account) freemium.Window { return every })
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "anchored at the first activity", st.Account.Anchor, T0.Add(10*time.Minute))
+		equal(t, "usage in the window from the anchor", st.Used, int64(7))
+	}},
+
 	{"ContextCanceled", func(t *testing.T, ns func(*testing.T) freemium.Store) {
 		store := ns(t)
 		ctx, cancel := context.WithCancel(context.Background())

@@ -1,0 +1,148 @@
+package freemium_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/freemiumkit/freemium"
+	"github.com/freemiumkit/freemium/freemiumtest"
+	"github.com/freemiumkit/freemium/internal/migrations"
+)
+
+// TestPostgresMigration4FillsTheAccountRow applies migrations 1 to 3, writes
+// state as version 3 kept it, and checks that Migrate's version 4 gives
+// every Load the same answer: the holds' summary and the copy of the latest
+// usage row are filled in, and a user with only a notification mark gets an
+// unanchored account row.
+func TestPostgresMigration4FillsTheAccountRow(t *testing.T) {
+	ctx := context.Background()
+	pool := pgPool(t)
+	schema := "test_" + strings.ToLower(rand.Text())
+	t.Cleanup(func() {
+		_, err := pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		require.NoError(t, err)
+	})
+	ms, err := migrations.Up()
+	require.NoError(t, err)
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	for _, sql := range []string{
+		"CREATE SCHEMA " + schema,
+		"SET search_path TO " + schema,
+		`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+			applied_at timestamptz NOT NULL DEFAULT now())`,
+	} {
+		_, err := conn.Exec(ctx, sql)
+		require.NoError(t, err)
+	}
+	for _, m := range ms[:3] {
+		_, err := conn.Exec(ctx, m.SQL)
+		require.NoError(t, err, m.Name)
+		_, err = conn.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name)
+		require.NoError(t, err)
+	}
+	// u1: usage in two months, a live first-report hold and an expired one;
+	// u2: only an upgrade prompt's mark.
+	nov, dec := freemiumtest.T0, freemiumtest.T0.AddDate(0, 1, 0)
+	now := dec.Add(time.Hour)
+	_, err = conn.Exec(ctx, `INSERT INTO accounts (user_id, anchor, first_report_used, holds) VALUES ('u1', $1, false,
+		ARRAY[ROW('h1', 7, $2, true)::hold, ROW('h0', 100, $3, false)::hold])`, nov, now.Add(time.Minute), now.Add(-time.Minute))
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `INSERT INTO usage_periods (user_id, period_start, used, notified) VALUES
+		('u1', $1, 40, 0), ('u1', $2, 90, 4), ('u2', $2, 0, 2)`, dec, nov)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "RESET search_path")
+	require.NoError(t, err)
+
+	store, err := freemium.NewPostgresStore(pool, &freemium.PostgresConfig{Schema: schema})
+	require.NoError(t, err)
+	require.NoError(t, store.Migrate(ctx))
+	month := func(start time.Time) func(freemium.Account) freemium.Window {
+		return func(freemium.Account) freemium.Window {
+			return freemium.Window{Start: start, End: start.AddDate(0, 1, 0)}
+		}
+	}
+	st, err := store.Load(ctx, "u1", now, month(dec))
+	require.NoError(t, err)
+	assert.Equal(t, int64(40), st.Used, "latest window's usage")
+	assert.Equal(t, int64(7), st.Reserved, "live hold only")
+	assert.True(t, st.FirstReportHeld)
+	st, err = store.Load(ctx, "u1", now, month(nov))
+	require.NoError(t, err)
+	assert.Equal(t, int64(90), st.Used, "older window's usage")
+	assert.True(t, st.Notified.Has(freemium.LimitReached))
+	st, err = store.Load(ctx, "u2", now, month(nov))
+	require.NoError(t, err)
+	assert.True(t, st.Notified.Has(freemium.UpgradePrompt), "the mark of a user with no account row")
+	assert.True(t, st.Account.Anchor.IsZero(), "a mark is not activity")
+
+	// The copies stay right from here on.
+	r, err := store.Reserve(ctx, freemium.Hold{ID: "h2", UserID: "u1", Window: freemium.Window{Start: dec, End: dec.AddDate(0, 1, 0)},
+		Tokens: 60, Limit: 107, ExpiresAt: now.Add(time.Minute)}, now)
+	require.NoError(t, err)
+	assert.True(t, r.Admitted, "40 used + 7 held + 60 = 107")
+	require.NoError(t, store.Commit(ctx, "h2", 50, now))
+	st, err = store.Load(ctx, "u1", now, month(dec))
+	require.NoError(t, err)
+	assert.Equal(t, int64(90), st.Used)
+	assert.Equal(t, int64(7), st.Reserved)
+}
+
+// TestPostgresHotStatementsKeepGenericPlans checks that Postgres settles on
+// a generic plan for Load, Reserve, Commit, Cancel and Record, as pgx
+// prepares them: a statement whose generic plan looks costlier than its
+// custom plans is planned again on every call, which costs more than the
+// statement itself (moving the reservations' pruning into Reserve's
+// statement once did that).
+func TestPostgresHotStatementsKeepGenericPlans(t *testing.T) {
+	ctx := context.Background()
+	_, schema := newPostgresSchema(t)
+	cfg, err := pgxpool.ParseConfig(os.Getenv("FREEMIUM_TEST_DATABASE_URL"))
+	require.NoError(t, err)
+	cfg.MaxConns = 1 // so that every statement is prepared on one connection
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer pool.Close()
+	store, err := freemium.NewPostgresStore(pool, &freemium.PostgresConfig{Schema: schema})
+	require.NoError(t, err)
+	now := freemiumtest.T0
+	w := freemium.Window{Start: now, End: now.AddDate(0, 1, 0)}
+	for i := range 12 {
+		id := fmt.Sprint("rsv_", i)
+		_, err := store.Load(ctx, "u1", now, func(freemium.Account) freemium.Window { return w })
+		require.NoError(t, err)
+		_, err = store.Reserve(ctx, freemium.Hold{ID: id, UserID: "u1", Window: w, Tokens: 10, Limit: 1 << 40, ExpiresAt: now.Add(time.Hour)}, now)
+		require.NoError(t, err)
+		if i%2 == 0 {
+			require.NoError(t, store.Commit(ctx, id, 5, now))
+		} else {
+			require.NoError(t, store.Cancel(ctx, id, now))
+		}
+		require.NoError(t, store.Record(ctx, "u1", w, 3, "", now))
+	}
+	rows, err := pool.Query(ctx, "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
+	require.NoError(t, err)
+	seen := 0
+	for rows.Next() {
+		var statement string
+		var generic, custom int64
+		require.NoError(t, rows.Scan(&statement, &generic, &custom))
+		if !strings.Contains(statement, schema) {
+			continue
+		}
+		seen++
+		assert.Positive(t, generic, "custom plans only (%d) for:\n%s", custom, statement)
+	}
+	require.NoError(t, rows.Err())
+	assert.GreaterOrEqual(t, seen, 5, "statements prepared")
+}
