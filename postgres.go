@@ -219,7 +219,7 @@ WITH acct AS (
 			       THEN ARRAY[ROW($1, $3, $7, v.claim)::{s}.hold] END AS hold
 			FROM (SELECT {latest_used} AS used, {reserved} AS reserved, {claim} AS claim OFFSET 0) v
 		) n, unnest(a.holds || n.hold) x
-		WHERE x.expires_at > $8)
+		WHERE x.expires_at > $8 OR x.id = $1) -- the live holds and the new one
 	RETURNING {window_start} AS ws, {latest_used} AS used,
 	          CASE WHEN a.win_start = {window_start} THEN a.win_notified ELSE 0 END AS notified,
 	          {before_hold}
@@ -254,11 +254,11 @@ WITH win AS (
 	ON CONFLICT (user_id) DO UPDATE SET anchor = coalesce(a.anchor, excluded.anchor),
 		{set_holds} FROM (
 			SELECT CASE WHEN {window_start} = (SELECT ws FROM win)
-			             AND (v.claim OR $4 < 0 OR (SELECT used FROM usage)::numeric + v.reserved + $3 <= $4)
+			             AND (v.claim OR $4::bigint < 0 OR (SELECT used FROM usage)::numeric + v.reserved + $3::bigint <= $4::bigint)
 			       THEN ARRAY[ROW($1, $3, $7, v.claim)::{s}.hold] END AS hold
 			FROM (SELECT {reserved} AS reserved, {claim} AS claim OFFSET 0) v
 		) n, unnest(a.holds || n.hold) x
-		WHERE x.expires_at > $8)
+		WHERE x.expires_at > $8 OR x.id = $1) -- the live holds and the new one
 	RETURNING (SELECT ws FROM win) AS ws, {window_start} = (SELECT ws FROM win) AS ok, {before_hold}
 ), {reservation}
 SELECT ws, usage.used, usage.notified, reserved, first_report_used, first_held,

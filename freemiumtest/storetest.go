@@ -852,6 +852,42 @@ var storeTests = []struct {
 		equal(t, "Used seen by Reserve in the newer window", r.State.Used, int64(5))
 	}},
 
+	{"OlderWindowWithAHugeLimit", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// Limits and tokens use the whole int64 range in every path.
+		store, ctx := ns(t), context.Background()
+		older := freemium.Window{Start: T0, End: T0.Add(2 * time.Hour)}
+		newer := freemium.Window{Start: T0.Add(time.Hour), End: T0.Add(2 * time.Hour)}
+		now := T0.Add(90 * time.Minute)
+		if err := store.Record(ctx, "u1", newer, 5, "", now); err != nil {
+			t.Fatal(err)
+		}
+		for i, w := range []freemium.Window{older, newer} {
+			r, err := store.Reserve(ctx, freemium.Hold{ID: fmt.Sprint("h", i), UserID: "u1", Window: w,
+				Tokens: freemium.MaxTokens, Limit: math.MaxInt64 - 1, ExpiresAt: now.Add(time.Minute)}, now)
+			if err != nil {
+				t.Fatalf("Reserve in window %d: %v", i, err)
+			}
+			equal(t, fmt.Sprint("admitted in window ", i), r.Admitted, true)
+		}
+	}},
+
+	{"HoldExpiringAtOnceIsStillAnswered", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// A hold whose expiry is its own now (a TTL under a microsecond) is
+		// admitted, and counts for nothing after.
+		store, ctx := ns(t), context.Background()
+		w := freemium.Window{Start: T0, End: T0.Add(time.Hour)}
+		for i := range 2 {
+			r, err := store.Reserve(ctx, freemium.Hold{ID: fmt.Sprint("h", i), UserID: "u1", Window: w, Tokens: 10,
+				Limit: 100, ExpiresAt: T0}, T0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			equal(t, fmt.Sprint("Reserve ", i, " admitted"), r.Admitted, true)
+			equal(t, fmt.Sprint("Reserved before Reserve ", i), r.State.Reserved, int64(0))
+		}
+		equal(t, "Reserved after", load(t, store, "u1").Reserved, int64(0))
+	}},
+
 	{"ExpiredHoldsStopCountingBeforeAnyPrune", func(t *testing.T, ns func(*testing.T) freemium.Store) {
 		// Holds that expired stay on a Store's books until something prunes
 		// them; a Load after their expiry counts only the live ones.
