@@ -209,14 +209,14 @@ func BenchmarkPostgres(b *testing.B) {
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		err = pool.QueryRow(ctx, "SELECT used FROM "+schema+".usage_periods WHERE user_id = $1 AND period_start = $2", "payer", start).Scan(&used)
+		err = pool.QueryRow(ctx, "SELECT used FROM "+schema+".usage_windows WHERE user_id = $1 AND period_start = $2", "payer", start).Scan(&used)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
 		if used+100 > freemium.MaxTokens {
 			return errors.New("over the limit")
 		}
-		_, err = pool.Exec(ctx, "INSERT INTO "+schema+".usage_periods AS u (user_id, period_start, used) VALUES ($1, $2, $3) "+
+		_, err = pool.Exec(ctx, "INSERT INTO "+schema+".usage_windows AS u (user_id, period_start, used) VALUES ($1, $2, $3) "+
 			"ON CONFLICT (user_id, period_start) DO UPDATE SET used = u.used + excluded.used", "payer-rtw", start, 90)
 		return err
 	}
@@ -328,11 +328,11 @@ func seededStore(b *testing.B, n int) *freemium.PostgresStore {
 	}{
 		{`INSERT INTO %[1]s.accounts (user_id, anchor, first_report_used, win_start, win_used)
 		  SELECT 'user-' || i, $1, true, $1, 10 FROM generate_series(0, $2 - 1) i`, []any{start, n}},
-		{`INSERT INTO %[1]s.usage_periods (user_id, period_start, used)
+		{`INSERT INTO %[1]s.usage_windows (user_id, period_start, used)
 		  SELECT 'user-' || i, $1, 10 FROM generate_series(0, $2 - 1) i`, []any{start, n}},
 		{`INSERT INTO %[1]s.reservations (id, user_id, period_start, first_report, state, expires_at)
 		  SELECT 'rsv_' || i, 'user-' || i, $1, false, 'committed', $1 FROM generate_series(0, $2 - 1) i`, []any{start, n}},
-		{`ANALYZE %[1]s.accounts, %[1]s.usage_periods, %[1]s.reservations`, nil},
+		{`ANALYZE %[1]s.accounts, %[1]s.usage_windows, %[1]s.reservations`, nil},
 	} {
 		_, err := pgPool(b).Exec(ctx, fmt.Sprintf(st.sql, schema), st.args...)
 		require.NoError(b, err)

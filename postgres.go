@@ -193,7 +193,7 @@ const loadSlowSQL = `
 SELECT coalesce(u.used, 0), coalesce(u.notified, 0), {reserved}
 FROM (SELECT 1) one
 LEFT JOIN {s}.accounts a ON a.user_id = $1
-LEFT JOIN {s}.usage_periods u ON u.user_id = $1 AND u.period_start = $2`
+LEFT JOIN {s}.usage_windows u ON u.user_id = $1 AND u.period_start = $2`
 
 // reserveSQL checks and holds in one statement: $1 id, $2 user, $3 tokens,
 // $4 limit (< 0: Unlimited), $5 first report free, $6 start, $7 expires,
@@ -244,7 +244,7 @@ WITH win AS (
 	SELECT {window_start} AS ws, set_config('synchronous_commit', 'off', true) AS v
 	FROM (SELECT 1) one LEFT JOIN {s}.accounts a ON a.user_id = $2::text
 ), usage AS (
-	INSERT INTO {s}.usage_periods AS u (user_id, period_start, used)
+	INSERT INTO {s}.usage_windows AS u (user_id, period_start, used)
 	SELECT $2::text, ws, 0 FROM win
 	ON CONFLICT (user_id, period_start) DO UPDATE SET used = u.used
 	RETURNING u.used, u.notified
@@ -273,7 +273,7 @@ WITH r AS (
 	WHERE id = $1::text AND state <> 'committed' AND expires_at >= $3::timestamptz - interval '1 day'
 	RETURNING user_id, period_start, first_report
 ), c AS (
-	INSERT INTO {s}.usage_periods AS u (user_id, period_start, used)
+	INSERT INTO {s}.usage_windows AS u (user_id, period_start, used)
 	SELECT user_id, period_start, $2::bigint FROM r
 	ON CONFLICT (user_id, period_start) DO UPDATE SET used = least(u.used::numeric + excluded.used, {max})::bigint
 	RETURNING u.user_id, u.period_start AS win_start, u.used AS win_used, u.notified AS win_notified
@@ -318,7 +318,7 @@ WITH prior AS (
 	ON CONFLICT DO NOTHING
 	RETURNING 1
 ), c AS (
-	INSERT INTO {s}.usage_periods AS u (user_id, period_start, used)
+	INSERT INTO {s}.usage_windows AS u (user_id, period_start, used)
 	SELECT $1::text, prior.ws, $4::bigint FROM prior
 	WHERE prior.anchor IS NOT NULL AND ($5 = '' OR EXISTS (SELECT 1 FROM k))
 	ON CONFLICT (user_id, period_start) DO UPDATE SET used = least(u.used::numeric + excluded.used, {max})::bigint
@@ -397,7 +397,7 @@ WHERE converted_at >= $1 AND converted_at < $2 ORDER BY converted_at`
 // usage row (and is created, unanchored, for a user with no activity).
 const enqueueSQL = `
 WITH mark AS (
-	INSERT INTO {s}.usage_periods AS u (user_id, period_start, used, notified) VALUES ($2, $5, 0, $4)
+	INSERT INTO {s}.usage_windows AS u (user_id, period_start, used, notified) VALUES ($2, $5, 0, $4)
 	ON CONFLICT (user_id, period_start) DO UPDATE SET notified = u.notified | excluded.notified
 	WHERE u.notified & excluded.notified = 0
 	RETURNING u.user_id, u.period_start AS win_start, u.used AS win_used, u.notified AS win_notified

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,7 +23,8 @@ import (
 // state as version 3 kept it, and checks that Migrate's version 4 gives
 // every Load the same answer: the holds' summary and the copy of the latest
 // usage row are filled in, and a user with only a notification mark gets an
-// unanchored account row.
+// unanchored account row. The usage table's new name keeps version-3
+// statements out.
 func TestPostgresMigration4FillsTheAccountRow(t *testing.T) {
 	ctx := context.Background()
 	pool := pgPool(t)
@@ -85,6 +87,13 @@ func TestPostgresMigration4FillsTheAccountRow(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, st.Notified.Has(freemium.UpgradePrompt), "the mark of a user with no account row")
 	assert.True(t, st.Account.Anchor.IsZero(), "a mark is not activity")
+
+	// An instance of version 3 still running fails on the old table name
+	// instead of writing usage the account rows would not see.
+	_, err = pool.Exec(ctx, "SELECT used FROM "+schema+".usage_periods")
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	assert.Equal(t, "42P01", pgErr.Code, "undefined table")
 
 	// The copies stay right from here on.
 	r, err := store.Reserve(ctx, freemium.Hold{ID: "h2", UserID: "u1", Window: freemium.Window{Start: dec, End: dec.AddDate(0, 1, 0)},

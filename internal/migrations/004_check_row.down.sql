@@ -7,3 +7,4 @@ ALTER TABLE accounts
     DROP COLUMN IF EXISTS win_used,
     DROP COLUMN IF EXISTS win_notified;
 ALTER TABLE accounts ALTER COLUMN anchor SET NOT NULL;
+ALTER TABLE usage_windows RENAME TO usage_periods;
