@@ -163,9 +163,11 @@ func keepWindow(src string) string {
 
 // Every statement that writes takes rows in one order: the reservation or
 // idempotency key, then the window's usage row, then the account row. So
-// none can deadlock another, and a Reserve, which locks the usage row
-// before the account row, reads the latest usage and the latest holds
-// together: a Commit has either finished both or touched neither.
+// none can deadlock another. A Reserve reads the latest usage and the latest
+// holds together: from the locked account row alone (its copy of the latest
+// usage row is written with the usage row), or, for an older window, from
+// the usage row it locks before the account row; either way a Commit has
+// finished both or touched neither.
 
 // loadSQL reads a user's account and mirrored subscription, two rows by
 // primary key: $1 user, $2 now. The account row carries what a check needs:

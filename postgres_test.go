@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -154,4 +155,26 @@ func TestPostgresHotStatementsKeepGenericPlans(t *testing.T) {
 	}
 	require.NoError(t, rows.Err())
 	assert.GreaterOrEqual(t, seen, 5, "statements prepared")
+}
+
+// TestPostgresStatementParameterTypes prepares every statement of a
+// PostgresStore and checks that Postgres infers no 32-bit integer parameter:
+// tokens, limits and durations are int64, and a placeholder that SQL does
+// not cast can be inferred as int4 from a comparison with a literal (the
+// older-window Reserve once refused every limit above 2^31-1 that way).
+func TestPostgresStatementParameterTypes(t *testing.T) {
+	ctx := context.Background()
+	store := newPostgresStore(t)
+	conn, err := pgPool(t).Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	for name, sql := range freemium.PostgresStatements(store) {
+		sd, err := conn.Conn().Prepare(ctx, "", sql)
+		if !assert.NoError(t, err, name) {
+			continue
+		}
+		for i, oid := range sd.ParamOIDs {
+			assert.NotEqual(t, uint32(pgtype.Int4OID), oid, "%s: $%d is int4: cast it", name, i+1)
+		}
+	}
 }

@@ -824,7 +824,7 @@ var storeTests = []struct {
 			}
 			return r
 		}
-		used := func(w freemium.Window) freemium.State {
+		state := func(w freemium.Window) freemium.State {
 			t.Helper()
 			st, err := store.Load(ctx, "u1", now, func(freemium.Account) freemium.Window { return w })
 			if err != nil {
@@ -845,8 +845,8 @@ var storeTests = []struct {
 		if err := store.Commit(ctx, "h1", 30, now); err != nil {
 			t.Fatal(err)
 		}
-		equal(t, "older window's usage after Commit", used(older).Used, int64(90))
-		equal(t, "newer window's usage untouched", used(newer).Used, int64(5))
+		equal(t, "older window's usage after Commit", state(older).Used, int64(90))
+		equal(t, "newer window's usage untouched", state(newer).Used, int64(5))
 		r = hold("h3", newer, 95)
 		equal(t, "95 fit beside the newer window's 5", r.Admitted, true)
 		equal(t, "Used seen by Reserve in the newer window", r.State.Used, int64(5))

@@ -1,5 +1,5 @@
 -- freemium schema, version 4: what a check needs, on the account row, so
--- that Check reads two rows by primary key and Reserve writes one.
+-- that Check reads two rows by primary key and Reserve decides on one.
 --
 -- Every statement that writes usage also writes these columns in the same
 -- transaction; instances of an older version do not. Stop them before
