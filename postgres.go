@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -49,9 +50,10 @@ type PostgresStore struct {
 	pool   *pgxpool.Pool
 	schema string
 	sql    struct {
-		load, loadSlow, reserve, reserveOlder, prune, commit, cancel, record, createAccount, markFirst string
-		putSubscription, linkCustomer, customerUser, conversions                                       string
-		enqueue, claim, finish, notifications                                                          string
+		load, loadSlow, reserve, prune, commit, cancel, record, createAccount, markFirst string
+		reserveCreate, reserveLockOlder, reserveLock, reserveRecount, reserveSlow        string
+		putSubscription, linkCustomer, customerUser, conversions                         string
+		enqueue, claim, finish, notifications                                            string
 	}
 }
 
@@ -83,7 +85,11 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 	s.sql.load = statement(loadSQL, schema, "", "", "$2")
 	s.sql.loadSlow = statement(loadSlowSQL, schema, "", "", "$3")
 	s.sql.reserve = statement(reserveSQL, schema, "$6", "$9", "$8")
-	s.sql.reserveOlder = statement(reserveOlderSQL, schema, "$6", "$9", "$8")
+	s.sql.reserveCreate = statement(reserveCreateSQL, schema, "", "", "")
+	s.sql.reserveLockOlder = statement(reserveLockOlderSQL, schema, "$2", "$3", "$4")
+	s.sql.reserveLock = statement(reserveLockSQL, schema, "", "", "")
+	s.sql.reserveRecount = statement(reserveRecountSQL, schema, "", "", "$2")
+	s.sql.reserveSlow = statement(reserveSlowSQL, schema, "$6", "$9", "$8")
 	s.sql.prune = statement(pruneSQL, schema, "", "", "")
 	s.sql.commit = statement(commitSQL, schema, "", "", "")
 	s.sql.cancel = statement(cancelSQL, schema, "", "", "")
@@ -112,9 +118,11 @@ func statement(tmpl, schema, start, every, now string) string {
 		// A now before the anchor (a clock behind the instance that anchored
 		// the user) is in the first window.
 		"{window_start}", "(CASE WHEN {every}::bigint > 0 THEN date_bin({every} * interval '1 microsecond', greatest({now}::timestamptz, a.anchor), coalesce(a.anchor, {now})) ELSE {start}::timestamptz END)",
-		// The live holds on the row.
-		"{reserved}", "coalesce((SELECT least(coalesce(sum(x.tokens), 0), {max}) FROM unnest(a.holds) x WHERE x.expires_at > {now}), 0)",
-		"{first_held}", "coalesce((SELECT bool_or(x.first_report) FROM unnest(a.holds) x WHERE x.expires_at > {now}), false)",
+		// Whether the account's held is the sum of its live holds: no
+		// counted hold can have expired yet.
+		"{exact}", "(a.held = 0 OR a.held_until > {now})",
+		// The account's held, as a bigint.
+		"{held}", "least(a.held, {max})::bigint",
 		// Reserve's admission of a user's first hold (no account row yet,
 		// so no usage either).
 		"{admit_new}", "($5::boolean OR $4::bigint < 0 OR $3::bigint <= $4::bigint)",
@@ -124,21 +132,40 @@ func statement(tmpl, schema, start, every, now string) string {
 		"{latest_used}", "CASE WHEN a.win_start IS NULL OR a.win_start < {window_start} THEN 0 "+
 			"WHEN a.win_start = {window_start} THEN a.win_used END",
 		// Whether Reserve's hold claims the first report.
-		"{claim}", "($5 AND NOT a.first_report_used AND NOT {first_held})",
-		// Reserve's state before the hold, from the row after it: its
-		// holds are the live ones and the new one, if admitted.
-		"{before_hold}", "a.first_report_used, (SELECT x.first_report FROM unnest(a.holds) x WHERE x.id = $1) AS first, "+
-			"coalesce((SELECT least(coalesce(sum(x.tokens), 0), {max}) FROM unnest(a.holds) x WHERE x.id <> $1), 0) AS reserved, "+
-			"coalesce((SELECT bool_or(x.first_report) FROM unnest(a.holds) x WHERE x.id <> $1), false) AS first_held",
+		"{claim}", "($5 AND NOT a.first_report_used AND NOT coalesce(a.first_held_until > $8, false))",
+		// The window's usage for Reserve: from the copy, or for an older
+		// window from the statement's CTE older (its locked usage row).
+		"{used}", "coalesce({latest_used}, (SELECT o.used FROM older o), 0)",
+		"{notified}", "coalesce(CASE WHEN a.win_start = {window_start} THEN a.win_notified END, (SELECT o.notified FROM older o), 0)",
+		// Reserve's update of the account row: the admission rule (see
+		// Hold), evaluated once, decides whether the hold joins the sum and
+		// claims the first report.
+		"{place_hold}", `(anchor, held, held_until, first_hold, first_held_until, last_hold) = (
+		SELECT coalesce(a.anchor, $8), a.held + CASE WHEN v.ok THEN $3::bigint ELSE 0 END,
+		       CASE WHEN v.ok THEN least(a.held_until, $7) ELSE a.held_until END,
+		       CASE WHEN v.ok AND v.claim THEN $1 ELSE a.first_hold END,
+		       CASE WHEN v.ok AND v.claim THEN $7 ELSE a.first_held_until END,
+		       CASE WHEN v.ok THEN $1 ELSE a.last_hold END
+		FROM (SELECT c.claim OR $4::bigint < 0 OR c.used::numeric + a.held + $3::bigint <= $4::bigint AS ok, c.claim
+		      FROM (SELECT {claim} AS claim, {used} AS used) c) v)`,
+		// Reserve's answer, from the row after it: the state as it was
+		// before the hold, and whether it placed one and claimed the first
+		// report.
+		"{reserved_before}", "least(a.held - CASE WHEN a.last_hold = $1 THEN $3::bigint ELSE 0 END, {max})::bigint AS reserved, "+
+			"a.first_report_used, coalesce(a.first_hold <> $1 AND a.first_held_until > $8, false) AS first_held, "+
+			"coalesce(a.last_hold = $1, false) AS admitted, coalesce(a.first_hold = $1, false) AS first",
 		// Reserve's record of an admitted hold.
 		"{reservation}", `res AS (
-	INSERT INTO {s}.reservations (id, user_id, period_start, first_report, expires_at)
-	SELECT $1, $2, ws, first, $7 FROM acct WHERE first IS NOT NULL
+	INSERT INTO {s}.reservations (id, user_id, period_start, first_report, expires_at, tokens)
+	SELECT $1, $2, ws, first, $7, $3 FROM acct WHERE admitted
 )`,
-		// Sets the holds and their summary from the holds x of the
-		// unnest that follows it in the statement.
-		"{set_holds}", "(holds, held, held_until, first_held_until) = (SELECT coalesce(array_agg(x), '{}'), "+
-			"least(coalesce(sum(x.tokens), 0), {max}), min(x.expires_at), max(x.expires_at) FILTER (WHERE x.first_report)",
+		// Commit's and Cancel's release of hold r (of reservations) on the
+		// account row: it leaves the sum if it still counts there.
+		"{release}", "held = a.held - {counted}, "+
+			"held_until = CASE WHEN a.held = {counted} THEN NULL ELSE a.held_until END, "+
+			"first_hold = CASE WHEN a.first_hold = $1 THEN NULL ELSE a.first_hold END, "+
+			"first_held_until = CASE WHEN a.first_hold = $1 THEN NULL ELSE a.first_held_until END",
+		"{counted}", "(CASE WHEN a.pruned_at IS NULL OR r.expires_at > a.pruned_at THEN r.tokens ELSE 0 END)",
 		// Keeps the account's copy of its latest usage row, given the
 		// usage row just written (and locked): c, or excluded in an upsert.
 		"{keep_window}", keepWindow("c"),
@@ -146,8 +173,11 @@ func statement(tmpl, schema, start, every, now string) string {
 	)
 	params := strings.NewReplacer("{s}", schema, "{start}", start, "{every}", every, "{now}", now,
 		"{max}", "9223372036854775807")
-	// Twice: a fragment may use another.
-	return params.Replace(fragments.Replace(fragments.Replace(tmpl)))
+	// Until nothing changes: a fragment may use others.
+	for expanded := fragments.Replace(tmpl); expanded != tmpl; expanded = fragments.Replace(tmpl) {
+		tmpl = expanded
+	}
+	return params.Replace(tmpl)
 }
 
 // keepWindow sets an account row's copy of its latest usage row from src's
@@ -163,21 +193,22 @@ func keepWindow(src string) string {
 
 // Every statement that writes takes rows in one order: the reservation or
 // idempotency key, then the window's usage row, then the account row. So
-// none can deadlock another. A Reserve reads the latest usage and the latest
-// holds together: from the locked account row alone (its copy of the latest
-// usage row is written with the usage row), or, for an older window, from
-// the usage row it locks before the account row; either way a Commit has
-// finished both or touched neither.
+// none can deadlock another. A Reserve reads the latest usage and the
+// holds' sum together: from the locked account row alone (its copy of the
+// latest usage row is written with the usage row), or, for an older window,
+// from the usage row it locks before the account row; either way a Commit
+// has finished both or touched neither. (A Commit waiting for the account
+// row still counts its hold there: the Reserve comes first.)
 
 // loadSQL reads a user's account and mirrored subscription, two rows by
 // primary key: $1 user, $2 now. The account row carries what a check needs:
-// the summary of the live holds (reserved is NULL when some hold has
-// expired since the last Reserve pruned them: Load then sums them with
-// loadSlowSQL) and a copy of the latest usage row, which is the window's
-// row, or newer than any row (no usage yet), in the common case.
+// the sum of the holds (reserved is NULL when it may count an expired hold:
+// Load then sums the live ones with loadSlowSQL) and a copy of the latest
+// usage row, which is the window's row, or newer than any row (no usage
+// yet), in the common case.
 const loadSQL = `
 SELECT a.anchor, coalesce(a.first_report_used, false),
-       CASE WHEN a.held_until IS NULL OR a.held_until > $2 THEN coalesce(a.held, 0) END,
+       CASE WHEN a.held IS NULL THEN 0 WHEN {exact} THEN {held} END,
        coalesce(a.first_held_until > $2, false),
        coalesce(s.customer_id, ''), coalesce(s.sub_id, ''), coalesce(s.sub_customer_id, ''),
        coalesce(s.price_id, ''), coalesce(s.status, ''), s.period_start, s.period_end,
@@ -190,9 +221,12 @@ LEFT JOIN {s}.subscriptions s ON s.user_id = $1`
 
 // loadSlowSQL reads one window's usage and the live holds: $1 user, $2
 // start, $3 now. Load falls back on it for a window older than the user's
-// latest, or when a hold has expired unpruned.
+// latest, or when a counted hold may have expired.
 const loadSlowSQL = `
-SELECT coalesce(u.used, 0), coalesce(u.notified, 0), {reserved}
+SELECT coalesce(u.used, 0), coalesce(u.notified, 0),
+       CASE WHEN a.held IS NULL THEN 0 WHEN {exact} THEN {held} ELSE
+           (SELECT least(coalesce(sum(r.tokens), 0), {max})::bigint FROM {s}.reservations r
+            WHERE r.user_id = $1 AND r.state = 'held' AND r.expires_at > $3) END
 FROM (SELECT 1) one
 LEFT JOIN {s}.accounts a ON a.user_id = $1
 LEFT JOIN {s}.usage_windows u ON u.user_id = $1 AND u.period_start = $2`
@@ -201,71 +235,84 @@ LEFT JOIN {s}.usage_windows u ON u.user_id = $1 AND u.period_start = $2`
 // $4 limit (< 0: Unlimited), $5 first report free, $6 start, $7 expires,
 // $8 now, $9 every (µs).
 //
-// It locks the account row (inserted, or updated by ON CONFLICT DO UPDATE,
-// which evaluates its expressions on the row's latest version) and decides
-// on it alone, in the window of the row's anchor: the row's copy of its
-// latest usage row is the window's usage when the window is that one, and
-// zero when the window is newer. The admission rule of Hold decides whether
-// the new hold joins the row's holds; the row comes back either way, with
-// the state as it was before the hold. For a window older than the latest
-// (a return to an earlier plan's window) used is NULL and nothing is held:
-// Reserve then runs reserveOlderSQL.
+// It updates the account row, and so decides on its latest version, locked,
+// alone, in the window of the row's anchor: the row's copy of its latest
+// usage row is the window's usage when the window is that one, and zero
+// when the window is newer; held is the holds' sum. The admission rule,
+// evaluated once, decides whether the hold joins the sum. The row comes
+// back either way, with what the state before the hold is read from: the
+// window's start and the copy (Go compares them), and the rest as it was.
+// No row comes back when the update does not apply: for a user without an
+// account row, a window older than the latest (a return to an earlier
+// plan's window), or a sum that may count an expired hold. Reserve then
+// takes the slow path (reserveSlow).
 const reserveSQL = `
-WITH acct AS (
-	INSERT INTO {s}.accounts AS a (user_id, anchor, holds, held, held_until, first_held_until)
-	VALUES ($2, $8, CASE WHEN {admit_new} THEN ARRAY[ROW($1::text, $3::bigint, $7::timestamptz, $5::boolean)::{s}.hold] ELSE '{}' END,
-	        CASE WHEN {admit_new} THEN $3 ELSE 0 END, CASE WHEN {admit_new} THEN $7 END, CASE WHEN {admit_new} AND $5 THEN $7 END)
-	ON CONFLICT (user_id) DO UPDATE SET anchor = coalesce(a.anchor, excluded.anchor),
-		{set_holds} FROM (
-			SELECT CASE WHEN v.used IS NOT NULL AND (v.claim OR $4 < 0 OR v.used::numeric + v.reserved + $3 <= $4)
-			       THEN ARRAY[ROW($1, $3, $7, v.claim)::{s}.hold] END AS hold
-			FROM (SELECT {latest_used} AS used, {reserved} AS reserved, {claim} AS claim OFFSET 0) v
-		) n, unnest(a.holds || n.hold) x
-		WHERE x.expires_at > $8 OR x.id = $1) -- the live holds and the new one
-	RETURNING {window_start} AS ws, {latest_used} AS used,
-	          CASE WHEN a.win_start = {window_start} THEN a.win_notified ELSE 0 END AS notified,
-	          {before_hold}
+WITH older AS (
+	SELECT NULL::bigint AS used, NULL::smallint AS notified -- never read: the update does not apply to an older window
+), acct AS (
+	UPDATE {s}.accounts a SET {place_hold}
+	WHERE a.user_id = $2 AND {exact} AND (a.win_start IS NULL OR a.win_start <= {window_start})
+	RETURNING {window_start} AS ws, {used} AS used, {notified} AS notified, {reserved_before}
 ), {reservation}
-SELECT ws, coalesce(used, 0), notified, reserved, first_report_used, first_held,
-       first IS NOT NULL, coalesce(first, false),
+SELECT ws, used, notified, reserved, first_report_used, first_held, admitted, first,
        -- A hold need not survive a crash (it expires anyway): this
        -- transaction does not wait for the WAL flush. Commit, which records
        -- usage, does.
-       set_config('synchronous_commit', 'off', true) IS NOT NULL AND used IS NOT NULL
+       set_config('synchronous_commit', 'off', true) IS NOT NULL
 FROM acct`
 
-// reserveOlderSQL is reserveSQL for a window older than the user's latest,
-// with the same parameters. It locks the window's usage row first (an
-// upsert that changes nothing, or adds a zero row), as Commit does, and
-// then the account row. The window comes from the anchor in the statement's
-// snapshot (an anchor never changes once set): ok is false when the user's
-// first activity, racing this one, set a different anchor for an Every
-// window.
-const reserveOlderSQL = `
-WITH win AS (
-	SELECT {window_start} AS ws, set_config('synchronous_commit', 'off', true) AS v
-	FROM (SELECT 1) one LEFT JOIN {s}.accounts a ON a.user_id = $2::text
-), usage AS (
-	INSERT INTO {s}.usage_windows AS u (user_id, period_start, used)
-	SELECT $2::text, ws, 0 FROM win
-	ON CONFLICT (user_id, period_start) DO UPDATE SET used = u.used
-	RETURNING u.used, u.notified
+// Reserve's slow path, for a user whose held may count an expired hold, or
+// for a window older than the latest: a batch of statements, sent at once
+// and run in one transaction (pgx sends a batch with one Sync, so Postgres
+// runs it as one implicit transaction). In READ COMMITTED each statement
+// reads what committed before it began, so once the account row is locked
+// the next statements see every hold placed before.
+
+// reserveCreateSQL adds the account row of a user without one (unanchored:
+// the Reserve anchors it): $1 user.
+const reserveCreateSQL = `INSERT INTO {s}.accounts (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING`
+
+// reserveLockOlderSQL locks the usage row of a window older than the
+// user's latest (an upsert that changes nothing, or adds a zero row), as
+// writers of usage do before the account row: $1 user, $2 start, $3 every
+// (µs), $4 now.
+const reserveLockOlderSQL = `
+WITH w AS (
+	SELECT {window_start} AS ws, a.win_start FROM {s}.accounts a WHERE a.user_id = $1::text
+)
+INSERT INTO {s}.usage_windows AS u (user_id, period_start, used)
+SELECT $1::text, ws, 0 FROM w WHERE ws < win_start
+ON CONFLICT (user_id, period_start) DO UPDATE SET used = u.used`
+
+// reserveLockSQL then locks the account row: $1 user. Holds need not be
+// durable: the transaction does not wait for the WAL flush.
+const reserveLockSQL = `
+SELECT set_config('synchronous_commit', 'off', true) FROM {s}.accounts WHERE user_id = $1 FOR UPDATE`
+
+// reserveRecountSQL sets a locked account's held to the sum of its live
+// holds, when it may count an expired one: $1 user, $2 now.
+const reserveRecountSQL = `
+UPDATE {s}.accounts a SET (held, held_until) = (
+	SELECT coalesce(sum(r.tokens::numeric), 0), min(r.expires_at) FROM {s}.reservations r
+	WHERE r.user_id = $1::text AND r.state = 'held' AND r.expires_at > $2::timestamptz), pruned_at = $2
+WHERE a.user_id = $1 AND NOT {exact}`
+
+// reserveSlowSQL is reserveSQL on the locked account row, with the same
+// parameters: its held is exact now, and an older window's usage row is
+// locked (FOR UPDATE NOWAIT takes a lock this transaction holds, and fails
+// rather than wait out of order when the window moved since it locked).
+const reserveSlowSQL = `
+WITH older AS (
+	SELECT u.used, u.notified FROM {s}.accounts a, {s}.usage_windows u
+	WHERE a.user_id = $2::text AND u.user_id = $2 AND u.period_start = {window_start} AND {window_start} < a.win_start
+	FOR UPDATE OF u NOWAIT
 ), acct AS (
-	INSERT INTO {s}.accounts AS a (user_id, anchor, holds, held, held_until, first_held_until)
-	SELECT $2::text, $8::timestamptz, '{}', 0, NULL, NULL FROM usage
-	ON CONFLICT (user_id) DO UPDATE SET anchor = coalesce(a.anchor, excluded.anchor),
-		{set_holds} FROM (
-			SELECT CASE WHEN {window_start} = (SELECT ws FROM win)
-			             AND (v.claim OR $4::bigint < 0 OR (SELECT used FROM usage)::numeric + v.reserved + $3::bigint <= $4::bigint)
-			       THEN ARRAY[ROW($1, $3, $7, v.claim)::{s}.hold] END AS hold
-			FROM (SELECT {reserved} AS reserved, {claim} AS claim OFFSET 0) v
-		) n, unnest(a.holds || n.hold) x
-		WHERE x.expires_at > $8 OR x.id = $1) -- the live holds and the new one
-	RETURNING (SELECT ws FROM win) AS ws, {window_start} = (SELECT ws FROM win) AS ok, {before_hold}
+	UPDATE {s}.accounts a SET {place_hold}
+	WHERE a.user_id = $2
+	RETURNING {window_start} AS ws, {used} AS used, {notified} AS notified, {reserved_before}
 ), {reservation}
-SELECT ws, usage.used, usage.notified, reserved, first_report_used, first_held,
-       first IS NOT NULL, coalesce(first, false), ok
-FROM acct, usage`
+SELECT ws, used, notified, reserved, first_report_used, first_held, admitted, first, NULL
+FROM acct`
 
 // commitSQL records a hold's usage: $1 id, $2 tokens, $3 now. It returns
 // whether the reservation is known.
@@ -273,7 +320,7 @@ const commitSQL = `
 WITH r AS (
 	UPDATE {s}.reservations SET state = 'committed'
 	WHERE id = $1::text AND state <> 'committed' AND expires_at >= $3::timestamptz - interval '1 day'
-	RETURNING user_id, period_start, first_report
+	RETURNING user_id, period_start, first_report, tokens, expires_at
 ), c AS (
 	INSERT INTO {s}.usage_windows AS u (user_id, period_start, used)
 	SELECT user_id, period_start, $2::bigint FROM r
@@ -281,26 +328,25 @@ WITH r AS (
 	RETURNING u.user_id, u.period_start AS win_start, u.used AS win_used, u.notified AS win_notified
 ), acct AS (
 	UPDATE {s}.accounts a
-	SET {set_holds} FROM unnest(a.holds) x WHERE x.id <> $1),
-	    first_report_used = a.first_report_used OR (SELECT first_report FROM r),
-	    {keep_window}
-	FROM c WHERE a.user_id = c.user_id
+	SET {release}, first_report_used = a.first_report_used OR r.first_report, {keep_window}
+	FROM c, r WHERE a.user_id = c.user_id
 )
 SELECT EXISTS (SELECT 1 FROM r)
     OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND expires_at >= $3::timestamptz - interval '1 day')`
 
 // cancelSQL ends a held hold: $1 id, $2 now. It returns whether the
-// reservation is known.
+// reservation is known. The hold's tokens become 0, so that a Commit after
+// it gives nothing back to the sum.
 const cancelSQL = `
 WITH cfg AS (
 	SELECT set_config('synchronous_commit', 'off', true) AS v -- holds need not be durable
 ), r AS (
-	UPDATE {s}.reservations SET state = 'canceled'
-	WHERE id = $1::text AND state = 'held' AND expires_at >= $2::timestamptz - interval '1 day'
-	RETURNING user_id
+	UPDATE {s}.reservations t SET state = 'canceled', tokens = 0
+	FROM {s}.reservations r
+	WHERE t.id = $1::text AND r.id = $1 AND t.state = 'held' AND t.expires_at >= $2::timestamptz - interval '1 day'
+	RETURNING t.user_id, r.tokens, t.expires_at
 ), acct AS (
-	UPDATE {s}.accounts a SET {set_holds} FROM unnest(a.holds) x WHERE x.id <> $1)
-	WHERE a.user_id = (SELECT user_id FROM r)
+	UPDATE {s}.accounts a SET {release} FROM r WHERE a.user_id = r.user_id
 )
 SELECT (SELECT v FROM cfg) IS NOT NULL
    AND (EXISTS (SELECT 1 FROM r)
@@ -499,15 +545,19 @@ func pgTime(t pgtype.Timestamptz) time.Time {
 
 // Reserve implements Store.
 func (s *PostgresStore) Reserve(ctx context.Context, h Hold, now time.Time) (ReserveResult, error) {
-	r, ok, err := s.reserve(ctx, s.sql.reserve, h, now)
-	for attempt := 0; err == nil && !ok; attempt++ {
-		// A window older than the user's latest (or, on a retry, a racing
-		// first activity anchored the user: the next attempt reads the
-		// anchor).
-		if attempt == 2 {
-			return ReserveResult{}, errors.New("freemium: reserve: the user's window moved during one Reserve")
+	args := []any{h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, h.Window.Start, h.ExpiresAt, now,
+		h.Window.Every.Microseconds()}
+	r, err := scanReserve(s.pool.QueryRow(ctx, s.sql.reserve, args...), h)
+	for attempt := 0; errors.Is(err, pgx.ErrNoRows); attempt++ {
+		// A counted hold may have expired, or the window is older than the
+		// latest: the slow path. It fails rather than wait for a lock out
+		// of order, when a racing write moved the user's window after it
+		// took its locks; so it is tried again.
+		r, err = s.reserveSlow(ctx, h, now, args)
+		var pgErr *pgconn.PgError
+		if attempt < 2 && errors.As(err, &pgErr) && pgErr.Code == "55P03" /* lock_not_available */ {
+			err = pgx.ErrNoRows
 		}
-		r, ok, err = s.reserve(ctx, s.sql.reserveOlder, h, now)
 	}
 	if err == nil && rand.N(pruneEvery) == 0 {
 		// Housekeeping, in a statement of its own so that the hot one
@@ -517,22 +567,42 @@ func (s *PostgresStore) Reserve(ctx context.Context, h Hold, now time.Time) (Res
 	return r, err
 }
 
-// reserve runs a reserve statement, which answers whether it could apply
-// the rule.
-func (s *PostgresStore) reserve(ctx context.Context, sql string, h Hold, now time.Time) (ReserveResult, bool, error) {
+// reserveSlow runs Reserve's slow path: one round trip, one transaction.
+func (s *PostgresStore) reserveSlow(ctx context.Context, h Hold, now time.Time, args []any) (ReserveResult, error) {
+	var b pgx.Batch
+	b.Queue(s.sql.reserveCreate, h.UserID)
+	b.Queue(s.sql.reserveLockOlder, h.UserID, h.Window.Start, h.Window.Every.Microseconds(), now)
+	b.Queue(s.sql.reserveLock, h.UserID)
+	b.Queue(s.sql.reserveRecount, h.UserID, now)
+	b.Queue(s.sql.reserveSlow, args...)
+	br := s.pool.SendBatch(ctx, &b)
+	var err error
+	for range b.Len() - 1 {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
+	}
 	var r ReserveResult
-	var ok bool
+	if err == nil {
+		r, err = scanReserve(br.QueryRow(), h)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = errors.New("freemium: reserve: the user's account row is missing")
+		}
+	}
+	return r, errors.Join(err, br.Close())
+}
+
+// scanReserve reads a reserve statement's answer.
+func scanReserve(row pgx.Row, h Hold) (ReserveResult, error) {
+	var r ReserveResult
 	st := &r.State
-	err := s.pool.QueryRow(ctx, sql,
-		h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, h.Window.Start, h.ExpiresAt, now,
-		h.Window.Every.Microseconds(),
-	).Scan(&st.PeriodStart, &st.Used, &st.Notified, &st.Reserved, &st.FirstReportUsed, &st.FirstReportHeld,
-		&r.Admitted, &r.FirstReport, &ok)
-	if err != nil || !ok {
-		return ReserveResult{}, false, err
+	err := row.Scan(&st.PeriodStart, &st.Used, &st.Notified, &st.Reserved, &st.FirstReportUsed, &st.FirstReportHeld,
+		&r.Admitted, &r.FirstReport, nil)
+	if err != nil {
+		return ReserveResult{}, err
 	}
 	st.PeriodStart, st.PeriodEnd = h.Window.end(st.PeriodStart)
-	return r, true, nil
+	return r, nil
 }
 
 // Commit implements Store.

@@ -912,6 +912,62 @@ var storeTests = []struct {
 		equal(t, "first report no longer held", st.FirstReportHeld, false)
 	}},
 
+	{"HoldsLeaveTheBooksOnce", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// Each hold stops counting once, however it ends: by Commit, by
+		// Cancel, by expiring (whether a later Reserve has pruned it or
+		// not), or by Cancel and then Commit.
+		store, ctx := ns(t), context.Background()
+		w := freemium.Window{Start: T0, End: T0.Add(time.Hour)}
+		reserve := func(id string, tokens int64, expires, now time.Time) {
+			t.Helper()
+			r, err := store.Reserve(ctx, freemium.Hold{ID: id, UserID: "u1", Window: w, Tokens: tokens, Limit: 1000, ExpiresAt: expires}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			equal(t, id+" admitted", r.Admitted, true)
+		}
+		reservedAt := func(now time.Time) int64 {
+			t.Helper()
+			st, err := store.Load(ctx, "u1", now, hourWindow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st.Reserved
+		}
+		reserve("expires", 100, T0.Add(time.Minute), T0)
+		reserve("canceled", 200, T0.Add(30*time.Minute), T0)
+		reserve("committed", 50, T0.Add(30*time.Minute), T0)
+		equal(t, "all three held", reservedAt(T0), int64(350))
+		if err := store.Cancel(ctx, "canceled", T0); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Commit(ctx, "canceled", 7, T0); err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "canceled then committed: given back once", reservedAt(T0), int64(150))
+		t1 := T0.Add(2 * time.Minute)
+		equal(t, "expired hold stops counting", reservedAt(t1), int64(50))
+		reserve("after", 400, t1.Add(time.Hour), t1) // prunes the expired hold, if the Store prunes
+		equal(t, "after a Reserve past the expiry", reservedAt(t1), int64(450))
+		for _, id := range []string{"expires", "committed", "committed"} {
+			if err := store.Commit(ctx, id, 10, t1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		equal(t, "only the live hold counts", reservedAt(t1), int64(400))
+		if err := store.Cancel(ctx, "after", t1); err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "nothing held", reservedAt(t1), int64(0))
+		st, err := store.Load(ctx, "u1", t1, hourWindow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "usage of the commits", st.Used, int64(7+10+10))
+		// A full allowance is admitted again: no hold lingers in the sum.
+		reserve("full", 1000-27, t1.Add(time.Hour), t1)
+	}},
+
 	{"NotifiedBeforeAnyActivity", func(t *testing.T, ns func(*testing.T) freemium.Store) {
 		// A user blocked before any activity is prompted once; the mark
 		// does not anchor the user: the first activity does.
