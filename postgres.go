@@ -123,9 +123,6 @@ func statement(tmpl, schema, start, every, now string) string {
 		"{exact}", "(a.held = 0 OR a.held_until > {now})",
 		// The account's held, as a bigint.
 		"{held}", "least(a.held, {max})::bigint",
-		// Reserve's admission of a user's first hold (no account row yet,
-		// so no usage either).
-		"{admit_new}", "($5::boolean OR $4::bigint < 0 OR $3::bigint <= $4::bigint)",
 		// Reserve's reading of the window's usage from the copy of the
 		// latest usage row: zero for a window newer than the latest, NULL
 		// for an older one.
