@@ -50,10 +50,11 @@ type PostgresStore struct {
 	pool   *pgxpool.Pool
 	schema string
 	sql    struct {
-		load, loadSlow, reserve, prune, commit, cancel, record, createAccount, markFirst string
-		reserveCreate, reserveLockOlder, reserveLock, reserveRecount, reserveSlow        string
-		putSubscription, linkCustomer, customerUser, conversions                         string
-		enqueue, claim, finish, notifications                                            string
+		load, loadSlow, reserve, reserveEvery, prune, commit, cancel, record      string
+		createAccount, markFirst                                                  string
+		reserveCreate, reserveLockOlder, reserveLock, reserveRecount, reserveSlow string
+		putSubscription, linkCustomer, customerUser, conversions                  string
+		enqueue, claim, finish, notifications                                     string
 	}
 }
 
@@ -84,7 +85,8 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 	schema := pgx.Identifier{c.Schema}.Sanitize()
 	s.sql.load = statement(loadSQL, schema, "", "", "$2")
 	s.sql.loadSlow = statement(loadSlowSQL, schema, "", "", "$3")
-	s.sql.reserve = statement(reserveSQL, schema, "$6", "$9", "$8")
+	s.sql.reserve = statement(reserveSQL, schema, "$6", "", "$8")
+	s.sql.reserveEvery = statement(reserveSQL, schema, "", "$6", "$8")
 	s.sql.reserveCreate = statement(reserveCreateSQL, schema, "", "", "")
 	s.sql.reserveLockOlder = statement(reserveLockOlderSQL, schema, "$2", "$3", "$4")
 	s.sql.reserveLock = statement(reserveLockSQL, schema, "", "", "")
@@ -108,21 +110,33 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 }
 
 // statement fills in a statement template: {s} is the schema; {start},
-// {every} (µs) and {now} are the statement's placeholders for the window;
-// the fragments below are spelled out in their terms, about the account
-// row "a".
+// {every} (µs) and {now} are the statement's placeholders for the window
+// (a statement for one kind of window leaves the other's empty); the
+// fragments below are spelled out in their terms, about the account row
+// "a".
 func statement(tmpl, schema, start, every, now string) string {
+	// The start of the user's window: Every windows from the anchor (now,
+	// for a user without a row), fixed windows as given. A now before the
+	// anchor (a clock behind the instance that anchored the user) is in the
+	// first window.
+	windowStart := "(CASE WHEN {every}::bigint > 0 THEN {binned} ELSE {start}::timestamptz END)"
+	switch {
+	case every == "":
+		windowStart = "{start}::timestamptz"
+	case start == "":
+		windowStart = "{binned}"
+	}
 	fragments := strings.NewReplacer(
-		// The start of the user's window: Every windows from the anchor
-		// (now, for a user without a row), fixed windows as given.
-		// A now before the anchor (a clock behind the instance that anchored
-		// the user) is in the first window.
-		"{window_start}", "(CASE WHEN {every}::bigint > 0 THEN date_bin({every} * interval '1 microsecond', greatest({now}::timestamptz, a.anchor), coalesce(a.anchor, {now})) ELSE {start}::timestamptz END)",
+		"{window_start}", windowStart,
+		"{binned}", "date_bin({every} * interval '1 microsecond', greatest({now}::timestamptz, a.anchor), coalesce(a.anchor, {now}))",
 		// Whether the account's held is the sum of its live holds: no
 		// counted hold can have expired yet.
 		"{exact}", "(a.held = 0 OR a.held_until > {now})",
 		// The account's held, as a bigint.
 		"{held}", "least(a.held, {max})::bigint",
+		// The fast Reserve's reading of the window's usage from the copy
+		// of the latest usage row, for a window not older than the latest.
+		"{fast_used}", "(CASE WHEN a.win_start IS NULL OR a.win_start < {window_start} THEN 0 ELSE a.win_used END)",
 		// Reserve's reading of the window's usage from the copy of the
 		// latest usage row: zero for a window newer than the latest, NULL
 		// for an older one.
@@ -228,28 +242,34 @@ FROM (SELECT 1) one
 LEFT JOIN {s}.accounts a ON a.user_id = $1
 LEFT JOIN {s}.usage_windows u ON u.user_id = $1 AND u.period_start = $2`
 
-// reserveSQL checks and holds in one statement: $1 id, $2 user, $3 tokens,
-// $4 limit (< 0: Unlimited), $5 first report free, $6 start, $7 expires,
-// $8 now, $9 every (µs).
+// reserveSQL checks and holds in one statement, in the common case: $1
+// id, $2 user, $3 tokens, $4 limit (< 0: Unlimited), $5 first report free,
+// $6 the window's start (a fixed window) or length (µs, reserveEvery), $7
+// expires, $8 now.
 //
 // It updates the account row, and so decides on its latest version, locked,
 // alone, in the window of the row's anchor: the row's copy of its latest
 // usage row is the window's usage when the window is that one, and zero
-// when the window is newer; held is the holds' sum. The admission rule,
-// evaluated once, decides whether the hold joins the sum. The row comes
-// back either way, with what the state before the hold is read from: the
-// window's start and the copy (Go compares them), and the rest as it was.
-// No row comes back when the update does not apply: for a user without an
-// account row, a window older than the latest (a return to an earlier
-// plan's window), or a sum that may count an expired hold. Reserve then
-// takes the slow path (reserveSlow).
+// when the window is newer; held is the holds' sum. The hold joins the sum
+// when the admission rule (see Hold) admits it, and the row comes back with
+// the state before the hold. No row comes back otherwise: for a refusal,
+// a user without an account row, a window older than the latest (a return
+// to an earlier plan's window), or a sum that may count an expired hold.
+// Reserve then takes the slow path (reserveSlow), which decides in every
+// case. The statement is kept small on purpose: each expression in it is
+// built anew on every call, which is most of its cost.
 const reserveSQL = `
-WITH older AS (
-	SELECT NULL::bigint AS used, NULL::smallint AS notified -- never read: the update does not apply to an older window
-), acct AS (
-	UPDATE {s}.accounts a SET {place_hold}
+WITH acct AS (
+	UPDATE {s}.accounts a SET anchor = coalesce(a.anchor, $8), held = a.held + $3::bigint, held_until = least(a.held_until, $7),
+		first_hold = CASE WHEN {claim} THEN $1 ELSE a.first_hold END,
+		first_held_until = CASE WHEN {claim} THEN $7::timestamptz ELSE a.first_held_until END
 	WHERE a.user_id = $2 AND {exact} AND (a.win_start IS NULL OR a.win_start <= {window_start})
-	RETURNING {window_start} AS ws, {used} AS used, {notified} AS notified, {reserved_before}
+	  AND ({claim} OR $4::bigint < 0 OR {fast_used}::numeric + a.held + $3::bigint <= $4::bigint)
+	RETURNING {window_start} AS ws, {fast_used} AS used,
+	          CASE WHEN a.win_start = {window_start} THEN a.win_notified ELSE 0 END AS notified,
+	          least(a.held - $3::bigint, {max})::bigint AS reserved, a.first_report_used,
+	          coalesce(a.first_hold <> $1 AND a.first_held_until > $8, false) AS first_held,
+	          true AS admitted, coalesce(a.first_hold = $1, false) AS first
 ), {reservation}
 SELECT ws, used, notified, reserved, first_report_used, first_held, admitted, first,
        -- A hold need not survive a crash (it expires anyway): this
@@ -294,9 +314,11 @@ UPDATE {s}.accounts a SET (held, held_until) = (
 	WHERE r.user_id = $1::text AND r.state = 'held' AND r.expires_at > $2::timestamptz), pruned_at = $2
 WHERE a.user_id = $1 AND NOT {exact}`
 
-// reserveSlowSQL is reserveSQL on the locked account row, with the same
-// parameters: its held is exact now, and an older window's usage row is
-// locked (FOR UPDATE NOWAIT takes a lock this transaction holds, and fails
+// reserveSlowSQL decides on the locked account row, and answers as
+// reserveSQL does, with a row also for a refusal: $1 id, $2 user, $3
+// tokens, $4 limit (< 0: Unlimited), $5 first report free, $6 start, $7
+// expires, $8 now, $9 every (µs). The account's held is exact now, and an
+// older window's usage row is locked (FOR UPDATE NOWAIT takes a lock this transaction holds, and fails
 // rather than wait out of order when the window moved since it locked).
 const reserveSlowSQL = `
 WITH older AS (
@@ -542,15 +564,17 @@ func pgTime(t pgtype.Timestamptz) time.Time {
 
 // Reserve implements Store.
 func (s *PostgresStore) Reserve(ctx context.Context, h Hold, now time.Time) (ReserveResult, error) {
-	args := []any{h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, h.Window.Start, h.ExpiresAt, now,
-		h.Window.Every.Microseconds()}
-	r, err := scanReserve(s.pool.QueryRow(ctx, s.sql.reserve, args...), h)
+	sql, window := s.sql.reserve, any(h.Window.Start)
+	if h.Window.Every > 0 {
+		sql, window = s.sql.reserveEvery, h.Window.Every.Microseconds()
+	}
+	r, err := scanReserve(s.pool.QueryRow(ctx, sql, h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, window, h.ExpiresAt, now), h)
 	for attempt := 0; errors.Is(err, pgx.ErrNoRows); attempt++ {
-		// A counted hold may have expired, or the window is older than the
-		// latest: the slow path. It fails rather than wait for a lock out
-		// of order, when a racing write moved the user's window after it
-		// took its locks; so it is tried again.
-		r, err = s.reserveSlow(ctx, h, now, args)
+		// Refused, or a counted hold may have expired, or the window is
+		// older than the latest: the slow path. It fails rather than wait
+		// for a lock out of order, when a racing write moved the user's
+		// window after it took its locks; so it is tried again.
+		r, err = s.reserveSlow(ctx, h, now)
 		var pgErr *pgconn.PgError
 		if attempt < 2 && errors.As(err, &pgErr) && pgErr.Code == "55P03" /* lock_not_available */ {
 			err = pgx.ErrNoRows
@@ -565,13 +589,14 @@ func (s *PostgresStore) Reserve(ctx context.Context, h Hold, now time.Time) (Res
 }
 
 // reserveSlow runs Reserve's slow path: one round trip, one transaction.
-func (s *PostgresStore) reserveSlow(ctx context.Context, h Hold, now time.Time, args []any) (ReserveResult, error) {
+func (s *PostgresStore) reserveSlow(ctx context.Context, h Hold, now time.Time) (ReserveResult, error) {
 	var b pgx.Batch
 	b.Queue(s.sql.reserveCreate, h.UserID)
 	b.Queue(s.sql.reserveLockOlder, h.UserID, h.Window.Start, h.Window.Every.Microseconds(), now)
 	b.Queue(s.sql.reserveLock, h.UserID)
 	b.Queue(s.sql.reserveRecount, h.UserID, now)
-	b.Queue(s.sql.reserveSlow, args...)
+	b.Queue(s.sql.reserveSlow, h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, h.Window.Start, h.ExpiresAt, now,
+		h.Window.Every.Microseconds())
 	br := s.pool.SendBatch(ctx, &b)
 	var err error
 	for range b.Len() - 1 {

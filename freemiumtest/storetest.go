@@ -245,19 +245,31 @@ var storeTests = []struct {
 	}},
 
 	{"LimitBoundary", func(t *testing.T, ns func(*testing.T) freemium.Store) {
-		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 100}})
-		e.record("u1", 60, "")
-		equal(t, "60+40 <= 100", e.check("u1", 40).Allowed, true)
-		d := e.check("u1", 41)
-		equal(t, "60+41 > 100", d.Allowed, false)
-		equal(t, "Reason", d.Reason, freemium.ReasonLimitExceeded)
-		equal(t, "Message", d.Message, freemium.DefaultMessages.FreeLimitExceeded)
-		equal(t, "Percentage", d.Percentage, 60.0)
-		r := e.reserve("u1", 40)
-		equal(t, "Reserve 40", r.OK(), true)
-		equal(t, "Check 0 with the limit held", e.check("u1", 0).Allowed, true)
-		equal(t, "Check 1 with the limit held", e.check("u1", 1).Allowed, false)
-		equal(t, "Reserve 1 with the limit held", e.reserve("u1", 1).OK(), false)
+		for _, period := range []freemium.Period{freemium.CalendarMonth, freemium.Every(time.Hour)} {
+			t.Run(period.String(), func(t *testing.T) {
+				e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 100, Period: period}})
+				e.record("u1", 60, "")
+				equal(t, "60+40 <= 100", e.check("u1", 40).Allowed, true)
+				d := e.check("u1", 41)
+				equal(t, "60+41 > 100", d.Allowed, false)
+				equal(t, "Reason", d.Reason, freemium.ReasonLimitExceeded)
+				equal(t, "Message", d.Message, freemium.DefaultMessages.FreeLimitExceeded)
+				equal(t, "Percentage", d.Percentage, 60.0)
+				equal(t, "Reserve 41", e.reserve("u1", 41).OK(), false)
+				r := e.reserve("u1", 40)
+				equal(t, "Reserve 40", r.OK(), true)
+				equal(t, "Check 0 with the limit held", e.check("u1", 0).Allowed, true)
+				equal(t, "Check 1 with the limit held", e.check("u1", 1).Allowed, false)
+				equal(t, "Reserve 1 with the limit held", e.reserve("u1", 1).OK(), false)
+				e.ok(r.Commit(e.ctx, 40), "Commit")
+				// The next window: its usage starts from zero, with the
+				// latest usage in the one before.
+				e.clock.Set(e.usage("u1").PeriodEnd)
+				equal(t, "Reserve 101 in the next window", e.reserve("u1", 101).OK(), false)
+				equal(t, "Reserve 100 in the next window", e.reserve("u1", 100).OK(), true)
+				equal(t, "Reserve 1 in the next window, the limit held", e.reserve("u1", 1).OK(), false)
+			})
+		}
 	}},
 
 	{"PaidPlanMessageAndWarning", func(t *testing.T, ns func(*testing.T) freemium.Store) {
