@@ -218,14 +218,10 @@ func keepWindow(src string) string {
 // usage row, which is the window's row, or newer than any row (no usage
 // yet), in the common case.
 const loadSQL = `
-SELECT a.anchor, coalesce(a.first_report_used, false),
-       CASE WHEN a.held IS NULL THEN 0 WHEN {exact} THEN {held} END,
-       coalesce(a.first_held_until > $2, false),
-       coalesce(s.customer_id, ''), coalesce(s.sub_id, ''), coalesce(s.sub_customer_id, ''),
-       coalesce(s.price_id, ''), coalesce(s.status, ''), s.period_start, s.period_end,
-       coalesce(s.cancel_at_period_end, false), coalesce(s.paid_plan, ''), s.as_of, s.synced_at,
-       coalesce(s.pulled, false),
-       a.win_start, coalesce(a.win_used, 0), coalesce(a.win_notified, 0)
+SELECT a.anchor, a.first_report_used, CASE WHEN a.held IS NULL THEN 0 WHEN {exact} THEN {held} END, a.first_held_until,
+       s.customer_id, s.sub_id, s.sub_customer_id, s.price_id, s.status, s.period_start, s.period_end,
+       s.cancel_at_period_end, s.paid_plan, s.as_of, s.synced_at, s.pulled,
+       a.win_start, a.win_used, a.win_notified
 FROM (SELECT 1) one
 LEFT JOIN {s}.accounts a ON a.user_id = $1
 LEFT JOIN {s}.subscriptions s ON s.user_id = $1`
@@ -515,23 +511,30 @@ const pruneEvery = 512
 
 // Load implements Store.
 func (s *PostgresStore) Load(ctx context.Context, userID string, now time.Time, window func(Account) Window) (State, error) {
+	// Columns of a missing row are NULL: the statement leaves them so,
+	// since each expression in it costs on every call, and Go reads them
+	// as the zero value.
 	var (
-		st                                           State
-		a                                            = &st.Account
-		sub                                          = &a.Subscription
-		anchor, start, end, asOf, syncedAt, winStart pgtype.Timestamptz
-		reserved                                     pgtype.Int8
-		winUsed                                      int64
-		winNotified                                  NotifiedKinds
+		st                                                           State
+		a                                                            = &st.Account
+		sub                                                          = &a.Subscription
+		anchor, firstHeldUntil, start, end, asOf, syncedAt, winStart pgtype.Timestamptz
+		firstUsed, cancelAtPeriodEnd, pulled                         pgtype.Bool
+		customer, subID, subCustomer, price, status, paidPlan        pgtype.Text
+		reserved, winUsed                                            pgtype.Int8
+		winNotified                                                  pgtype.Int2
 	)
 	err := s.pool.QueryRow(ctx, s.sql.load, userID, now).Scan(
-		&anchor, &st.FirstReportUsed, &reserved, &st.FirstReportHeld,
-		&a.CustomerID, &sub.ID, &sub.CustomerID, &sub.PriceID, &sub.Status, &start, &end,
-		&sub.CancelAtPeriodEnd, &sub.PaidPlan, &asOf, &syncedAt, &sub.Pulled,
+		&anchor, &firstUsed, &reserved, &firstHeldUntil,
+		&customer, &subID, &subCustomer, &price, &status, &start, &end,
+		&cancelAtPeriodEnd, &paidPlan, &asOf, &syncedAt, &pulled,
 		&winStart, &winUsed, &winNotified)
 	if err != nil {
 		return State{}, err
 	}
+	st.FirstReportUsed, st.FirstReportHeld = firstUsed.Bool, firstHeldUntil.Valid && firstHeldUntil.Time.After(now)
+	a.CustomerID, sub.ID, sub.CustomerID, sub.PriceID = customer.String, subID.String, subCustomer.String, price.String
+	sub.Status, sub.CancelAtPeriodEnd, sub.PaidPlan, sub.Pulled = SubscriptionStatus(status.String), cancelAtPeriodEnd.Bool, paidPlan.String, pulled.Bool
 	a.Anchor, sub.CurrentPeriodStart, sub.CurrentPeriodEnd = pgTime(anchor), pgTime(start), pgTime(end)
 	sub.AsOf, sub.SyncedAt = pgTime(asOf), pgTime(syncedAt)
 
@@ -546,7 +549,7 @@ func (s *PostgresStore) Load(ctx context.Context, userID string, now time.Time, 
 			return State{}, err
 		}
 	case winStart.Valid && st.PeriodStart.Equal(latest):
-		st.Used, st.Notified, st.Reserved = winUsed, winNotified, reserved.Int64
+		st.Used, st.Notified, st.Reserved = winUsed.Int64, NotifiedKinds(winNotified.Int16), reserved.Int64
 	default: // a window newer than any with usage
 		st.Reserved = reserved.Int64
 	}
