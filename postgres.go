@@ -314,8 +314,9 @@ WHERE a.user_id = $1 AND NOT {exact}`
 // reserveSQL does, with a row also for a refusal: $1 id, $2 user, $3
 // tokens, $4 limit (< 0: Unlimited), $5 first report free, $6 start, $7
 // expires, $8 now, $9 every (µs). The account's held is exact now, and an
-// older window's usage row is locked (FOR UPDATE NOWAIT takes a lock this transaction holds, and fails
-// rather than wait out of order when the window moved since it locked).
+// older window's usage row is locked (FOR UPDATE NOWAIT takes a lock this
+// transaction holds, and fails rather than wait out of order when the
+// window moved since it locked).
 const reserveSlowSQL = `
 WITH older AS (
 	SELECT u.used, u.notified FROM {s}.accounts a, {s}.usage_windows u
