@@ -134,12 +134,9 @@ func statement(tmpl, schema, start, every, now string) string {
 		"{exact}", "(a.held = 0 OR a.held_until > {now})",
 		// The account's held, as a bigint.
 		"{held}", "least(a.held, {max})::bigint",
-		// The fast Reserve's reading of the window's usage from the copy
-		// of the latest usage row, for a window not older than the latest.
-		"{fast_used}", "(CASE WHEN a.win_start IS NULL OR a.win_start < {window_start} THEN 0 ELSE a.win_used END)",
 		// Reserve's reading of the window's usage from the copy of the
 		// latest usage row: zero for a window newer than the latest, NULL
-		// for an older one.
+		// for an older one (the fast Reserve's WHERE excludes those).
 		"{latest_used}", "CASE WHEN a.win_start IS NULL OR a.win_start < {window_start} THEN 0 "+
 			"WHEN a.win_start = {window_start} THEN a.win_used END",
 		// Whether Reserve's hold claims the first report.
@@ -148,9 +145,9 @@ func statement(tmpl, schema, start, every, now string) string {
 		// window from the statement's CTE older (its locked usage row).
 		"{used}", "coalesce({latest_used}, (SELECT o.used FROM older o), 0)",
 		"{notified}", "coalesce(CASE WHEN a.win_start = {window_start} THEN a.win_notified END, (SELECT o.notified FROM older o), 0)",
-		// Reserve's update of the account row: the admission rule (see
-		// Hold), evaluated once, decides whether the hold joins the sum and
-		// claims the first report.
+		// The slow Reserve's update of the account row: the admission
+		// rule (see Hold), evaluated once, decides whether the hold joins
+		// the sum and claims the first report.
 		"{place_hold}", `(anchor, held, held_until, first_hold, first_held_until, last_hold) = (
 		SELECT coalesce(a.anchor, $8), a.held + CASE WHEN v.ok THEN $3::bigint ELSE 0 END,
 		       CASE WHEN v.ok THEN least(a.held_until, $7) ELSE a.held_until END,
@@ -159,7 +156,7 @@ func statement(tmpl, schema, start, every, now string) string {
 		       CASE WHEN v.ok THEN $1 ELSE a.last_hold END
 		FROM (SELECT c.claim OR $4::bigint < 0 OR c.used::numeric + a.held + $3::bigint <= $4::bigint AS ok, c.claim
 		      FROM (SELECT {claim} AS claim, {used} AS used) c) v)`,
-		// Reserve's answer, from the row after it: the state as it was
+		// The slow Reserve's answer, from the row after it: the state as it was
 		// before the hold, and whether it placed one and claimed the first
 		// report.
 		"{reserved_before}", "least(a.held - CASE WHEN a.last_hold = $1 THEN $3::bigint ELSE 0 END, {max})::bigint AS reserved, "+
@@ -260,8 +257,8 @@ WITH acct AS (
 		first_hold = CASE WHEN {claim} THEN $1 ELSE a.first_hold END,
 		first_held_until = CASE WHEN {claim} THEN $7::timestamptz ELSE a.first_held_until END
 	WHERE a.user_id = $2 AND {exact} AND (a.win_start IS NULL OR a.win_start <= {window_start})
-	  AND ({claim} OR $4::bigint < 0 OR {fast_used}::numeric + a.held + $3::bigint <= $4::bigint)
-	RETURNING {window_start} AS ws, {fast_used} AS used,
+	  AND ({claim} OR $4::bigint < 0 OR ({latest_used})::numeric + a.held + $3::bigint <= $4::bigint)
+	RETURNING {window_start} AS ws, ({latest_used}) AS used,
 	          CASE WHEN a.win_start = {window_start} THEN a.win_notified ELSE 0 END AS notified,
 	          least(a.held - $3::bigint, {max})::bigint AS reserved, a.first_report_used,
 	          coalesce(a.first_hold <> $1 AND a.first_held_until > $8, false) AS first_held,
