@@ -326,7 +326,7 @@ func seededStore(b *testing.B, n int) *freemium.PostgresStore {
 		sql  string
 		args []any
 	}{
-		{`INSERT INTO %[1]s.accounts (user_id, anchor, first_report_used, win_start, win_used)
+		{`INSERT INTO %[1]s.accounts (user_id, anchor, first_report_used, latest_start, latest_used)
 		  SELECT 'user-' || i, $1, true, $1, 10 FROM generate_series(0, $2 - 1) i`, []any{start, n}},
 		{`INSERT INTO %[1]s.usage_windows (user_id, period_start, used)
 		  SELECT 'user-' || i, $1, 10 FROM generate_series(0, $2 - 1) i`, []any{start, n}},

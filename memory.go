@@ -210,8 +210,8 @@ func (s *MemoryStore) lookup(id string, now time.Time) (*memHold, *memShard, err
 }
 
 // Commit implements Store.
-func (s *MemoryStore) Commit(ctx context.Context, holdID string, tokens int64, now time.Time) error {
-	h, sh, err := s.lookup(holdID, now)
+func (s *MemoryStore) Commit(ctx context.Context, ref HoldRef, tokens int64, now time.Time) error {
+	h, sh, err := s.lookup(ref.ID, now)
 	if err != nil {
 		return err
 	}

@@ -36,13 +36,12 @@ type PostgresConfig struct {
 }
 
 // PostgresStore is a Store in Postgres, through a pgx pool. Every operation
-// is one statement, so one round trip, in the common case. Usage sits on one
-// row per user and window; the user's account row holds the live holds, a
-// summary of them and a copy of the latest usage row, which every statement
-// that writes usage keeps. So Load reads two rows by primary key (account
-// and subscription mirror), and Reserve checks and holds in one statement on
-// the locked account row alone; only a window older than the latest has its
-// usage row locked first. Any number of app instances may share the
+// is one statement, so one round trip, in the common case. The user's
+// account row holds the sum of the live holds and the usage of the user's
+// latest window; older windows have a row each. So Load reads two rows by
+// primary key (account and subscription mirror), Reserve checks and holds
+// in one statement on the account row alone, and Commit writes the account
+// row and the reservation. Any number of app instances may share the
 // database under READ COMMITTED. Holds are committed without waiting for
 // the WAL flush (they expire anyway); recorded usage, mirrors and
 // notifications are durable. Safe for simultaneous use.
@@ -50,11 +49,13 @@ type PostgresStore struct {
 	pool   *pgxpool.Pool
 	schema string
 	sql    struct {
-		load, loadSlow, reserve, reserveEvery, prune, commit, cancel, record      string
-		createAccount, markFirst                                                  string
-		reserveCreate, reserveLockOlder, reserveLock, reserveRecount, reserveSlow string
-		putSubscription, linkCustomer, customerUser, conversions                  string
-		enqueue, claim, finish, notifications                                     string
+		load, loadSlow                                                 string
+		reserve, reserveEvery, reserveFirst, reserveEveryFirst         string
+		reserveCreate, reserveLock, reserveRecount, reserveSlow, prune string
+		commit, commitFirst, commitSlow, lockHold, cancel              string
+		record, recordSlow, createAccount, lockAccount, markFirst      string
+		putSubscription, linkCustomer, customerUser, conversions       string
+		enqueue, claim, finish, notifications                          string
 	}
 }
 
@@ -85,17 +86,27 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 	schema := pgx.Identifier{c.Schema}.Sanitize()
 	s.sql.load = statement(loadSQL, schema, "", "", "$2")
 	s.sql.loadSlow = statement(loadSlowSQL, schema, "", "", "$3")
-	s.sql.reserve = statement(reserveSQL, schema, "$6", "", "$8")
-	s.sql.reserveEvery = statement(reserveSQL, schema, "", "$6", "$8")
+	// For a plan without a free first report no hold claims it, and the
+	// statements spell the claim as false, which Postgres folds away.
+	noClaim := strings.ReplaceAll(reserveSQL, "{claim}", "($5 AND false)")
+	s.sql.reserve = statement(noClaim, schema, "$6", "", "$8")
+	s.sql.reserveEvery = statement(noClaim, schema, "", "$6", "$8")
+	s.sql.reserveFirst = statement(reserveSQL, schema, "$6", "", "$8")
+	s.sql.reserveEveryFirst = statement(reserveSQL, schema, "", "$6", "$8")
 	s.sql.reserveCreate = statement(reserveCreateSQL, schema, "", "", "")
-	s.sql.reserveLockOlder = statement(reserveLockOlderSQL, schema, "$2", "$3", "$4")
 	s.sql.reserveLock = statement(reserveLockSQL, schema, "", "", "")
 	s.sql.reserveRecount = statement(reserveRecountSQL, schema, "", "", "$2")
 	s.sql.reserveSlow = statement(reserveSlowSQL, schema, "$6", "$9", "$8")
 	s.sql.prune = statement(pruneSQL, schema, "", "", "")
-	s.sql.commit = statement(commitSQL, schema, "", "", "")
+	s.sql.commit = statement(strings.ReplaceAll(commitSQL, "{first}", ""), schema, "", "", "")
+	s.sql.commitFirst = statement(strings.ReplaceAll(commitSQL, "{first}", ", {release_first}, first_report_used = true"),
+		schema, "", "", "")
+	s.sql.commitSlow = statement(commitSlowSQL, schema, "", "", "")
 	s.sql.cancel = statement(cancelSQL, schema, "", "", "")
+	s.sql.lockHold = statement(lockHoldSQL, schema, "", "", "")
+	s.sql.lockAccount = statement(lockAccountSQL, schema, "", "", "")
 	s.sql.record = statement(recordSQL, schema, "$2", "$3", "$6")
+	s.sql.recordSlow = statement(recordSlowSQL, schema, "$2", "$3", "$6")
 	s.sql.createAccount = statement(createAccountSQL, schema, "", "", "")
 	s.sql.markFirst = statement(markFirstSQL, schema, "", "", "")
 	s.sql.putSubscription = statement(putSubscriptionSQL, schema, "", "", "")
@@ -134,17 +145,17 @@ func statement(tmpl, schema, start, every, now string) string {
 		"{exact}", "(a.held = 0 OR a.held_until > {now})",
 		// The account's held, as a bigint.
 		"{held}", "least(a.held, {max})::bigint",
-		// Reserve's reading of the window's usage from the copy of the
-		// latest usage row: zero for a window newer than the latest, NULL
-		// for an older one (the fast Reserve's WHERE excludes those).
-		"{latest_used}", "CASE WHEN a.win_start IS NULL OR a.win_start < {window_start} THEN 0 "+
-			"WHEN a.win_start = {window_start} THEN a.win_used END",
+		// Reserve's reading of the window's usage from the account's
+		// latest window: zero for a newer window, NULL for an older one
+		// (the fast Reserve's WHERE excludes those).
+		"{latest_used}", "CASE WHEN a.latest_start IS NULL OR a.latest_start < {window_start} THEN 0 "+
+			"WHEN a.latest_start = {window_start} THEN a.latest_used END",
 		// Whether Reserve's hold claims the first report.
 		"{claim}", "($5 AND NOT a.first_report_used AND NOT coalesce(a.first_held_until > $8, false))",
-		// The window's usage for Reserve: from the copy, or for an older
-		// window from the statement's CTE older (its locked usage row).
+		// The window's usage for Reserve: from the account, or for an
+		// older window from the statement's CTE older (its usage row).
 		"{used}", "coalesce({latest_used}, (SELECT o.used FROM older o), 0)",
-		"{notified}", "coalesce(CASE WHEN a.win_start = {window_start} THEN a.win_notified END, (SELECT o.notified FROM older o), 0)",
+		"{notified}", "coalesce(CASE WHEN a.latest_start = {window_start} THEN a.latest_notified END, (SELECT o.notified FROM older o), 0)",
 		// The slow Reserve's update of the account row: the admission
 		// rule (see Hold), evaluated once, decides whether the hold joins
 		// the sum and claims the first report.
@@ -167,17 +178,41 @@ func statement(tmpl, schema, start, every, now string) string {
 	INSERT INTO {s}.reservations (id, user_id, period_start, first_report, expires_at, tokens)
 	SELECT $1, $2, ws, first, $7, $3 FROM acct WHERE admitted
 )`,
-		// Commit's and Cancel's release of hold r (of reservations) on the
-		// account row: it leaves the sum if it still counts there.
-		"{release}", "held = a.held - {counted}, "+
-			"held_until = CASE WHEN a.held = {counted} THEN NULL ELSE a.held_until END, "+
-			"first_hold = CASE WHEN a.first_hold = $1 THEN NULL ELSE a.first_hold END, "+
+		// Commit's and Cancel's release of hold r (of reservations), or of
+		// the hold Commit's fast statement was given, on the account row:
+		// its tokens leave the sum if they still count there, and
+		// {release_first} gives back its first-report claim.
+		"{release}", release("r.tokens", "r.expires_at")+", {release_first}",
+		"{release_given}", release("$5::bigint", "$7::timestamptz"),
+		"{release_first}", "first_hold = CASE WHEN a.first_hold = $1 THEN NULL ELSE a.first_hold END, "+
 			"first_held_until = CASE WHEN a.first_hold = $1 THEN NULL ELSE a.first_held_until END",
-		"{counted}", "(CASE WHEN a.pruned_at IS NULL OR r.expires_at > a.pruned_at THEN r.tokens ELSE 0 END)",
-		// Keeps the account's copy of its latest usage row, given the
-		// usage row just written (and locked): c, or excluded in an upsert.
-		"{keep_window}", keepWindow("c"),
-		"{keep_window_excluded}", keepWindow("excluded"),
+		// A write of usage to a window, under the account row's lock: the
+		// statement's CTE src gives the user, the window's start ws, and the
+		// tokens and notification bits to add. cur is the account row as
+		// locked, and place where the window is: 1 newer than the latest
+		// (the latest moves to its usage row, and the window becomes the
+		// latest), 0 the latest, -1 older (its usage row takes the write).
+		// {write_latest} is then the account row's part of the write.
+		"{write_usage}", `cur AS (
+	SELECT a.user_id, a.latest_start, a.latest_used, a.latest_notified, src.ws, src.tokens, src.bits,
+	       CASE WHEN a.latest_start IS NULL OR a.latest_start < src.ws THEN 1
+	            WHEN a.latest_start = src.ws THEN 0 ELSE -1 END AS place
+	FROM src JOIN {s}.accounts a ON a.user_id = src.user_id
+), moved AS (
+	INSERT INTO {s}.usage_windows (user_id, period_start, used, notified)
+	SELECT user_id, latest_start, latest_used, latest_notified FROM cur WHERE place = 1 AND latest_start IS NOT NULL
+	ON CONFLICT (user_id, period_start) DO UPDATE SET used = excluded.used, notified = excluded.notified
+), older AS (
+	INSERT INTO {s}.usage_windows AS u (user_id, period_start, used, notified)
+	SELECT user_id, ws, tokens, bits FROM cur WHERE place = -1
+	ON CONFLICT (user_id, period_start) DO UPDATE
+	SET used = least(u.used::numeric + excluded.used, {max})::bigint, notified = u.notified | excluded.notified
+)`,
+		"{write_latest}", `latest_start = CASE WHEN cur.place = 1 THEN cur.ws ELSE a.latest_start END,
+		latest_used = CASE cur.place WHEN 1 THEN cur.tokens
+			WHEN 0 THEN least(a.latest_used::numeric + cur.tokens, {max})::bigint ELSE a.latest_used END,
+		latest_notified = CASE cur.place WHEN 1 THEN cur.bits
+			WHEN 0 THEN a.latest_notified | cur.bits ELSE a.latest_notified END`,
 	)
 	params := strings.NewReplacer("{s}", schema, "{start}", start, "{every}", every, "{now}", now,
 		"{max}", "9223372036854775807")
@@ -188,37 +223,30 @@ func statement(tmpl, schema, start, every, now string) string {
 	return params.Replace(tmpl)
 }
 
-// keepWindow sets an account row's copy of its latest usage row from src's
-// win_start, win_used and win_notified, when src's window is not older.
-func keepWindow(src string) string {
-	newer := "(a.win_start IS NULL OR " + src + ".win_start >= a.win_start)"
-	var set []string
-	for _, col := range []string{"win_start", "win_used", "win_notified"} {
-		set = append(set, col+" = CASE WHEN "+newer+" THEN "+src+"."+col+" ELSE a."+col+" END")
-	}
-	return strings.Join(set, ", ")
+// release takes a hold of tokens expiring at expires (SQL expressions) out
+// of the account row a's sum, if it still counts there.
+func release(tokens, expires string) string {
+	counted := "(CASE WHEN a.pruned_at IS NULL OR " + expires + " > a.pruned_at THEN " + tokens + " ELSE 0 END)"
+	return "held = a.held - " + counted + ", held_until = CASE WHEN a.held = " + counted + " THEN NULL ELSE a.held_until END"
 }
 
-// Every statement that writes takes rows in one order: the reservation or
-// idempotency key, then the window's usage row, then the account row. So
-// none can deadlock another. A Reserve reads the latest usage and the
-// holds' sum together: from the locked account row alone (its copy of the
-// latest usage row is written with the usage row), or, for an older window,
-// from the usage row it locks before the account row; either way a Commit
-// has finished both or touched neither. (A Commit waiting for the account
-// row still counts its hold there: the Reserve comes first.)
+// Every statement that writes takes rows in one order: the account row,
+// then the reservation or idempotency key, then usage rows. So none can
+// deadlock another. The account row is the truth for the latest window,
+// and older windows' usage rows are written only under its lock; so a
+// statement that holds it reads both as they are.
 
 // loadSQL reads a user's account and mirrored subscription, two rows by
 // primary key: $1 user, $2 now. The account row carries what a check needs:
 // the sum of the holds (reserved is NULL when it may count an expired hold:
-// Load then sums the live ones with loadSlowSQL) and a copy of the latest
-// usage row, which is the window's row, or newer than any row (no usage
+// Load then sums the live ones with loadSlowSQL) and the latest window's
+// usage, which is the window's, or older than the window (no usage in it
 // yet), in the common case.
 const loadSQL = `
 SELECT a.anchor, a.first_report_used, CASE WHEN a.held IS NULL THEN 0 WHEN {exact} THEN {held} END, a.first_held_until,
        s.customer_id, s.sub_id, s.sub_customer_id, s.price_id, s.status, s.period_start, s.period_end,
        s.cancel_at_period_end, s.paid_plan, s.as_of, s.synced_at, s.pulled,
-       a.win_start, a.win_used, a.win_notified
+       a.latest_start, a.latest_used, a.latest_notified
 FROM (SELECT 1) one
 LEFT JOIN {s}.accounts a ON a.user_id = $1
 LEFT JOIN {s}.subscriptions s ON s.user_id = $1`
@@ -227,7 +255,8 @@ LEFT JOIN {s}.subscriptions s ON s.user_id = $1`
 // start, $3 now. Load falls back on it for a window older than the user's
 // latest, or when a counted hold may have expired.
 const loadSlowSQL = `
-SELECT coalesce(u.used, 0), coalesce(u.notified, 0),
+SELECT CASE WHEN a.latest_start = $2 THEN a.latest_used ELSE coalesce(u.used, 0) END,
+       CASE WHEN a.latest_start = $2 THEN a.latest_notified ELSE coalesce(u.notified, 0) END,
        CASE WHEN a.held IS NULL THEN 0 WHEN {exact} THEN {held} ELSE
            (SELECT least(coalesce(sum(r.tokens), 0), {max})::bigint FROM {s}.reservations r
             WHERE r.user_id = $1 AND r.state = 'held' AND r.expires_at > $3) END
@@ -241,9 +270,9 @@ LEFT JOIN {s}.usage_windows u ON u.user_id = $1 AND u.period_start = $2`
 // expires, $8 now.
 //
 // It updates the account row, and so decides on its latest version, locked,
-// alone, in the window of the row's anchor: the row's copy of its latest
-// usage row is the window's usage when the window is that one, and zero
-// when the window is newer; held is the holds' sum. The hold joins the sum
+// alone, in the window of the row's anchor: the row's latest window's usage
+// is the window's usage when the window is that one, and zero when the
+// window is newer; held is the holds' sum. The hold joins the sum
 // when the admission rule (see Hold) admits it, and the row comes back with
 // the state before the hold. No row comes back otherwise: for a refusal,
 // a user without an account row, a window older than the latest (a return
@@ -256,10 +285,10 @@ WITH acct AS (
 	UPDATE {s}.accounts a SET anchor = coalesce(a.anchor, $8), held = a.held + $3::bigint, held_until = least(a.held_until, $7),
 		first_hold = CASE WHEN {claim} THEN $1 ELSE a.first_hold END,
 		first_held_until = CASE WHEN {claim} THEN $7::timestamptz ELSE a.first_held_until END
-	WHERE a.user_id = $2 AND {exact} AND (a.win_start IS NULL OR a.win_start <= {window_start})
+	WHERE a.user_id = $2 AND {exact} AND (a.latest_start IS NULL OR a.latest_start <= {window_start})
 	  AND ({claim} OR $4::bigint < 0 OR ({latest_used})::numeric + a.held + $3::bigint <= $4::bigint)
 	RETURNING {window_start} AS ws, ({latest_used}) AS used,
-	          CASE WHEN a.win_start = {window_start} THEN a.win_notified ELSE 0 END AS notified,
+	          CASE WHEN a.latest_start = {window_start} THEN a.latest_notified ELSE 0 END AS notified,
 	          least(a.held - $3::bigint, {max})::bigint AS reserved, a.first_report_used,
 	          coalesce(a.first_hold <> $1 AND a.first_held_until > $8, false) AS first_held,
 	          true AS admitted, coalesce(a.first_hold = $1, false) AS first
@@ -282,19 +311,7 @@ FROM acct`
 // the Reserve anchors it): $1 user.
 const reserveCreateSQL = `INSERT INTO {s}.accounts (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING`
 
-// reserveLockOlderSQL locks the usage row of a window older than the
-// user's latest (an upsert that changes nothing, or adds a zero row), as
-// writers of usage do before the account row: $1 user, $2 start, $3 every
-// (µs), $4 now.
-const reserveLockOlderSQL = `
-WITH w AS (
-	SELECT {window_start} AS ws, a.win_start FROM {s}.accounts a WHERE a.user_id = $1::text
-)
-INSERT INTO {s}.usage_windows AS u (user_id, period_start, used)
-SELECT $1::text, ws, 0 FROM w WHERE ws < win_start
-ON CONFLICT (user_id, period_start) DO UPDATE SET used = u.used`
-
-// reserveLockSQL then locks the account row: $1 user. Holds need not be
+// reserveLockSQL locks the account row: $1 user. Holds need not be
 // durable: the transaction does not wait for the WAL flush.
 const reserveLockSQL = `
 SELECT set_config('synchronous_commit', 'off', true) FROM {s}.accounts WHERE user_id = $1 FOR UPDATE`
@@ -311,14 +328,11 @@ WHERE a.user_id = $1 AND NOT {exact}`
 // reserveSQL does, with a row also for a refusal: $1 id, $2 user, $3
 // tokens, $4 limit (< 0: Unlimited), $5 first report free, $6 start, $7
 // expires, $8 now, $9 every (µs). The account's held is exact now, and an
-// older window's usage row is locked (FOR UPDATE NOWAIT takes a lock this
-// transaction holds, and fails rather than wait out of order when the
-// window moved since it locked).
+// older window's usage row is as the lock left it.
 const reserveSlowSQL = `
 WITH older AS (
 	SELECT u.used, u.notified FROM {s}.accounts a, {s}.usage_windows u
-	WHERE a.user_id = $2::text AND u.user_id = $2 AND u.period_start = {window_start} AND {window_start} < a.win_start
-	FOR UPDATE OF u NOWAIT
+	WHERE a.user_id = $2::text AND u.user_id = $2 AND u.period_start = {window_start} AND {window_start} < a.latest_start
 ), acct AS (
 	UPDATE {s}.accounts a SET {place_hold}
 	WHERE a.user_id = $2
@@ -327,22 +341,52 @@ WITH older AS (
 SELECT ws, used, notified, reserved, first_report_used, first_held, admitted, first, NULL
 FROM acct`
 
-// commitSQL records a hold's usage: $1 id, $2 tokens, $3 now. It returns
-// whether the reservation is known.
+// commitSQL records a hold's usage in one statement, given the hold as
+// Reserve placed it: $1 id, $2 tokens, $3 user, $4 window start, $5 tokens
+// held, $6 first report, $7 expires. It locks the account row first,
+// only when the window is the user's latest: else it writes nothing and
+// answers false, for the slow path (commitSlowSQL). Then the reservation,
+// which must still be held as given: when it is not (a racing Commit or
+// Cancel, or a hold not as given), raise_retry undoes the statement, and
+// the slow path decides. {first} is empty for a hold that is not the first
+// report (the statement is kept small: each expression in it costs on
+// every call); the commitFirst statement sets the first-report columns.
 const commitSQL = `
+WITH acct AS (
+	UPDATE {s}.accounts a SET {release_given}{first}, latest_used = least(a.latest_used::numeric + $2::bigint, {max})::bigint
+	WHERE a.user_id = $3::text AND a.latest_start = $4::timestamptz
+	RETURNING 1
+), r AS (
+	UPDATE {s}.reservations SET state = 'committed'
+	WHERE id = $1::text AND state = 'held' AND user_id = $3 AND period_start = $4 AND tokens = $5
+	  AND first_report = $6::boolean AND expires_at = $7::timestamptz AND EXISTS (SELECT 1 FROM acct)
+	RETURNING 1
+)
+SELECT CASE WHEN EXISTS (SELECT 1 FROM r) THEN true
+            WHEN EXISTS (SELECT 1 FROM acct) THEN {s}.raise_retry('freemium: commit: the hold is not as given')
+            ELSE false END`
+
+// Commit's slow path and Cancel are a batch, run as one transaction (pgx
+// sends a batch with one Sync, so Postgres runs it as one implicit
+// transaction): lockHoldSQL locks the hold's account row, and the next
+// statement, which reads what committed before it began, writes.
+
+// lockHoldSQL locks the account row of a hold: $1 hold ID.
+const lockHoldSQL = `
+SELECT FROM {s}.accounts WHERE user_id = (SELECT user_id FROM {s}.reservations WHERE id = $1) FOR UPDATE`
+
+// commitSlowSQL records a hold's usage: $1 id, $2 tokens, $3 now. It
+// returns whether the reservation is known.
+const commitSlowSQL = `
 WITH r AS (
 	UPDATE {s}.reservations SET state = 'committed'
 	WHERE id = $1::text AND state <> 'committed' AND expires_at >= $3::timestamptz - interval '1 day'
 	RETURNING user_id, period_start, first_report, tokens, expires_at
-), c AS (
-	INSERT INTO {s}.usage_windows AS u (user_id, period_start, used)
-	SELECT user_id, period_start, $2::bigint FROM r
-	ON CONFLICT (user_id, period_start) DO UPDATE SET used = least(u.used::numeric + excluded.used, {max})::bigint
-	RETURNING u.user_id, u.period_start AS win_start, u.used AS win_used, u.notified AS win_notified
-), acct AS (
-	UPDATE {s}.accounts a
-	SET {release}, first_report_used = a.first_report_used OR r.first_report, {keep_window}
-	FROM c, r WHERE a.user_id = c.user_id
+), src AS (
+	SELECT user_id, period_start AS ws, $2::bigint AS tokens, 0::smallint AS bits FROM r
+), {write_usage}, acct AS (
+	UPDATE {s}.accounts a SET {release}, first_report_used = a.first_report_used OR r.first_report, {write_latest}
+	FROM cur, r WHERE a.user_id = cur.user_id
 )
 SELECT EXISTS (SELECT 1 FROM r)
     OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND expires_at >= $3::timestamptz - interval '1 day')`
@@ -365,34 +409,57 @@ SELECT (SELECT v FROM cfg) IS NOT NULL
    AND (EXISTS (SELECT 1 FROM r)
         OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND expires_at >= $2::timestamptz - interval '1 day'))`
 
-// recordSQL adds usage, once per non-empty key: $1 user, $2 start, $3 every
-// (µs), $4 tokens, $5 key, $6 now. For a user without an anchored account
-// row it writes nothing and answers false: the caller anchors the account
-// (its anchor fixes Every windows) and records again.
+// recordSQL adds usage, once per non-empty key, in one statement: $1
+// user, $2 start, $3 every (µs), $4 tokens, $5 key, $6 now. It locks the
+// account row first, only when the window is the user's latest and the key
+// is not recorded: then it answers true. A recorded key answers true and
+// writes nothing. Otherwise it writes nothing and answers false, for the
+// slow path (recordSlowSQL); and when a racing Record recorded the key
+// after this one took the account row, raise_retry undoes the statement.
 const recordSQL = `
-WITH prior AS (
-	SELECT a.anchor, {window_start} AS ws
-	FROM (SELECT 1) one LEFT JOIN {s}.accounts a ON a.user_id = $1::text
+WITH acct AS (
+	UPDATE {s}.accounts a SET latest_used = least(a.latest_used::numeric + $4::bigint, {max})::bigint
+	WHERE a.user_id = $1::text AND a.anchor IS NOT NULL AND a.latest_start = {window_start}
+	  AND ($5::text = '' OR NOT EXISTS (SELECT 1 FROM {s}.usage_keys k WHERE k.user_id = $1 AND k.key = $5))
+	RETURNING 1
 ), k AS (
 	INSERT INTO {s}.usage_keys (user_id, key, tokens, recorded_at)
-	SELECT $1::text, $5::text, $4::bigint, $6::timestamptz FROM prior WHERE $5 <> '' AND prior.anchor IS NOT NULL
+	SELECT $1, $5, $4, $6::timestamptz FROM acct WHERE $5 <> ''
 	ON CONFLICT DO NOTHING
 	RETURNING 1
-), c AS (
-	INSERT INTO {s}.usage_windows AS u (user_id, period_start, used)
-	SELECT $1::text, prior.ws, $4::bigint FROM prior
-	WHERE prior.anchor IS NOT NULL AND ($5 = '' OR EXISTS (SELECT 1 FROM k))
-	ON CONFLICT (user_id, period_start) DO UPDATE SET used = least(u.used::numeric + excluded.used, {max})::bigint
-	RETURNING u.user_id, u.period_start AS win_start, u.used AS win_used, u.notified AS win_notified
-), acct AS (
-	UPDATE {s}.accounts a SET {keep_window} FROM c WHERE a.user_id = c.user_id
 )
-SELECT anchor IS NOT NULL FROM prior`
+SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM acct)
+            THEN $5 <> '' AND EXISTS (SELECT 1 FROM {s}.usage_keys k WHERE k.user_id = $1 AND k.key = $5)
+            WHEN $5 = '' OR EXISTS (SELECT 1 FROM k) THEN true
+            ELSE {s}.raise_retry('freemium: record: a racing Record recorded the key') END`
+
+// Record's slow path is a batch: createAccountSQL, lockAccountSQL, then
+// recordSlowSQL.
 
 // createAccountSQL anchors a user at their first activity: $1 user, $2 now.
 const createAccountSQL = `
 INSERT INTO {s}.accounts AS a (user_id, anchor) VALUES ($1, $2)
 ON CONFLICT (user_id) DO UPDATE SET anchor = excluded.anchor WHERE a.anchor IS NULL`
+
+// lockAccountSQL locks a user's account row: $1 user.
+const lockAccountSQL = `SELECT FROM {s}.accounts WHERE user_id = $1 FOR UPDATE`
+
+// recordSlowSQL adds usage under the account row's lock, once per
+// non-empty key: $1 user, $2 start, $3 every (µs), $4 tokens, $5 key, $6
+// now.
+const recordSlowSQL = `
+WITH k AS (
+	INSERT INTO {s}.usage_keys (user_id, key, tokens, recorded_at)
+	SELECT $1::text, $5::text, $4::bigint, $6::timestamptz WHERE $5 <> ''
+	ON CONFLICT DO NOTHING
+	RETURNING 1
+), src AS (
+	SELECT a.user_id, {window_start} AS ws, $4::bigint AS tokens, 0::smallint AS bits
+	FROM {s}.accounts a WHERE a.user_id = $1 AND ($5 = '' OR EXISTS (SELECT 1 FROM k))
+), {write_usage}, acct AS (
+	UPDATE {s}.accounts a SET {write_latest} FROM cur WHERE a.user_id = cur.user_id
+)
+SELECT`
 
 // markFirstSQL: $1 user, $2 now.
 const markFirstSQL = `
@@ -453,22 +520,21 @@ WHERE converted_at >= $1 AND converted_at < $2 ORDER BY converted_at`
 // enqueueSQL marks a kind notified for a window and, when the mark is new,
 // adds the notification: $1 id, $2 user, $3 kind, $4 its bit, $5 window
 // start, $6 usage (JSON), $7 upgrade URL, $8 created at, $9 state, $10 due.
-// The upsert decides on the usage row's latest version, so of racing
-// Enqueues exactly one adds. The account row keeps its copy of the latest
-// usage row (and is created, unanchored, for a user with no activity).
+// It runs under the account row's lock (reserveCreateSQL adds the row,
+// unanchored, for a user with no activity; lockAccountSQL locks it), so of
+// racing Enqueues exactly one adds.
 const enqueueSQL = `
-WITH mark AS (
-	INSERT INTO {s}.usage_windows AS u (user_id, period_start, used, notified) VALUES ($2, $5, 0, $4)
-	ON CONFLICT (user_id, period_start) DO UPDATE SET notified = u.notified | excluded.notified
-	WHERE u.notified & excluded.notified = 0
-	RETURNING u.user_id, u.period_start AS win_start, u.used AS win_used, u.notified AS win_notified
-), acct AS (
-	INSERT INTO {s}.accounts AS a (user_id, win_start, win_used, win_notified)
-	SELECT user_id, win_start, win_used, win_notified FROM mark
-	ON CONFLICT (user_id) DO UPDATE SET {keep_window_excluded}
+WITH src AS (
+	SELECT a.user_id, $5::timestamptz AS ws, 0::bigint AS tokens, $4::smallint AS bits
+	FROM {s}.accounts a LEFT JOIN {s}.usage_windows u ON u.user_id = a.user_id AND u.period_start = $5
+	WHERE a.user_id = $2::text AND CASE WHEN a.latest_start = $5 THEN a.latest_notified
+	                                    WHEN a.latest_start > $5 THEN coalesce(u.notified, 0::smallint)
+	                                    ELSE 0::smallint END & $4 = 0
+), {write_usage}, acct AS (
+	UPDATE {s}.accounts a SET {write_latest} FROM cur WHERE a.user_id = cur.user_id
 ), ins AS (
 	INSERT INTO {s}.notifications (id, user_id, kind, period_start, usage, upgrade_url, created_at, state, next_attempt_at)
-	SELECT $1, $2, $3, $5, $6, $7, $8, $9, $10 FROM mark
+	SELECT $1, $2, $3, $5, $6, $7, $8, $9, $10 FROM src
 	ON CONFLICT (id) DO NOTHING
 	RETURNING 1
 )
@@ -566,20 +632,20 @@ func pgTime(t pgtype.Timestamptz) time.Time {
 // Reserve implements Store.
 func (s *PostgresStore) Reserve(ctx context.Context, h Hold, now time.Time) (ReserveResult, error) {
 	sql, window := s.sql.reserve, any(h.Window.Start)
+	if h.FirstReport {
+		sql = s.sql.reserveFirst
+	}
 	if h.Window.Every > 0 {
 		sql, window = s.sql.reserveEvery, h.Window.Every.Microseconds()
+		if h.FirstReport {
+			sql = s.sql.reserveEveryFirst
+		}
 	}
 	r, err := scanReserve(s.pool.QueryRow(ctx, sql, h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, window, h.ExpiresAt, now), h)
-	for attempt := 0; errors.Is(err, pgx.ErrNoRows); attempt++ {
+	if errors.Is(err, pgx.ErrNoRows) {
 		// Refused, or a counted hold may have expired, or the window is
-		// older than the latest: the slow path. It fails rather than wait
-		// for a lock out of order, when a racing write moved the user's
-		// window after it took its locks; so it is tried again.
+		// older than the latest: the slow path.
 		r, err = s.reserveSlow(ctx, h, now)
-		var pgErr *pgconn.PgError
-		if attempt < 2 && errors.As(err, &pgErr) && pgErr.Code == "55P03" /* lock_not_available */ {
-			err = pgx.ErrNoRows
-		}
 	}
 	if err == nil && rand.N(pruneEvery) == 0 {
 		// Housekeeping, in a statement of its own so that the hot one
@@ -593,26 +659,47 @@ func (s *PostgresStore) Reserve(ctx context.Context, h Hold, now time.Time) (Res
 func (s *PostgresStore) reserveSlow(ctx context.Context, h Hold, now time.Time) (ReserveResult, error) {
 	var b pgx.Batch
 	b.Queue(s.sql.reserveCreate, h.UserID)
-	b.Queue(s.sql.reserveLockOlder, h.UserID, h.Window.Start, h.Window.Every.Microseconds(), now)
 	b.Queue(s.sql.reserveLock, h.UserID)
 	b.Queue(s.sql.reserveRecount, h.UserID, now)
 	b.Queue(s.sql.reserveSlow, h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, h.Window.Start, h.ExpiresAt, now,
 		h.Window.Every.Microseconds())
-	br := s.pool.SendBatch(ctx, &b)
+	var r ReserveResult
+	err := s.batch(ctx, &b, func(row pgx.Row) (err error) {
+		r, err = scanReserve(row, h)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = errors.New("freemium: reserve: the user's account row is missing")
+		}
+		return err
+	})
+	return r, err
+}
+
+// batch sends b, one round trip run as one transaction (pgx sends a batch
+// with one Sync, so Postgres runs it as one implicit transaction), and
+// passes the last statement's row to scan, or runs it too when scan is nil.
+func (s *PostgresStore) batch(ctx context.Context, b *pgx.Batch, scan func(pgx.Row) error) error {
+	br := s.pool.SendBatch(ctx, b)
 	var err error
 	for range b.Len() - 1 {
 		if _, err = br.Exec(); err != nil {
 			break
 		}
 	}
-	var r ReserveResult
 	if err == nil {
-		r, err = scanReserve(br.QueryRow(), h)
-		if errors.Is(err, pgx.ErrNoRows) {
-			err = errors.New("freemium: reserve: the user's account row is missing")
+		if scan != nil {
+			err = scan(br.QueryRow())
+		} else {
+			_, err = br.Exec()
 		}
 	}
-	return r, errors.Join(err, br.Close())
+	return errors.Join(err, br.Close())
+}
+
+// retry reports whether err is raise_retry's: the fast statement found a
+// racing write and wrote nothing.
+func retry(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "40001" // serialization_failure
 }
 
 // scanReserve reads a reserve statement's answer.
@@ -628,9 +715,26 @@ func scanReserve(row pgx.Row, h Hold) (ReserveResult, error) {
 	return r, nil
 }
 
-// Commit implements Store.
-func (s *PostgresStore) Commit(ctx context.Context, holdID string, tokens int64, now time.Time) error {
-	return s.byID(ctx, s.sql.commit, holdID, tokens, now)
+// Commit implements Store. Given the hold as Reserve placed it, it takes
+// one statement when the hold's window is the user's latest; otherwise,
+// or when that statement finds the hold changed, the slow batch.
+func (s *PostgresStore) Commit(ctx context.Context, h HoldRef, tokens int64, now time.Time) error {
+	if h.UserID != "" && !h.ExpiresAt.Before(now.Add(-holdRetention)) {
+		sql := s.sql.commit
+		if h.FirstReport {
+			sql = s.sql.commitFirst
+		}
+		var done bool
+		err := s.pool.QueryRow(ctx, sql, h.ID, tokens, h.UserID, h.PeriodStart, h.Tokens, h.FirstReport,
+			h.ExpiresAt).Scan(&done)
+		if err == nil && done {
+			return nil
+		}
+		if err != nil && !retry(err) {
+			return err
+		}
+	}
+	return s.byID(ctx, s.sql.commitSlow, h.ID, tokens, now)
 }
 
 // Cancel implements Store.
@@ -638,10 +742,14 @@ func (s *PostgresStore) Cancel(ctx context.Context, holdID string, now time.Time
 	return s.byID(ctx, s.sql.cancel, holdID, now)
 }
 
-// byID runs a statement on a reservation that answers whether it is known.
+// byID runs a statement on a reservation, $1 its ID, that answers whether
+// it is known, under the lock of its account row.
 func (s *PostgresStore) byID(ctx context.Context, sql string, args ...any) error {
+	var b pgx.Batch
+	b.Queue(s.sql.lockHold, args[0])
+	b.Queue(sql, args...)
 	var found bool
-	if err := s.pool.QueryRow(ctx, sql, args...).Scan(&found); err != nil {
+	if err := s.batch(ctx, &b, func(row pgx.Row) error { return row.Scan(&found) }); err != nil {
 		return err
 	}
 	if !found {
@@ -650,23 +758,19 @@ func (s *PostgresStore) byID(ctx context.Context, sql string, args ...any) error
 	return nil
 }
 
-// Record implements Store.
+// Record implements Store. It takes one statement when the window is the
+// user's latest, and otherwise a batch that anchors a new user first.
 func (s *PostgresStore) Record(ctx context.Context, userID string, w Window, tokens int64, key string, now time.Time) error {
-	for attempt := 0; ; attempt++ {
-		var known bool
-		err := s.pool.QueryRow(ctx, s.sql.record, userID, w.Start, w.Every.Microseconds(), tokens, key, now).Scan(&known)
-		if err != nil || known {
-			return err
-		}
-		if attempt > 0 {
-			return errors.New("freemium: record: the user's account could not be created")
-		}
-		// A new user: anchor them (or learn the anchor a racing first
-		// activity set), then record.
-		if _, err := s.pool.Exec(ctx, s.sql.createAccount, userID, now); err != nil {
-			return err
-		}
+	var done bool
+	err := s.pool.QueryRow(ctx, s.sql.record, userID, w.Start, w.Every.Microseconds(), tokens, key, now).Scan(&done)
+	if (err == nil && done) || (err != nil && !retry(err)) {
+		return err
 	}
+	var b pgx.Batch
+	b.Queue(s.sql.createAccount, userID, now)
+	b.Queue(s.sql.lockAccount, userID)
+	b.Queue(s.sql.recordSlow, userID, w.Start, w.Every.Microseconds(), tokens, key, now)
+	return s.batch(ctx, &b, nil)
 }
 
 // MarkFirstReportUsed implements Store.
@@ -773,9 +877,13 @@ func (s *PostgresStore) Enqueue(ctx context.Context, n Notification, windowStart
 	if deliver {
 		state = DeliveryPending
 	}
+	var b pgx.Batch
+	b.Queue(s.sql.reserveCreate, n.UserID)
+	b.Queue(s.sql.lockAccount, n.UserID)
+	b.Queue(s.sql.enqueue, n.ID, n.UserID, string(n.Kind), int16(kindBit(n.Kind)), windowStart,
+		usage, n.UpgradeURL, n.CreatedAt, string(state), now)
 	var added bool
-	err = s.pool.QueryRow(ctx, s.sql.enqueue, n.ID, n.UserID, string(n.Kind), int16(kindBit(n.Kind)), windowStart,
-		usage, n.UpgradeURL, n.CreatedAt, string(state), now).Scan(&added)
+	err = s.batch(ctx, &b, func(row pgx.Row) error { return row.Scan(&added) })
 	return added, err
 }
 

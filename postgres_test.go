@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"testing"
@@ -21,8 +22,8 @@ import (
 )
 
 // TestPostgresMigrationsKeepState applies migrations 1 to 3, writes state as
-// version 3 kept it, and checks that Migrate's versions 4 and 5 give every
-// Load the same answer: the copy of the latest usage row is filled in, a
+// version 3 kept it, and checks that Migrate's versions 4 to 6 give every
+// Load the same answer: the account's latest window is filled in, a
 // user with only a notification mark gets an unanchored account row, and
 // the holds move from the account row to their reservations, leaving their
 // sum. The usage table's new name and the dropped holds column keep older
@@ -30,36 +31,12 @@ import (
 func TestPostgresMigrationsKeepState(t *testing.T) {
 	ctx := context.Background()
 	pool := pgPool(t)
-	schema := "test_" + strings.ToLower(rand.Text())
-	t.Cleanup(func() {
-		_, err := pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		require.NoError(t, err)
-	})
-	ms, err := migrations.Up()
-	require.NoError(t, err)
-	conn, err := pool.Acquire(ctx)
-	require.NoError(t, err)
-	defer conn.Release()
-	for _, sql := range []string{
-		"CREATE SCHEMA " + schema,
-		"SET search_path TO " + schema,
-		`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
-			applied_at timestamptz NOT NULL DEFAULT now())`,
-	} {
-		_, err := conn.Exec(ctx, sql)
-		require.NoError(t, err)
-	}
-	for _, m := range ms[:3] {
-		_, err := conn.Exec(ctx, m.SQL)
-		require.NoError(t, err, m.Name)
-		_, err = conn.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name)
-		require.NoError(t, err)
-	}
+	conn, schema := migratedTo(t, 3)
 	// u1: usage in two months, a live first-report hold and an expired one;
 	// u2: only an upgrade prompt's mark.
 	nov, dec := freemiumtest.T0, freemiumtest.T0.AddDate(0, 1, 0)
 	now := dec.Add(time.Hour)
-	_, err = conn.Exec(ctx, `INSERT INTO accounts (user_id, anchor, first_report_used, holds) VALUES ('u1', $1, false,
+	_, err := conn.Exec(ctx, `INSERT INTO accounts (user_id, anchor, first_report_used, holds) VALUES ('u1', $1, false,
 		ARRAY[ROW('h1', 7, $2, true)::hold, ROW('h0', 100, $3, false)::hold])`, nov, now.Add(time.Minute), now.Add(-time.Minute))
 	require.NoError(t, err)
 	_, err = conn.Exec(ctx, `INSERT INTO reservations (id, user_id, period_start, first_report, expires_at) VALUES
@@ -104,18 +81,19 @@ func TestPostgresMigrationsKeepState(t *testing.T) {
 	require.ErrorAs(t, err, &pgErr)
 	assert.Equal(t, "42703", pgErr.Code, "undefined column")
 
-	// The copies stay right from here on.
-	r, err := store.Reserve(ctx, freemium.Hold{ID: "h2", UserID: "u1", Window: freemium.Window{Start: dec, End: dec.AddDate(0, 1, 0)},
-		Tokens: 60, Limit: 107, ExpiresAt: now.Add(time.Minute)}, now)
+	// The account's latest window stays right from here on.
+	h2 := freemium.Hold{ID: "h2", UserID: "u1", Window: freemium.Window{Start: dec, End: dec.AddDate(0, 1, 0)},
+		Tokens: 60, Limit: 107, ExpiresAt: now.Add(time.Minute)}
+	r, err := store.Reserve(ctx, h2, now)
 	require.NoError(t, err)
 	assert.True(t, r.Admitted, "40 used + 7 held + 60 = 107")
-	require.NoError(t, store.Commit(ctx, "h2", 50, now))
+	require.NoError(t, store.Commit(ctx, h2.Ref(r), 50, now))
 	st, err = store.Load(ctx, "u1", now, month(dec))
 	require.NoError(t, err)
 	assert.Equal(t, int64(90), st.Used)
 	assert.Equal(t, int64(7), st.Reserved)
 	// A hold placed before the migration gives its tokens back.
-	require.NoError(t, store.Commit(ctx, "h1", 5, now))
+	require.NoError(t, store.Commit(ctx, freemium.HoldRef{ID: "h1"}, 5, now))
 	st, err = store.Load(ctx, "u1", now, month(dec))
 	require.NoError(t, err)
 	assert.Equal(t, int64(95), st.Used)
@@ -149,11 +127,12 @@ func TestPostgresHotStatementsKeepGenericPlans(t *testing.T) {
 			id := fmt.Sprint("rsv_", user, i)
 			_, err := store.Load(ctx, user, now, func(freemium.Account) freemium.Window { return w })
 			require.NoError(t, err)
-			r, err := store.Reserve(ctx, freemium.Hold{ID: id, UserID: user, Window: w, Tokens: 10, Limit: 1 << 40, ExpiresAt: now.Add(time.Hour)}, now)
+			h := freemium.Hold{ID: id, UserID: user, Window: w, Tokens: 10, Limit: 1 << 40, ExpiresAt: now.Add(time.Hour)}
+			r, err := store.Reserve(ctx, h, now)
 			require.NoError(t, err)
 			require.True(t, r.Admitted)
 			if i%2 == 0 {
-				require.NoError(t, store.Commit(ctx, id, 5, now))
+				require.NoError(t, store.Commit(ctx, h.Ref(r), 5, now))
 			} else {
 				require.NoError(t, store.Cancel(ctx, id, now))
 			}
@@ -197,4 +176,105 @@ func TestPostgresStatementParameterTypes(t *testing.T) {
 			assert.NotEqual(t, uint32(pgtype.Int4OID), oid, "%s: $%d is int4: cast it", name, i+1)
 		}
 	}
+}
+
+// TestPostgresMigration6UpAndDown takes a store of version 5 to version 6,
+// writes usage that version 6 keeps on the account row alone, and back down
+// to version 5, whose usage row must then hold it, and up again.
+func TestPostgresMigration6UpAndDown(t *testing.T) {
+	ctx := context.Background()
+	pool := pgPool(t)
+	conn, schema := migratedTo(t, 5)
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		_, err := conn.Exec(ctx, sql, args...)
+		require.NoError(t, err, sql)
+	}
+	// Version 5: usage in November and December, the account's copy of
+	// December's row.
+	nov, dec := freemiumtest.T0, freemiumtest.T0.AddDate(0, 1, 0)
+	now := dec.Add(time.Hour)
+	exec(`INSERT INTO accounts (user_id, anchor, win_start, win_used, win_notified) VALUES ('u1', $1, $2, 40, 1)`, nov, dec)
+	exec(`INSERT INTO usage_windows (user_id, period_start, used, notified) VALUES ('u1', $1, 90, 4), ('u1', $2, 40, 1)`, nov, dec)
+	exec("RESET search_path")
+
+	store, err := freemium.NewPostgresStore(pool, &freemium.PostgresConfig{Schema: schema})
+	require.NoError(t, err)
+	require.NoError(t, store.Migrate(ctx))
+	usage := func(start time.Time) freemium.State {
+		t.Helper()
+		st, err := store.Load(ctx, "u1", now, func(freemium.Account) freemium.Window {
+			return freemium.Window{Start: start, End: start.AddDate(0, 1, 0)}
+		})
+		require.NoError(t, err)
+		return st
+	}
+	assert.Equal(t, int64(40), usage(dec).Used)
+	assert.Equal(t, freemium.NotifiedKinds(1), usage(dec).Notified)
+	assert.Equal(t, int64(90), usage(nov).Used)
+	// An instance of version 5 fails on the old column names instead of
+	// overwriting the account's usage with its stale copy.
+	_, err = pool.Exec(ctx, "SELECT win_used FROM "+schema+".accounts")
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	assert.Equal(t, "42703", pgErr.Code, "undefined column")
+
+	// December's usage now lives on the account row only.
+	require.NoError(t, store.Record(ctx, "u1", freemium.Window{Start: dec, End: dec.AddDate(0, 1, 0)}, 5, "", now))
+	var rowUsed int64
+	require.NoError(t, pool.QueryRow(ctx, "SELECT used FROM "+schema+".usage_windows WHERE period_start = $1", dec).Scan(&rowUsed))
+	assert.Equal(t, int64(40), rowUsed, "December's row is stale")
+	assert.Equal(t, int64(45), usage(dec).Used)
+
+	// Down: the row holds December's usage again, under version 5's names.
+	down, err := fs.ReadFile(freemium.Migrations, "006_latest_window.down.sql")
+	require.NoError(t, err)
+	exec("SET search_path TO " + schema)
+	exec(string(down))
+	exec("DELETE FROM schema_migrations WHERE version = 6")
+	var winUsed, used int64
+	require.NoError(t, conn.QueryRow(ctx, `SELECT a.win_used, u.used FROM accounts a
+		JOIN usage_windows u ON u.user_id = a.user_id AND u.period_start = a.win_start`).Scan(&winUsed, &used))
+	assert.Equal(t, int64(45), winUsed)
+	assert.Equal(t, int64(45), used)
+	exec("RESET search_path")
+
+	// And up again.
+	require.NoError(t, store.Migrate(ctx))
+	assert.Equal(t, int64(45), usage(dec).Used)
+	assert.Equal(t, int64(90), usage(nov).Used)
+}
+
+// migratedTo creates a schema with the first n migrations applied, as
+// Migrate would have, and returns a connection whose search_path is it.
+func migratedTo(t *testing.T, n int) (*pgxpool.Conn, string) {
+	t.Helper()
+	ctx := context.Background()
+	pool := pgPool(t)
+	schema := "test_" + strings.ToLower(rand.Text())
+	t.Cleanup(func() {
+		_, err := pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		require.NoError(t, err)
+	})
+	ms, err := migrations.Up()
+	require.NoError(t, err)
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	t.Cleanup(conn.Release)
+	for _, sql := range []string{
+		"CREATE SCHEMA " + schema,
+		"SET search_path TO " + schema,
+		`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+			applied_at timestamptz NOT NULL DEFAULT now())`,
+	} {
+		_, err := conn.Exec(ctx, sql)
+		require.NoError(t, err)
+	}
+	for _, m := range ms[:n] {
+		_, err := conn.Exec(ctx, m.SQL)
+		require.NoError(t, err, m.Name)
+		_, err = conn.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name)
+		require.NoError(t, err)
+	}
+	return conn, schema
 }

@@ -13,7 +13,7 @@ import (
 // Config.ReservationTTL. A Reservation is safe for simultaneous use.
 type Reservation struct {
 	g        *Gate
-	id       string
+	hold     HoldRef // ID "" when not OK
 	decision Decision
 }
 
@@ -51,7 +51,7 @@ func (g *Gate) Reserve(ctx context.Context, userID string, estimatedTokens int64
 	r := &Reservation{g: g, decision: g.decide(plan, res.State, estimatedTokens, res.Admitted, res.FirstReport)}
 	g.notice(ctx, userID, plan, res.State, r.decision)
 	if res.Admitted {
-		r.id = h.ID
+		r.hold = h.Ref(res)
 	}
 	return r, nil
 }
@@ -68,7 +68,7 @@ func (r *Reservation) OK() bool { return r.decision.Allowed }
 
 // ID identifies the reservation, for CommitReservation and CancelReservation
 // from another process. It is "" when the reservation is not OK.
-func (r *Reservation) ID() string { return r.id }
+func (r *Reservation) ID() string { return r.hold.ID }
 
 // Decision is the decision Reserve made.
 func (r *Reservation) Decision() Decision { return r.decision }
@@ -83,7 +83,7 @@ func (r *Reservation) Commit(ctx context.Context, actualTokens int64) error {
 	if !r.OK() {
 		return r.decision.Err()
 	}
-	return r.g.CommitReservation(ctx, r.id, actualTokens)
+	return r.g.commit(ctx, r.hold, actualTokens)
 }
 
 // Cancel ends the hold without recording usage, giving back its tokens and
@@ -93,7 +93,7 @@ func (r *Reservation) Cancel(ctx context.Context) error {
 	if !r.OK() {
 		return nil
 	}
-	return r.g.CancelReservation(ctx, r.id)
+	return r.g.CancelReservation(ctx, r.hold.ID)
 }
 
 // CommitReservation is Reservation.Commit by ID, for work that finishes in
@@ -106,8 +106,16 @@ func (g *Gate) CommitReservation(ctx context.Context, id string, actualTokens in
 	if validateText(id) != nil || id == "" {
 		return ErrReservationNotFound
 	}
-	if err := g.cfg.Store.Commit(ctx, id, actualTokens, g.now()); err != nil {
-		return fmt.Errorf("freemium: commit %s: %w", id, err)
+	return g.commit(ctx, HoldRef{ID: id}, actualTokens)
+}
+
+// commit commits the hold h names.
+func (g *Gate) commit(ctx context.Context, h HoldRef, tokens int64) error {
+	if err := validateTokens(tokens); err != nil {
+		return err
+	}
+	if err := g.cfg.Store.Commit(ctx, h, tokens, g.now()); err != nil {
+		return fmt.Errorf("freemium: commit %s: %w", h.ID, err)
 	}
 	return nil
 }

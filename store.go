@@ -31,12 +31,13 @@ type Store interface {
 	// user's anchor at its now.
 	Reserve(ctx context.Context, h Hold, now time.Time) (ReserveResult, error)
 
-	// Commit records tokens as used in the hold's window and ends the hold;
-	// a first-report hold marks the first report used. It records a held,
-	// expired or canceled hold alike. Committing a committed hold does
-	// nothing. An unknown ID, or a hold more than a day past its expiry at
-	// now, is ErrReservationNotFound.
-	Commit(ctx context.Context, holdID string, tokens int64, now time.Time) error
+	// Commit records tokens as used in the window of hold h and ends the
+	// hold; a first-report hold marks the first report used. It records a
+	// held, expired or canceled hold alike. Committing a committed hold
+	// does nothing. An unknown ID, or a hold more than a day past its
+	// expiry at now, is ErrReservationNotFound. h may give only the ID
+	// (see HoldRef).
+	Commit(ctx context.Context, h HoldRef, tokens int64, now time.Time) error
 
 	// Cancel ends a held hold without recording usage, giving back its tokens
 	// and its first-report claim. Canceling a hold that is no longer held
@@ -289,6 +290,26 @@ type Hold struct {
 	Limit       int64     // the window's cap, or Unlimited
 	FirstReport bool      // the plan gives a free first report
 	ExpiresAt   time.Time // when the hold stops counting
+}
+
+// A HoldRef names a hold for Store.Commit. The ID is enough; the caller
+// that placed the hold (a Reservation) also gives the rest, as Hold.Ref
+// makes it, so that a Store can go straight to the user's account without
+// reading the hold first. A Store decides by its own record of the hold,
+// and may ignore the rest.
+type HoldRef struct {
+	ID          string
+	UserID      string    // "" when only the ID is known
+	PeriodStart time.Time // the start of the hold's window, as Reserve resolved it
+	Tokens      int64     // held
+	FirstReport bool      // admitted as the first report
+	ExpiresAt   time.Time
+}
+
+// Ref is the HoldRef of h, placed as r reports.
+func (h Hold) Ref(r ReserveResult) HoldRef {
+	return HoldRef{ID: h.ID, UserID: h.UserID, PeriodStart: r.State.PeriodStart, Tokens: h.Tokens,
+		FirstReport: r.FirstReport, ExpiresAt: h.ExpiresAt}
 }
 
 // ReserveResult is what Store.Reserve did.

@@ -827,13 +827,15 @@ var storeTests = []struct {
 		older := freemium.Window{Start: T0, End: T0.Add(2 * time.Hour)}
 		newer := freemium.Window{Start: T0.Add(time.Hour), End: T0.Add(2 * time.Hour)}
 		now := T0.Add(90 * time.Minute)
+		refs := map[string]freemium.HoldRef{}
 		hold := func(id string, w freemium.Window, tokens int64) freemium.ReserveResult {
 			t.Helper()
-			r, err := store.Reserve(ctx, freemium.Hold{ID: id, UserID: "u1", Window: w, Tokens: tokens, Limit: 100,
-				ExpiresAt: now.Add(time.Minute)}, now)
+			h := freemium.Hold{ID: id, UserID: "u1", Window: w, Tokens: tokens, Limit: 100, ExpiresAt: now.Add(time.Minute)}
+			r, err := store.Reserve(ctx, h, now)
 			if err != nil {
 				t.Fatalf("Reserve %s: %v", id, err)
 			}
+			refs[id] = h.Ref(r)
 			return r
 		}
 		state := func(w freemium.Window) freemium.State {
@@ -854,7 +856,7 @@ var storeTests = []struct {
 		equal(t, "40 fit beside the older window's 60", r.Admitted, true)
 		equal(t, "Used seen by Reserve in the older window", r.State.Used, int64(60))
 		equal(t, "1 more does not fit", hold("h2", older, 1).Admitted, false)
-		if err := store.Commit(ctx, "h1", 30, now); err != nil {
+		if err := store.Commit(ctx, refs["h1"], 30, now); err != nil {
 			t.Fatal(err)
 		}
 		equal(t, "older window's usage after Commit", state(older).Used, int64(90))
@@ -930,13 +932,16 @@ var storeTests = []struct {
 		// not), or by Cancel and then Commit.
 		store, ctx := ns(t), context.Background()
 		w := freemium.Window{Start: T0, End: T0.Add(time.Hour)}
+		refs := map[string]freemium.HoldRef{}
 		reserve := func(id string, tokens int64, expires, now time.Time) {
 			t.Helper()
-			r, err := store.Reserve(ctx, freemium.Hold{ID: id, UserID: "u1", Window: w, Tokens: tokens, Limit: 1000, ExpiresAt: expires}, now)
+			h := freemium.Hold{ID: id, UserID: "u1", Window: w, Tokens: tokens, Limit: 1000, ExpiresAt: expires}
+			r, err := store.Reserve(ctx, h, now)
 			if err != nil {
 				t.Fatal(err)
 			}
 			equal(t, id+" admitted", r.Admitted, true)
+			refs[id] = h.Ref(r)
 		}
 		reservedAt := func(now time.Time) int64 {
 			t.Helper()
@@ -953,7 +958,7 @@ var storeTests = []struct {
 		if err := store.Cancel(ctx, "canceled", T0); err != nil {
 			t.Fatal(err)
 		}
-		if err := store.Commit(ctx, "canceled", 7, T0); err != nil {
+		if err := store.Commit(ctx, refs["canceled"], 7, T0); err != nil {
 			t.Fatal(err)
 		}
 		equal(t, "canceled then committed: given back once", reservedAt(T0), int64(150))
@@ -962,7 +967,7 @@ var storeTests = []struct {
 		reserve("after", 400, t1.Add(time.Hour), t1) // prunes the expired hold, if the Store prunes
 		equal(t, "after a Reserve past the expiry", reservedAt(t1), int64(450))
 		for _, id := range []string{"expires", "committed", "committed"} {
-			if err := store.Commit(ctx, id, 10, t1); err != nil {
+			if err := store.Commit(ctx, refs[id], 10, t1); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -1006,6 +1011,107 @@ var storeTests = []struct {
 		}
 		equal(t, "anchored at the first activity", st.Account.Anchor, T0.Add(10*time.Minute))
 		equal(t, "usage in the window from the anchor", st.Used, int64(7))
+	}},
+
+	{"WritesRaceAWindowRoll", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// Writes to a user's window race writes that move the user into the
+		// next one: Commits of holds placed in November, November Records
+		// and prompts, and December Records, all at once just after the
+		// month turned. Each lands in its own window, once.
+		store, ctx := ns(t), context.Background()
+		nov := freemium.Window{Start: T0.AddDate(0, 0, -14), End: T0.AddDate(0, 0, 16)}
+		dec := freemium.Window{Start: nov.End, End: nov.End.AddDate(0, 1, 0)}
+		before, after := dec.Start.Add(-time.Minute), dec.Start.Add(time.Minute)
+		if err := store.Record(ctx, "u1", nov, 1, "", before); err != nil {
+			t.Fatal(err)
+		}
+		const n = 16
+		refs := make([]freemium.HoldRef, n)
+		for i := range refs {
+			h := freemium.Hold{ID: fmt.Sprint("h", i), UserID: "u1", Window: nov, Tokens: 10, Limit: freemium.Unlimited,
+				ExpiresAt: after.Add(time.Hour)}
+			r, err := store.Reserve(ctx, h, before)
+			if err != nil {
+				t.Fatal(err)
+			}
+			refs[i] = h.Ref(r)
+		}
+		var added atomic.Int32
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				if err := store.Commit(ctx, refs[i], 3, after); err != nil {
+					t.Errorf("Commit %d: %v", i, err)
+				}
+			})
+			wg.Go(func() {
+				if err := store.Record(ctx, "u1", dec, 5, "", after); err != nil {
+					t.Errorf("December Record: %v", err)
+				}
+			})
+			wg.Go(func() {
+				if err := store.Record(ctx, "u1", nov, 7, fmt.Sprint("k", i%4), after); err != nil {
+					t.Errorf("November Record: %v", err)
+				}
+			})
+			wg.Go(func() {
+				n := freemium.Notification{ID: fmt.Sprint("ntf_", i), Kind: freemium.LimitReached, UserID: "u1", CreatedAt: after}
+				ok, err := store.Enqueue(ctx, n, nov.Start, false, after)
+				if err != nil {
+					t.Errorf("Enqueue: %v", err)
+				}
+				if ok {
+					added.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		state := func(w freemium.Window) freemium.State {
+			t.Helper()
+			st, err := store.Load(ctx, "u1", after, func(freemium.Account) freemium.Window { return w })
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
+		st := state(nov)
+		equal(t, "November's usage", st.Used, int64(1+n*3+4*7))
+		equal(t, "November's prompt marked", st.Notified.Has(freemium.LimitReached), true)
+		equal(t, "prompts added", added.Load(), int32(1))
+		equal(t, "nothing held", st.Reserved, int64(0))
+		st = state(dec)
+		equal(t, "December's usage", st.Used, int64(n*5))
+		equal(t, "December's marks", st.Notified, freemium.NotifiedKinds(0))
+	}},
+
+	{"CommitGivenAWrongRef", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// A HoldRef that is not as Reserve placed the hold does not change
+		// what Commit records: the Store's own record of the hold decides.
+		store, ctx := ns(t), context.Background()
+		w := freemium.Window{Start: T0, End: T0.Add(time.Hour)}
+		if err := store.Record(ctx, "u1", w, 1, "", T0); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Record(ctx, "u2", w, 1, "", T0); err != nil {
+			t.Fatal(err)
+		}
+		h := freemium.Hold{ID: "h1", UserID: "u1", Window: w, Tokens: 10, Limit: 100, FirstReport: true, ExpiresAt: T0.Add(time.Minute)}
+		r, err := store.Reserve(ctx, h, T0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "admitted as the first report", r.FirstReport, true)
+		ref := h.Ref(r)
+		ref.UserID, ref.Tokens, ref.FirstReport = "u2", 1, false
+		if err := store.Commit(ctx, ref, 4, T0); err != nil {
+			t.Fatal(err)
+		}
+		for user, want := range map[string]int64{"u1": 5, "u2": 1} {
+			st := load(t, store, user)
+			equal(t, user+"'s usage", st.Used, want)
+			equal(t, user+"'s holds", st.Reserved, int64(0))
+			equal(t, user+"'s first report used", st.FirstReportUsed, user == "u1")
+		}
 	}},
 
 	{"ContextCanceled", func(t *testing.T, ns func(*testing.T) freemium.Store) {
