@@ -178,9 +178,10 @@ func TestPostgresStatementParameterTypes(t *testing.T) {
 	}
 }
 
-// TestPostgresMigration6UpAndDown takes a store of version 5 to version 6,
-// writes usage that version 6 keeps on the account row alone, and back down
-// to version 5, whose usage row must then hold it, and up again.
+// TestPostgresMigration6UpAndDown takes a store of version 5 up to the
+// latest version, writes usage that version 6 keeps on the account row
+// alone, and back down to version 5, whose usage row must then hold it,
+// and up again.
 func TestPostgresMigration6UpAndDown(t *testing.T) {
 	ctx := context.Background()
 	pool := pgPool(t)
@@ -226,12 +227,17 @@ func TestPostgresMigration6UpAndDown(t *testing.T) {
 	assert.Equal(t, int64(40), rowUsed, "December's row is stale")
 	assert.Equal(t, int64(45), usage(dec).Used)
 
-	// Down: the row holds December's usage again, under version 5's names.
-	down, err := fs.ReadFile(freemium.Migrations, "006_latest_window.down.sql")
-	require.NoError(t, err)
+	// Down to version 5: the row holds December's usage again, under
+	// version 5's names.
 	exec("SET search_path TO " + schema)
-	exec(string(down))
-	exec("DELETE FROM schema_migrations WHERE version = 6")
+	ms, err := migrations.Up()
+	require.NoError(t, err)
+	for i := len(ms) - 1; i >= 5; i-- {
+		down, err := fs.ReadFile(freemium.Migrations, ms[i].Name+".down.sql")
+		require.NoError(t, err)
+		exec(string(down))
+		exec("DELETE FROM schema_migrations WHERE version = $1", ms[i].Version)
+	}
 	var winUsed, used int64
 	require.NoError(t, conn.QueryRow(ctx, `SELECT a.win_used, u.used FROM accounts a
 		JOIN usage_windows u ON u.user_id = a.user_id AND u.period_start = a.win_start`).Scan(&winUsed, &used))
@@ -277,4 +283,26 @@ func migratedTo(t *testing.T, n int) (*pgxpool.Conn, string) {
 		require.NoError(t, err)
 	}
 	return conn, schema
+}
+
+// TestPostgresKeysCompareAsBytes checks that the text keys every hot
+// statement looks up by are in the C collation, whatever the database's:
+// under another, each index comparison calls strcoll (migration 7).
+func TestPostgresKeysCompareAsBytes(t *testing.T) {
+	_, schema := newPostgresSchema(t)
+	rows, err := pgPool(t).Query(context.Background(), `
+		SELECT table_name || '.' || column_name, coalesce(collation_name, '') FROM information_schema.columns
+		WHERE table_schema = $1`, schema)
+	require.NoError(t, err)
+	collations := map[string]string{}
+	for rows.Next() {
+		var column, collation string
+		require.NoError(t, rows.Scan(&column, &collation))
+		collations[column] = collation
+	}
+	require.NoError(t, rows.Err())
+	for _, column := range []string{"accounts.user_id", "reservations.id", "reservations.user_id", "usage_windows.user_id",
+		"usage_keys.user_id", "usage_keys.key", "subscriptions.user_id", "customers.customer_id", "notifications.id"} {
+		assert.Equal(t, "C", collations[column], column)
+	}
 }
