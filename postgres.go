@@ -366,10 +366,9 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM r) THEN true
             WHEN EXISTS (SELECT 1 FROM acct) THEN {s}.raise_retry('freemium: commit: the hold is not as given')
             ELSE false END`
 
-// Commit's slow path and Cancel are a batch, run as one transaction (pgx
-// sends a batch with one Sync, so Postgres runs it as one implicit
-// transaction): lockHoldSQL locks the hold's account row, and the next
-// statement, which reads what committed before it began, writes.
+// Commit's slow path and Cancel are a batch (see PostgresStore.batch):
+// lockHoldSQL locks the hold's account row, and the next statement, which
+// reads what committed before it began, writes.
 
 // lockHoldSQL locks the account row of a hold: $1 hold ID.
 const lockHoldSQL = `

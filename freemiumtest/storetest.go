@@ -838,14 +838,7 @@ var storeTests = []struct {
 			refs[id] = h.Ref(r)
 			return r
 		}
-		state := func(w freemium.Window) freemium.State {
-			t.Helper()
-			st, err := store.Load(ctx, "u1", now, func(freemium.Account) freemium.Window { return w })
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st
-		}
+		state := func(w freemium.Window) freemium.State { return loadIn(t, store, "u1", w, now) }
 		if err := store.Record(ctx, "u1", older, 60, "", T0); err != nil {
 			t.Fatal(err)
 		}
@@ -1066,14 +1059,7 @@ var storeTests = []struct {
 			})
 		}
 		wg.Wait()
-		state := func(w freemium.Window) freemium.State {
-			t.Helper()
-			st, err := store.Load(ctx, "u1", after, func(freemium.Account) freemium.Window { return w })
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st
-		}
+		state := func(w freemium.Window) freemium.State { return loadIn(t, store, "u1", w, after) }
 		st := state(nov)
 		equal(t, "November's usage", st.Used, int64(1+n*3+4*7))
 		equal(t, "November's prompt marked", st.Notified.Has(freemium.LimitReached), true)
@@ -1143,12 +1129,18 @@ func hourWindow(freemium.Account) freemium.Window {
 	return freemium.Window{Start: T0, End: T0.Add(time.Hour)}
 }
 
-// load is the user's state in the hour from T0, at T0.
-func load(t *testing.T, store freemium.Store, user string) freemium.State {
+// loadIn is the user's state in window w, at now.
+func loadIn(t *testing.T, store freemium.Store, user string, w freemium.Window, now time.Time) freemium.State {
 	t.Helper()
-	st, err := store.Load(context.Background(), user, T0, hourWindow)
+	st, err := store.Load(context.Background(), user, now, func(freemium.Account) freemium.Window { return w })
 	if err != nil {
 		t.Fatalf("Load(%q): %v", user, err)
 	}
 	return st
+}
+
+// load is the user's state in the hour from T0, at T0.
+func load(t *testing.T, store freemium.Store, user string) freemium.State {
+	t.Helper()
+	return loadIn(t, store, user, hourWindow(freemium.Account{}), T0)
 }
