@@ -330,7 +330,7 @@ func seededStore(b *testing.B, n int) *freemium.PostgresStore {
 		  SELECT 'user-' || i, $1, true, $1, 10 FROM generate_series(0, $2 - 1) i`, []any{start, n}},
 		{`INSERT INTO %[1]s.usage_windows (user_id, period_start, used)
 		  SELECT 'user-' || i, $1, 10 FROM generate_series(0, $2 - 1) i`, []any{start, n}},
-		{`INSERT INTO %[1]s.reservations (id, user_id, period_start, first_report, state, expires_at)
+		{`INSERT INTO %[1]s.reservations (id, user_id, period_start, first_report, row_state, expires_at)
 		  SELECT 'rsv_' || i, 'user-' || i, $1, false, 'committed', $1 FROM generate_series(0, $2 - 1) i`, []any{start, n}},
 		{`ANALYZE %[1]s.accounts, %[1]s.usage_windows, %[1]s.reservations`, nil},
 	} {

@@ -1,6 +1,10 @@
 package freemium
 
-import "reflect"
+import (
+	"context"
+	"reflect"
+	"time"
+)
 
 // PostgresStatements returns s's SQL statements by name, for tests.
 func PostgresStatements(s *PostgresStore) map[string]string {
@@ -10,4 +14,10 @@ func PostgresStatements(s *PostgresStore) map[string]string {
 		statements[v.Type().Field(i).Name] = v.Field(i).String()
 	}
 	return statements
+}
+
+// PostgresPrune runs s's housekeeping as a Reserve at now may.
+func PostgresPrune(s *PostgresStore, now time.Time) error {
+	_, err := s.pool.Exec(context.Background(), s.sql.prune, now)
+	return err
 }

@@ -39,9 +39,9 @@ type PostgresConfig struct {
 // is one statement, so one round trip, in the common case. The user's
 // account row holds the sum of the live holds and the usage of the user's
 // latest window; older windows have a row each. So Load reads two rows by
-// primary key (account and subscription mirror), Reserve checks and holds
-// in one statement on the account row alone, and Commit writes the account
-// row and the reservation. Any number of app instances may share the
+// primary key (account and subscription mirror), Reserve decides on the
+// account row and adds the reservation, and Commit of the user's latest
+// hold writes the account row alone. Any number of app instances may share the
 // database under READ COMMITTED. Holds are committed without waiting for
 // the WAL flush (they expire anyway); recorded usage, mirrors and
 // notifications are durable. Safe for simultaneous use.
@@ -98,9 +98,10 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 	s.sql.reserveRecount = statement(reserveRecountSQL, schema, "", "", "$2")
 	s.sql.reserveSlow = statement(reserveSlowSQL, schema, "$6", "$9", "$8")
 	s.sql.prune = statement(pruneSQL, schema, "", "", "")
-	s.sql.commit = statement(strings.ReplaceAll(commitSQL, "{first}", ""), schema, "", "", "")
-	s.sql.commitFirst = statement(strings.ReplaceAll(commitSQL, "{first}", ", {release_first}, first_report_used = true"),
+	s.sql.commit = statement(strings.NewReplacer("{first}", "", "{first_guard}", "NOT a.last_first").Replace(commitSQL),
 		schema, "", "", "")
+	s.sql.commitFirst = statement(strings.NewReplacer("{first}", ", {release_first}, first_report_used = true",
+		"{first_guard}", "a.last_first").Replace(commitSQL), schema, "", "", "")
 	s.sql.commitSlow = statement(commitSlowSQL, schema, "", "", "")
 	s.sql.cancel = statement(cancelSQL, schema, "", "", "")
 	s.sql.lockHold = statement(lockHoldSQL, schema, "", "", "")
@@ -159,12 +160,19 @@ func statement(tmpl, schema, start, every, now string) string {
 		// The slow Reserve's update of the account row: the admission
 		// rule (see Hold), evaluated once, decides whether the hold joins
 		// the sum and claims the first report.
-		"{place_hold}", `(anchor, held, held_until, first_hold, first_held_until, last_hold) = (
+		"{place_hold}", `(anchor, held, held_until, first_hold, first_held_until,
+		last_hold, last_tokens, last_expires, last_start, last_first, last_committed, committed_prev) = (
 		SELECT coalesce(a.anchor, $8), a.held + CASE WHEN v.ok THEN $3::bigint ELSE 0 END,
 		       CASE WHEN v.ok THEN least(a.held_until, $7) ELSE a.held_until END,
 		       CASE WHEN v.ok AND v.claim THEN $1 ELSE a.first_hold END,
 		       CASE WHEN v.ok AND v.claim THEN $7 ELSE a.first_held_until END,
-		       CASE WHEN v.ok THEN $1 ELSE a.last_hold END
+		       CASE WHEN v.ok THEN $1 ELSE a.last_hold END,
+		       CASE WHEN v.ok THEN $3::bigint ELSE a.last_tokens END,
+		       CASE WHEN v.ok THEN $7::timestamptz ELSE a.last_expires END,
+		       CASE WHEN v.ok THEN {window_start} ELSE a.last_start END,
+		       CASE WHEN v.ok THEN v.claim ELSE a.last_first END,
+		       a.last_committed AND NOT v.ok,
+		       CASE WHEN NOT v.ok THEN a.committed_prev WHEN a.last_committed THEN a.last_hold END
 		FROM (SELECT c.claim OR $4::bigint < 0 OR c.used::numeric + a.held + $3::bigint <= $4::bigint AS ok, c.claim
 		      FROM (SELECT {claim} AS claim, {used} AS used) c) v)`,
 		// The slow Reserve's answer, from the row after it: the state as it was
@@ -173,17 +181,31 @@ func statement(tmpl, schema, start, every, now string) string {
 		"{reserved_before}", "least(a.held - CASE WHEN a.last_hold = $1 THEN $3::bigint ELSE 0 END, {max})::bigint AS reserved, "+
 			"a.first_report_used, coalesce(a.first_hold <> $1 AND a.first_held_until > $8, false) AS first_held, "+
 			"coalesce(a.last_hold = $1, false) AS admitted, coalesce(a.first_hold = $1, false) AS first",
+		// The fast Reserve's record of its hold as the account's latest
+		// (the slow one's is in {place_hold}): the latest hold before it,
+		// if Commit recorded that on the account row alone, is carried on
+		// in committed_prev.
+		"{place_last}", `last_hold = $1, last_tokens = $3, last_expires = $7, last_start = {window_start},
+		last_first = {claim}, last_committed = false, committed_prev = CASE WHEN a.last_committed THEN a.last_hold END`,
 		// Reserve's record of an admitted hold.
 		"{reservation}", `res AS (
-	INSERT INTO {s}.reservations (id, user_id, period_start, first_report, expires_at, tokens)
-	SELECT $1, $2, ws, first, $7, $3 FROM acct WHERE admitted
+	INSERT INTO {s}.reservations (id, user_id, period_start, first_report, expires_at, tokens, committed_prev)
+	SELECT $1, $2, ws, first, $7, $3, committed_prev FROM acct WHERE admitted
 )`,
+		// Whether reservation r, held by its row, is committed all the
+		// same: it is the latest hold of its account (the row "a"), and
+		// Commit recorded it there alone; or a later hold of its user
+		// carries that on.
+		"{committed_elsewhere}", `((a.last_committed AND coalesce(a.last_hold = r.id, false))
+	OR EXISTS (SELECT 1 FROM {s}.reservations n WHERE n.user_id = r.user_id AND n.committed_prev = r.id))`,
+		// Whether reservation r still holds its tokens, expired or not.
+		"{held_by}", "(r.row_state = 'held' AND NOT {committed_elsewhere})",
 		// Commit's and Cancel's release of hold r (of reservations), or of
-		// the hold Commit's fast statement was given, on the account row:
-		// its tokens leave the sum if they still count there, and
-		// {release_first} gives back its first-report claim.
+		// the account's latest hold for Commit's fast statement, on the
+		// account row: its tokens leave the sum if they still count there,
+		// and {release_first} gives back its first-report claim.
 		"{release}", release("r.tokens", "r.expires_at")+", {release_first}",
-		"{release_given}", release("$5::bigint", "$7::timestamptz"),
+		"{release_last}", release("a.last_tokens", "a.last_expires"),
 		"{release_first}", "first_hold = CASE WHEN a.first_hold = $1 THEN NULL ELSE a.first_hold END, "+
 			"first_held_until = CASE WHEN a.first_hold = $1 THEN NULL ELSE a.first_held_until END",
 		// A write of usage to a window, under the account row's lock: the
@@ -259,7 +281,7 @@ SELECT CASE WHEN a.latest_start = $2 THEN a.latest_used ELSE coalesce(u.used, 0)
        CASE WHEN a.latest_start = $2 THEN a.latest_notified ELSE coalesce(u.notified, 0) END,
        CASE WHEN a.held IS NULL THEN 0 WHEN {exact} THEN {held} ELSE
            (SELECT least(coalesce(sum(r.tokens), 0), {max})::bigint FROM {s}.reservations r
-            WHERE r.user_id = $1 AND r.state = 'held' AND r.expires_at > $3) END
+            WHERE r.user_id = $1 AND {held_by} AND r.expires_at > $3) END
 FROM (SELECT 1) one
 LEFT JOIN {s}.accounts a ON a.user_id = $1
 LEFT JOIN {s}.usage_windows u ON u.user_id = $1 AND u.period_start = $2`
@@ -273,8 +295,10 @@ LEFT JOIN {s}.usage_windows u ON u.user_id = $1 AND u.period_start = $2`
 // alone, in the window of the row's anchor: the row's latest window's usage
 // is the window's usage when the window is that one, and zero when the
 // window is newer; held is the holds' sum. The hold joins the sum
-// when the admission rule (see Hold) admits it, and the row comes back with
-// the state before the hold. No row comes back otherwise: for a refusal,
+// when the admission rule (see Hold) admits it, becomes the account's
+// latest hold (for the fast Commit) and gets its reservation row, and the
+// row comes back with the state before the hold. No row comes back
+// otherwise: for a refusal,
 // a user without an account row, a window older than the latest (a return
 // to an earlier plan's window), or a sum that may count an expired hold.
 // Reserve then takes the slow path (reserveSlow), which decides in every
@@ -284,14 +308,14 @@ const reserveSQL = `
 WITH acct AS (
 	UPDATE {s}.accounts a SET anchor = coalesce(a.anchor, $8), held = a.held + $3::bigint, held_until = least(a.held_until, $7),
 		first_hold = CASE WHEN {claim} THEN $1 ELSE a.first_hold END,
-		first_held_until = CASE WHEN {claim} THEN $7::timestamptz ELSE a.first_held_until END
+		first_held_until = CASE WHEN {claim} THEN $7::timestamptz ELSE a.first_held_until END, {place_last}
 	WHERE a.user_id = $2 AND {exact} AND (a.latest_start IS NULL OR a.latest_start <= {window_start})
 	  AND ({claim} OR $4::bigint < 0 OR ({latest_used})::numeric + a.held + $3::bigint <= $4::bigint)
 	RETURNING {window_start} AS ws, ({latest_used}) AS used,
 	          CASE WHEN a.latest_start = {window_start} THEN a.latest_notified ELSE 0 END AS notified,
 	          least(a.held - $3::bigint, {max})::bigint AS reserved, a.first_report_used,
 	          coalesce(a.first_hold <> $1 AND a.first_held_until > $8, false) AS first_held,
-	          true AS admitted, coalesce(a.first_hold = $1, false) AS first
+	          true AS admitted, coalesce(a.first_hold = $1, false) AS first, a.committed_prev
 ), {reservation}
 SELECT ws, used, notified, reserved, first_report_used, first_held, admitted, first,
        -- A hold need not survive a crash (it expires anyway): this
@@ -321,7 +345,7 @@ SELECT set_config('synchronous_commit', 'off', true) FROM {s}.accounts WHERE use
 const reserveRecountSQL = `
 UPDATE {s}.accounts a SET (held, held_until) = (
 	SELECT coalesce(sum(r.tokens::numeric), 0), min(r.expires_at) FROM {s}.reservations r
-	WHERE r.user_id = $1::text AND r.state = 'held' AND r.expires_at > $2::timestamptz), pruned_at = $2
+	WHERE r.user_id = $1::text AND {held_by} AND r.expires_at > $2::timestamptz), pruned_at = $2
 WHERE a.user_id = $1 AND NOT {exact}`
 
 // reserveSlowSQL decides on the locked account row, and answers as
@@ -336,39 +360,32 @@ WITH older AS (
 ), acct AS (
 	UPDATE {s}.accounts a SET {place_hold}
 	WHERE a.user_id = $2
-	RETURNING {window_start} AS ws, {used} AS used, {notified} AS notified, {reserved_before}
+	RETURNING {window_start} AS ws, {used} AS used, {notified} AS notified, {reserved_before}, a.committed_prev
 ), {reservation}
 SELECT ws, used, notified, reserved, first_report_used, first_held, admitted, first, NULL
 FROM acct`
 
-// commitSQL records a hold's usage in one statement, given the hold as
-// Reserve placed it: $1 id, $2 tokens, $3 user, $4 window start, $5 tokens
-// held, $6 first report, $7 expires. It locks the account row first,
-// only when the window is the user's latest: else it writes nothing and
-// answers false, for the slow path (commitSlowSQL). Then the reservation,
-// which must still be held as given: when it is not (a racing Commit or
-// Cancel, or a hold not as given), raise_retry undoes the statement, and
-// the slow path decides. {first} is empty for a hold that is not the first
-// report (the statement is kept small: each expression in it costs on
-// every call); the commitFirst statement sets the first-report columns.
+// commitSQL records the usage of the account's latest hold in one
+// statement, on the account row alone: $1 id, $2 tokens, $3 user, $4 now.
+// The hold stays held in its reservation row; last_committed says it is
+// committed (see migration 8). It answers a row only when the hold is the
+// user's latest, neither committed nor canceled, placed in the latest
+// window, not a day past expiry, and {first} is its kind: else it writes
+// nothing, and the slow path (commitSlowSQL) decides. {first} is the
+// commitFirst statement's first-report columns, empty for commit (the
+// statement is kept small: each expression in it costs on every call).
 const commitSQL = `
-WITH acct AS (
-	UPDATE {s}.accounts a SET {release_given}{first}, latest_used = least(a.latest_used::numeric + $2::bigint, {max})::bigint
-	WHERE a.user_id = $3::text AND a.latest_start = $4::timestamptz
-	RETURNING 1
-), r AS (
-	UPDATE {s}.reservations SET state = 'committed'
-	WHERE id = $1::text AND state = 'held' AND user_id = $3 AND period_start = $4 AND tokens = $5
-	  AND first_report = $6::boolean AND expires_at = $7::timestamptz AND EXISTS (SELECT 1 FROM acct)
-	RETURNING 1
-)
-SELECT CASE WHEN EXISTS (SELECT 1 FROM r) THEN true
-            WHEN EXISTS (SELECT 1 FROM acct) THEN {s}.raise_retry('freemium: commit: the hold is not as given')
-            ELSE false END`
+UPDATE {s}.accounts a SET {release_last}{first}, latest_used = least(a.latest_used::numeric + $2::bigint, {max})::bigint,
+	last_committed = true
+WHERE a.user_id = $3::text AND a.last_hold = $1::text AND NOT a.last_committed AND a.latest_start = a.last_start
+  AND a.last_expires >= $4::timestamptz - interval '1 day' AND {first_guard}
+RETURNING true`
 
 // Commit's slow path and Cancel are a batch (see PostgresStore.batch):
 // lockHoldSQL locks the hold's account row, and the next statement, which
-// reads what committed before it began, writes.
+// reads what committed before it began, writes. Either one that ends the
+// account's latest hold clears last_hold, so that the fast Commit no
+// longer takes it.
 
 // lockHoldSQL locks the account row of a hold: $1 hold ID.
 const lockHoldSQL = `
@@ -378,13 +395,16 @@ SELECT FROM {s}.accounts WHERE user_id = (SELECT user_id FROM {s}.reservations W
 // returns whether the reservation is known.
 const commitSlowSQL = `
 WITH r AS (
-	UPDATE {s}.reservations SET state = 'committed'
-	WHERE id = $1::text AND state <> 'committed' AND expires_at >= $3::timestamptz - interval '1 day'
-	RETURNING user_id, period_start, first_report, tokens, expires_at
+	UPDATE {s}.reservations r SET row_state = 'committed'
+	FROM {s}.accounts a
+	WHERE r.id = $1::text AND a.user_id = r.user_id AND r.row_state <> 'committed' AND NOT {committed_elsewhere}
+	  AND r.expires_at >= $3::timestamptz - interval '1 day'
+	RETURNING r.user_id, r.period_start, r.first_report, r.tokens, r.expires_at
 ), src AS (
 	SELECT user_id, period_start AS ws, $2::bigint AS tokens, 0::smallint AS bits FROM r
 ), {write_usage}, acct AS (
-	UPDATE {s}.accounts a SET {release}, first_report_used = a.first_report_used OR r.first_report, {write_latest}
+	UPDATE {s}.accounts a SET {release}, first_report_used = a.first_report_used OR r.first_report, {write_latest},
+		last_hold = nullif(a.last_hold, $1)
 	FROM cur, r WHERE a.user_id = cur.user_id
 )
 SELECT EXISTS (SELECT 1 FROM r)
@@ -396,16 +416,17 @@ SELECT EXISTS (SELECT 1 FROM r)
 const cancelSQL = `
 WITH cfg AS (
 	SELECT set_config('synchronous_commit', 'off', true) AS v -- holds need not be durable
-), r AS (
-	UPDATE {s}.reservations t SET state = 'canceled', tokens = 0
-	FROM {s}.reservations r
-	WHERE t.id = $1::text AND r.id = $1 AND t.state = 'held' AND t.expires_at >= $2::timestamptz - interval '1 day'
-	RETURNING t.user_id, r.tokens, t.expires_at
+), held AS (
+	UPDATE {s}.reservations r SET row_state = 'canceled', tokens = 0
+	FROM {s}.reservations o, {s}.accounts a
+	WHERE r.id = $1::text AND o.id = $1 AND a.user_id = r.user_id AND {held_by}
+	  AND r.expires_at >= $2::timestamptz - interval '1 day'
+	RETURNING r.user_id, o.tokens, r.expires_at
 ), acct AS (
-	UPDATE {s}.accounts a SET {release} FROM r WHERE a.user_id = r.user_id
+	UPDATE {s}.accounts a SET {release}, last_hold = nullif(a.last_hold, $1) FROM held r WHERE a.user_id = r.user_id
 )
 SELECT (SELECT v FROM cfg) IS NOT NULL
-   AND (EXISTS (SELECT 1 FROM r)
+   AND (EXISTS (SELECT 1 FROM held)
         OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND expires_at >= $2::timestamptz - interval '1 day'))`
 
 // recordSQL adds usage, once per non-empty key, in one statement: $1
@@ -562,11 +583,18 @@ const notificationsSQL = `
 SELECT id, user_id, kind, usage, upgrade_url, created_at, state, attempts, message_id, sent_at, last_error
 FROM {s}.notifications WHERE created_at >= $1 AND created_at < $2 ORDER BY created_at, id`
 
-// pruneSQL deletes reservations a day past expiry, a batch at a time: $1 now.
+// pruneSQL deletes reservations a day past expiry, a batch at a time: $1
+// now. A deleted one that carried an earlier hold's commit (committed_prev)
+// hands it to that hold's own row, if it is kept.
 const pruneSQL = `
-DELETE FROM {s}.reservations WHERE id IN (
-	SELECT id FROM {s}.reservations WHERE expires_at < $1::timestamptz - interval '1 day'
-	ORDER BY expires_at LIMIT 2048 FOR UPDATE SKIP LOCKED)`
+WITH gone AS (
+	DELETE FROM {s}.reservations WHERE id IN (
+		SELECT id FROM {s}.reservations WHERE expires_at < $1::timestamptz - interval '1 day'
+		ORDER BY expires_at LIMIT 2048 FOR UPDATE SKIP LOCKED)
+	RETURNING id, committed_prev
+)
+UPDATE {s}.reservations r SET row_state = 'committed' FROM gone
+WHERE r.id = gone.committed_prev AND r.row_state = 'held' AND r.id NOT IN (SELECT id FROM gone)`
 
 // pruneEvery: about one Reserve in pruneEvery deletes up to 2048 reservations
 // a day past expiry, more than the pruneEvery it adds meanwhile.
@@ -714,22 +742,19 @@ func scanReserve(row pgx.Row, h Hold) (ReserveResult, error) {
 	return r, nil
 }
 
-// Commit implements Store. Given the hold as Reserve placed it, it takes
-// one statement when the hold's window is the user's latest; otherwise,
-// or when that statement finds the hold changed, the slow batch.
+// Commit implements Store. Given the user, it takes one statement when
+// the hold is the user's latest, in the latest window: the account row
+// records the rest of the hold, and h.FirstReport only picks the statement
+// (a wrong one matches no row). Otherwise it takes the slow batch.
 func (s *PostgresStore) Commit(ctx context.Context, h HoldRef, tokens int64, now time.Time) error {
-	if h.UserID != "" && !h.ExpiresAt.Before(now.Add(-holdRetention)) {
+	if h.UserID != "" {
 		sql := s.sql.commit
 		if h.FirstReport {
 			sql = s.sql.commitFirst
 		}
 		var done bool
-		err := s.pool.QueryRow(ctx, sql, h.ID, tokens, h.UserID, h.PeriodStart, h.Tokens, h.FirstReport,
-			h.ExpiresAt).Scan(&done)
-		if err == nil && done {
-			return nil
-		}
-		if err != nil && !retry(err) {
+		err := s.pool.QueryRow(ctx, sql, h.ID, tokens, h.UserID, now).Scan(&done)
+		if !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
 	}

@@ -306,3 +306,101 @@ func TestPostgresKeysCompareAsBytes(t *testing.T) {
 		assert.Equal(t, "C", collations[column], column)
 	}
 }
+
+// committedChain commits three holds of u1 in a row, each on the account
+// row alone: x (expiring in two days, so it outlives the others' rows), y
+// and z (a minute), so that y's row carries x's commit, z's row y's, and
+// the account z's. It returns the store's schema and the holds' refs.
+func committedChain(t *testing.T) (*freemium.PostgresStore, string, []freemium.HoldRef) {
+	t.Helper()
+	ctx := context.Background()
+	store, schema := newPostgresSchema(t)
+	w := freemium.Window{Start: freemiumtest.T0, End: freemiumtest.T0.AddDate(0, 1, 0)}
+	require.NoError(t, store.Record(ctx, "u1", w, 1, "", freemiumtest.T0))
+	var refs []freemium.HoldRef
+	for _, id := range []string{"x", "y", "z"} {
+		ttl := time.Minute
+		if id == "x" {
+			ttl = 48 * time.Hour
+		}
+		h := freemium.Hold{ID: id, UserID: "u1", Window: w, Tokens: 10, Limit: freemium.Unlimited,
+			ExpiresAt: freemiumtest.T0.Add(ttl)}
+		r, err := store.Reserve(ctx, h, freemiumtest.T0)
+		require.NoError(t, err)
+		refs = append(refs, h.Ref(r))
+		require.NoError(t, store.Commit(ctx, h.Ref(r), 5, freemiumtest.T0))
+	}
+	var carried []string
+	rows, err := pgPool(t).Query(ctx, "SELECT committed_prev FROM "+schema+".reservations WHERE row_state = 'held' ORDER BY id")
+	require.NoError(t, err)
+	for rows.Next() {
+		var prev pgtype.Text
+		require.NoError(t, rows.Scan(&prev))
+		carried = append(carried, prev.String)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"", "x", "y"}, carried, "each row carries the commit before it")
+	return store, schema, refs
+}
+
+// TestPostgresPruneHandsOnCommits prunes the rows of y and z, which carry
+// the commits of x and y: x's row, kept, must say committed, so that
+// another Commit or a Cancel of x changes nothing.
+func TestPostgresPruneHandsOnCommits(t *testing.T) {
+	ctx := context.Background()
+	store, schema, refs := committedChain(t)
+	now := freemiumtest.T0.Add(24*time.Hour + 2*time.Minute)
+	require.NoError(t, freemium.PostgresPrune(store, now))
+	var ids, states []string
+	rows, err := pgPool(t).Query(ctx, "SELECT id, row_state FROM "+schema+".reservations ORDER BY id")
+	require.NoError(t, err)
+	for rows.Next() {
+		var id, state string
+		require.NoError(t, rows.Scan(&id, &state))
+		ids, states = append(ids, id), append(states, state)
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, []string{"x"}, ids)
+	assert.Equal(t, []string{"committed"}, states)
+
+	require.NoError(t, store.Commit(ctx, freemium.HoldRef{ID: "x"}, 100, now))
+	require.NoError(t, store.Commit(ctx, refs[0], 100, now))
+	require.NoError(t, store.Cancel(ctx, "x", now))
+	st, err := store.Load(ctx, "u1", now, func(freemium.Account) freemium.Window {
+		return freemium.Window{Start: freemiumtest.T0, End: freemiumtest.T0.AddDate(0, 1, 0)}
+	})
+	require.NoError(t, err)
+	assert.Equal(t, int64(16), st.Used)
+	assert.Equal(t, int64(0), st.Reserved)
+}
+
+// TestPostgresMigration8Down takes the chain down to version 7, where each
+// row says committed itself, and up again.
+func TestPostgresMigration8Down(t *testing.T) {
+	ctx := context.Background()
+	store, schema, refs := committedChain(t)
+	down, err := fs.ReadFile(freemium.Migrations, "008_commit_on_account.down.sql")
+	require.NoError(t, err)
+	conn, err := pgPool(t).Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	for _, sql := range []string{"SET search_path TO " + schema, string(down),
+		"DELETE FROM schema_migrations WHERE version = 8", "RESET search_path"} {
+		_, err := conn.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+	}
+	var held int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM "+schema+".reservations WHERE state <> 'committed'").Scan(&held))
+	assert.Zero(t, held, "reservations not committed at version 7")
+
+	require.NoError(t, store.Migrate(ctx))
+	for _, ref := range refs {
+		require.NoError(t, store.Commit(ctx, ref, 100, freemiumtest.T0))
+	}
+	st, err := store.Load(ctx, "u1", freemiumtest.T0, func(freemium.Account) freemium.Window {
+		return freemium.Window{Start: freemiumtest.T0, End: freemiumtest.T0.AddDate(0, 1, 0)}
+	})
+	require.NoError(t, err)
+	assert.Equal(t, int64(16), st.Used)
+	assert.Equal(t, int64(0), st.Reserved)
+}

@@ -293,23 +293,20 @@ type Hold struct {
 }
 
 // A HoldRef names a hold for Store.Commit. The ID is enough; the caller
-// that placed the hold (a Reservation) also gives the rest, as Hold.Ref
-// makes it, so that a Store can go straight to the user's account without
-// reading the hold first. A Store decides by its own record of the hold,
-// and may ignore the rest.
+// that placed the hold (a Reservation) also gives the user and whether the
+// hold was admitted as the first report, as Hold.Ref makes it, so that a
+// Store can go straight to the user's account without looking the hold up
+// by ID. A Store decides by its own record of the hold: a HoldRef that
+// disagrees with it may cost a slower path, never a different answer.
 type HoldRef struct {
 	ID          string
-	UserID      string    // "" when only the ID is known
-	PeriodStart time.Time // the start of the hold's window, as Reserve resolved it
-	Tokens      int64     // held
-	FirstReport bool      // admitted as the first report
-	ExpiresAt   time.Time
+	UserID      string // "" when only the ID is known
+	FirstReport bool   // admitted as the first report
 }
 
 // Ref is the HoldRef of h, placed as r reports.
 func (h Hold) Ref(r ReserveResult) HoldRef {
-	return HoldRef{ID: h.ID, UserID: h.UserID, PeriodStart: r.State.PeriodStart, Tokens: h.Tokens,
-		FirstReport: r.FirstReport, ExpiresAt: h.ExpiresAt}
+	return HoldRef{ID: h.ID, UserID: h.UserID, FirstReport: r.FirstReport}
 }
 
 // ReserveResult is what Store.Reserve did.

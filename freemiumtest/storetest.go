@@ -363,10 +363,14 @@ var storeTests = []struct {
 
 	{"CommitAfterCancelRecords", func(t *testing.T, ns func(*testing.T) freemium.Store) {
 		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 1000}})
+		e.ok(e.gate.Record(e.ctx, "u1", 1, ""), "Record")
+		e.reserve("u1", 10)
 		r := e.reserve("u1", 100)
 		e.ok(r.Cancel(e.ctx), "Cancel")
 		e.ok(r.Commit(e.ctx, 80), "Commit after Cancel")
-		equal(t, "Used", e.usage("u1").Used, int64(80))
+		u := e.usage("u1")
+		equal(t, "Used", u.Used, int64(81))
+		equal(t, "Reserved: the other hold", u.Reserved, int64(10))
 	}},
 
 	{"ParallelCommitsOfOneReservationCountOnce", func(t *testing.T, ns func(*testing.T) freemium.Store) {
@@ -391,13 +395,16 @@ var storeTests = []struct {
 		equal(t, "Used", e.usage("u1").Used, int64(17))
 		gone := e.reserve("u1", 10)
 		e.clock.Advance(time.Minute + 24*time.Hour + time.Microsecond)
-		e.reserve("u1", 10) // a write for the user may prune what is past retention
-		if err := gone.Commit(e.ctx, 10); !errors.Is(err, freemium.ErrReservationNotFound) {
-			t.Errorf("Commit more than a day after expiry = %v, want ErrReservationNotFound", err)
+		for _, when := range []string{"as the user's latest hold", "after a write that may prune it"} {
+			if err := gone.Commit(e.ctx, 10); !errors.Is(err, freemium.ErrReservationNotFound) {
+				t.Errorf("Commit more than a day after expiry, %s = %v, want ErrReservationNotFound", when, err)
+			}
+			if err := gone.Cancel(e.ctx); !errors.Is(err, freemium.ErrReservationNotFound) {
+				t.Errorf("Cancel more than a day after expiry, %s = %v, want ErrReservationNotFound", when, err)
+			}
+			e.reserve("u1", 10)
 		}
-		if err := gone.Cancel(e.ctx); !errors.Is(err, freemium.ErrReservationNotFound) {
-			t.Errorf("Cancel more than a day after expiry = %v, want ErrReservationNotFound", err)
-		}
+		equal(t, "Used at the end", e.usage("u1").Used, int64(17))
 	}},
 
 	{"RecordIdempotencyKeys", func(t *testing.T, ns func(*testing.T) freemium.Store) {
@@ -919,6 +926,72 @@ var storeTests = []struct {
 		equal(t, "first report no longer held", st.FirstReportHeld, false)
 	}},
 
+	{"CommittedHoldsNeverCountAgain", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// A committed hold stays committed however its record is kept: a
+		// Load or Reserve that sums the live holds (after a counted hold
+		// expired) does not count it, and a second Commit or a Cancel does
+		// not record or release it again. carried is committed and then
+		// followed by another hold; last is committed as its user's latest.
+		store, ctx := ns(t), context.Background()
+		w := freemium.Window{Start: T0, End: T0.Add(time.Hour)}
+		if err := store.Record(ctx, "u1", w, 1, "", T0); err != nil {
+			t.Fatal(err)
+		}
+		hold := func(id string, ttl time.Duration) (freemium.Hold, freemium.HoldRef) {
+			t.Helper()
+			h := freemium.Hold{ID: id, UserID: "u1", Window: w, Tokens: 10, Limit: 31, ExpiresAt: T0.Add(ttl)}
+			r, err := store.Reserve(ctx, h, T0)
+			if err != nil || !r.Admitted {
+				t.Fatalf("Reserve %s = %+v, %v", id, r, err)
+			}
+			return h, h.Ref(r)
+		}
+		commit := func(ref freemium.HoldRef, tokens int64) {
+			t.Helper()
+			if err := store.Commit(ctx, ref, tokens, T0.Add(2*time.Minute)); err != nil {
+				t.Fatalf("Commit %s: %v", ref.ID, err)
+			}
+		}
+		_, carried := hold("carried", time.Hour)
+		commit(carried, 5)
+		hold("short", time.Minute)
+		_, last := hold("last", time.Hour)
+		commit(last, 5)
+		r, err := store.Reserve(ctx, freemium.Hold{ID: "refused", UserID: "u1", Window: w, Tokens: 100, Limit: 31,
+			ExpiresAt: T0.Add(time.Minute)}, T0)
+		if err != nil || r.Admitted {
+			t.Fatalf("Reserve over the limit = %+v, %v", r, err)
+		}
+		later := T0.Add(2 * time.Minute) // the short hold has expired
+		st, err := store.Load(ctx, "u1", later, hourWindow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "Reserved once the short hold expired", st.Reserved, int64(0))
+		equal(t, "Used", st.Used, int64(11))
+		for _, ref := range []freemium.HoldRef{carried, last, {ID: "carried"}, {ID: "last"}} {
+			commit(ref, 100)
+			if err := store.Cancel(ctx, ref.ID, later); err != nil {
+				t.Fatalf("Cancel %s after Commit: %v", ref.ID, err)
+			}
+		}
+		// Used 11 and 20 tokens of holds: of a limit of 31, exactly these
+		// fit.
+		r, err = store.Reserve(ctx, freemium.Hold{ID: "fits", UserID: "u1", Window: w, Tokens: 20, Limit: 31,
+			ExpiresAt: later.Add(time.Minute)}, later)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "a Reserve after the recount admitted", r.Admitted, true)
+		equal(t, "Reserved before it", r.State.Reserved, int64(0))
+		equal(t, "Used before it", r.State.Used, int64(11))
+		st, err = store.Load(ctx, "u1", later.Add(2*time.Minute), hourWindow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "Reserved once that hold expired too", st.Reserved, int64(0))
+	}},
+
 	{"HoldsLeaveTheBooksOnce", func(t *testing.T, ns func(*testing.T) freemium.Store) {
 		// Each hold stops counting once, however it ends: by Commit, by
 		// Cancel, by expiring (whether a later Reserve has pruned it or
@@ -1075,28 +1148,33 @@ var storeTests = []struct {
 		// what Commit records: the Store's own record of the hold decides.
 		store, ctx := ns(t), context.Background()
 		w := freemium.Window{Start: T0, End: T0.Add(time.Hour)}
-		if err := store.Record(ctx, "u1", w, 1, "", T0); err != nil {
-			t.Fatal(err)
+		for _, user := range []string{"u1", "u2", "u3"} {
+			if err := store.Record(ctx, user, w, 1, "", T0); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if err := store.Record(ctx, "u2", w, 1, "", T0); err != nil {
-			t.Fatal(err)
+		for user, wrong := range map[string]func(*freemium.HoldRef){
+			"u1": func(ref *freemium.HoldRef) { ref.UserID, ref.FirstReport = "u2", false },
+			"u3": func(ref *freemium.HoldRef) { ref.FirstReport = false },
+		} {
+			h := freemium.Hold{ID: "h-" + user, UserID: user, Window: w, Tokens: 10, Limit: 100, FirstReport: true,
+				ExpiresAt: T0.Add(time.Minute)}
+			r, err := store.Reserve(ctx, h, T0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			equal(t, "admitted as the first report", r.FirstReport, true)
+			ref := h.Ref(r)
+			wrong(&ref)
+			if err := store.Commit(ctx, ref, 4, T0); err != nil {
+				t.Fatal(err)
+			}
 		}
-		h := freemium.Hold{ID: "h1", UserID: "u1", Window: w, Tokens: 10, Limit: 100, FirstReport: true, ExpiresAt: T0.Add(time.Minute)}
-		r, err := store.Reserve(ctx, h, T0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		equal(t, "admitted as the first report", r.FirstReport, true)
-		ref := h.Ref(r)
-		ref.UserID, ref.Tokens, ref.FirstReport = "u2", 1, false
-		if err := store.Commit(ctx, ref, 4, T0); err != nil {
-			t.Fatal(err)
-		}
-		for user, want := range map[string]int64{"u1": 5, "u2": 1} {
+		for user, want := range map[string]int64{"u1": 5, "u2": 1, "u3": 5} {
 			st := load(t, store, user)
 			equal(t, user+"'s usage", st.Used, want)
 			equal(t, user+"'s holds", st.Reserved, int64(0))
-			equal(t, user+"'s first report used", st.FirstReportUsed, user == "u1")
+			equal(t, user+"'s first report used", st.FirstReportUsed, user != "u2")
 		}
 	}},
 
