@@ -41,9 +41,9 @@ type PostgresConfig struct {
 // latest window; older windows have a row each. So Load reads two rows by
 // primary key (account and subscription mirror), Reserve decides on the
 // account row and adds the reservation, and Commit of the user's latest
-// hold writes the account row alone. Any number of app instances may share the
-// database under READ COMMITTED. Holds are committed without waiting for
-// the WAL flush (they expire anyway); recorded usage, mirrors and
+// hold writes the account row alone. Any number of app instances may share
+// the database under READ COMMITTED. Holds are committed without waiting
+// for the WAL flush (they expire anyway); recorded usage, mirrors and
 // notifications are durable. Safe for simultaneous use.
 type PostgresStore struct {
 	pool   *pgxpool.Pool
@@ -370,10 +370,11 @@ FROM acct`
 // The hold stays held in its reservation row; last_committed says it is
 // committed (see migration 8). It answers a row only when the hold is the
 // user's latest, neither committed nor canceled, placed in the latest
-// window, not a day past expiry, and {first} is its kind: else it writes
-// nothing, and the slow path (commitSlowSQL) decides. {first} is the
-// commitFirst statement's first-report columns, empty for commit (the
-// statement is kept small: each expression in it costs on every call).
+// window, not a day past expiry, and of the statement's kind ({first_guard}:
+// admitted as the first report or not): else it writes nothing, and the
+// slow path (commitSlowSQL) decides. {first} is the commitFirst
+// statement's first-report columns, empty for commit (the statement is
+// kept small: each expression in it costs on every call).
 const commitSQL = `
 UPDATE {s}.accounts a SET {release_last}{first}, latest_used = least(a.latest_used::numeric + $2::bigint, {max})::bigint,
 	last_committed = true
@@ -745,7 +746,7 @@ func scanReserve(row pgx.Row, h Hold) (ReserveResult, error) {
 // Commit implements Store. Given the user, it takes one statement when
 // the hold is the user's latest, in the latest window: the account row
 // records the rest of the hold, and h.FirstReport only picks the statement
-// (a wrong one matches no row). Otherwise it takes the slow batch.
+// (the wrong one matches no row). Otherwise it takes the slow batch.
 func (s *PostgresStore) Commit(ctx context.Context, h HoldRef, tokens int64, now time.Time) error {
 	if h.UserID != "" {
 		sql := s.sql.commit
