@@ -315,7 +315,7 @@ func committedChain(t *testing.T) (*freemium.PostgresStore, string, []freemium.H
 	t.Helper()
 	ctx := context.Background()
 	store, schema := newPostgresSchema(t)
-	w := freemium.Window{Start: freemiumtest.T0, End: freemiumtest.T0.AddDate(0, 1, 0)}
+	w := chainWindow(freemium.Account{})
 	require.NoError(t, store.Record(ctx, "u1", w, 1, "", freemiumtest.T0))
 	var refs []freemium.HoldRef
 	for _, id := range []string{"x", "y", "z"} {
@@ -343,6 +343,19 @@ func committedChain(t *testing.T) (*freemium.PostgresStore, string, []freemium.H
 	return store, schema, refs
 }
 
+// chainWindow is the window of committedChain's holds.
+func chainWindow(freemium.Account) freemium.Window {
+	return freemium.Window{Start: freemiumtest.T0, End: freemiumtest.T0.AddDate(0, 1, 0)}
+}
+
+// loadChain loads u1 of committedChain at now.
+func loadChain(t *testing.T, store *freemium.PostgresStore, now time.Time) freemium.State {
+	t.Helper()
+	st, err := store.Load(context.Background(), "u1", now, chainWindow)
+	require.NoError(t, err)
+	return st
+}
+
 // TestPostgresPruneHandsOnCommits prunes the rows of y and z, which carry
 // the commits of x and y: x's row, kept, must say committed, so that
 // another Commit or a Cancel of x changes nothing.
@@ -366,10 +379,7 @@ func TestPostgresPruneHandsOnCommits(t *testing.T) {
 	require.NoError(t, store.Commit(ctx, freemium.HoldRef{ID: "x"}, 100, now))
 	require.NoError(t, store.Commit(ctx, refs[0], 100, now))
 	require.NoError(t, store.Cancel(ctx, "x", now))
-	st, err := store.Load(ctx, "u1", now, func(freemium.Account) freemium.Window {
-		return freemium.Window{Start: freemiumtest.T0, End: freemiumtest.T0.AddDate(0, 1, 0)}
-	})
-	require.NoError(t, err)
+	st := loadChain(t, store, now)
 	assert.Equal(t, int64(16), st.Used)
 	assert.Equal(t, int64(0), st.Reserved)
 }
@@ -397,10 +407,7 @@ func TestPostgresMigration8Down(t *testing.T) {
 	for _, ref := range refs {
 		require.NoError(t, store.Commit(ctx, ref, 100, freemiumtest.T0))
 	}
-	st, err := store.Load(ctx, "u1", freemiumtest.T0, func(freemium.Account) freemium.Window {
-		return freemium.Window{Start: freemiumtest.T0, End: freemiumtest.T0.AddDate(0, 1, 0)}
-	})
-	require.NoError(t, err)
+	st := loadChain(t, store, freemiumtest.T0)
 	assert.Equal(t, int64(16), st.Used)
 	assert.Equal(t, int64(0), st.Reserved)
 }
