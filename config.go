@@ -46,9 +46,14 @@ type Config struct {
 	// must be empty. Default: the zero Plan named "free", which allows nothing.
 	Free Plan
 
-	// Plans are the paid plans, matched to a subscription by PriceIDs. At most
-	// one may leave PriceIDs empty: it takes any active subscription no other
-	// plan claims. Default none.
+	// Plans are the paid plans, matched to subscriptions by PriceIDs. A user
+	// is on the best plan that any item of any of their subscriptions
+	// places them on: active and trialing subscriptions first, then
+	// past_due ones within PastDueGrace; of those, the largest Limit
+	// (Unlimited first), then the plan listed first. A subscription or item
+	// whose price no plan lists never displaces one that a plan lists. At
+	// most one plan may leave PriceIDs empty: it takes a user whose active
+	// subscriptions no other plan claims. Default none.
 	Plans []Plan
 
 	// WarnAt is the fraction of the limit at which Usage.Warning is set,

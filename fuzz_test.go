@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -200,7 +201,7 @@ func FuzzStripeWebhook(f *testing.F) {
 			if err != nil {
 				t.Fatalf("Load(%q) after a %d: %v", user, status, err)
 			}
-			mirrored := !st.Account.Subscription.SyncedAt.IsZero() || st.Account.CustomerID != ""
+			mirrored := !st.Account.Subscriptions.SyncedAt.IsZero() || st.Account.CustomerID != ""
 			if mirrored && (status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge) {
 				t.Fatalf("a refused delivery (%d) mirrored user %q: %+v", status, user, st.Account)
 			}
@@ -214,11 +215,13 @@ func FuzzStripeWebhook(f *testing.F) {
 			if err != nil {
 				t.Fatalf("Usage(%q) after a 200: %v", user, err)
 			}
-			if st.Account.Subscription.CurrentPeriodStart.Before(now.AddDate(-290, 0, 0)) { // TEMP
+			if slices.ContainsFunc(st.Account.Subscriptions.Subscriptions, func(s freemium.MirroredSubscription) bool {
+				return s.CurrentPeriodStart.Before(now.AddDate(-290, 0, 0)) // past what time.Duration spans: no billing window
+			}) {
 				continue
 			}
 			if !u.PeriodEnd.IsZero() && (u.PeriodStart.After(now) || !now.Before(u.PeriodEnd)) {
-				t.Fatalf("after a 200, user %q's period [%v, %v) does not hold now %v; mirror %+v", user, u.PeriodStart, u.PeriodEnd, now, st.Account.Subscription)
+				t.Fatalf("after a 200, user %q's period [%v, %v) does not hold now %v; mirror %+v", user, u.PeriodStart, u.PeriodEnd, now, st.Account.Subscriptions)
 			}
 			res, err := g.Reserve(ctx, user, 1)
 			if err != nil {

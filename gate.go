@@ -138,7 +138,7 @@ func (g *Gate) Check(ctx context.Context, userID string, estimatedTokens int64) 
 // Store is not asked: the state is zero.
 func (g *Gate) terms(ctx context.Context, userID string, now time.Time) (*Plan, Window, State, error) {
 	if g.cfg.Subscriptions == nil {
-		return &g.cfg.Free, g.cfg.Free.Period.window(now, Subscription{}), State{}, nil
+		return &g.cfg.Free, g.cfg.Free.Period.window(now, nil), State{}, nil
 	}
 	return g.load(ctx, userID, now)
 }

@@ -50,7 +50,7 @@ type memShard struct {
 type memUser struct {
 	anchor    time.Time // zero until the first activity
 	customer  string
-	sub       SubscriptionSnapshot
+	subs      SubscriptionMirror
 	firstUsed bool
 	used      map[int64]int64 // window start (Unix µs) -> tokens
 	notified  map[int64]NotifiedKinds
@@ -105,7 +105,7 @@ func (u *memUser) account() Account {
 	if u == nil {
 		return Account{}
 	}
-	return Account{Anchor: u.anchor, CustomerID: u.customer, Subscription: u.sub}
+	return Account{Anchor: u.anchor, CustomerID: u.customer, Subscriptions: u.subs}
 }
 
 // state is the user's state in w at now; u may be nil (a user never seen).
@@ -270,25 +270,26 @@ func (s *MemoryStore) MarkFirstReportUsed(ctx context.Context, userID string, no
 	return nil
 }
 
-// PutSubscription implements Store.
-func (s *MemoryStore) PutSubscription(ctx context.Context, userID string, snap SubscriptionSnapshot, now time.Time) (bool, error) {
+// PutSubscriptions implements Store.
+func (s *MemoryStore) PutSubscriptions(ctx context.Context, userID string, up SubscriptionUpdate, now time.Time) (bool, error) {
 	sh := s.shard(userID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	u := sh.record(userID)
-	if !snap.Supersedes(u.sub) {
+	next, changed, converted := u.subs.Apply(up)
+	if !changed {
 		return false, nil
 	}
-	if !u.sub.AsOf.IsZero() && u.sub.PaidPlan == "" && snap.PaidPlan != "" {
+	if converted {
 		s.conversionsMu.Lock()
-		at := snap.AsOf
-		if snap.Pulled {
-			at = snap.SyncedAt
+		at := up.AsOf
+		if up.Pulled {
+			at = up.SyncedAt
 		}
-		s.conversions = append(s.conversions, Conversion{UserID: userID, Plan: snap.PaidPlan, At: at})
+		s.conversions = append(s.conversions, Conversion{UserID: userID, Plan: up.PaidPlan, At: at})
 		s.conversionsMu.Unlock()
 	}
-	u.sub = snap
+	u.subs = next
 	return true, nil
 }
 
@@ -305,7 +306,7 @@ func (s *MemoryStore) LinkCustomer(ctx context.Context, userID, customerID strin
 	defer sh.mu.Unlock()
 	u := sh.record(userID)
 	u.customer = customerID
-	u.sub.SyncedAt = time.Time{}
+	u.subs.SyncedAt = time.Time{}
 	return nil
 }
 

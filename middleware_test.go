@@ -22,7 +22,7 @@ import (
 )
 
 // flakyStore is a MemoryStore whose Reserve, Load, CustomerUser and
-// PutSubscription fail while down is set.
+// PutSubscriptions fail while down is set.
 type flakyStore struct {
 	*freemium.MemoryStore
 	down atomic.Bool
@@ -51,11 +51,11 @@ func (s *flakyStore) CustomerUser(ctx context.Context, customerID string) (strin
 	return s.MemoryStore.CustomerUser(ctx, customerID)
 }
 
-func (s *flakyStore) PutSubscription(ctx context.Context, userID string, snap freemium.SubscriptionSnapshot, now time.Time) (bool, error) {
+func (s *flakyStore) PutSubscriptions(ctx context.Context, userID string, u freemium.SubscriptionUpdate, now time.Time) (bool, error) {
 	if s.down.Load() {
 		return false, errStoreDown
 	}
-	return s.MemoryStore.PutSubscription(ctx, userID, snap, now)
+	return s.MemoryStore.PutSubscriptions(ctx, userID, u, now)
 }
 
 type mwEnv struct {

@@ -67,15 +67,19 @@ var (
 	lifetimeEnd   = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 )
 
-// window resolves p at now for a user with subscription sub.
-func (p Period) window(now time.Time, sub Subscription) Window {
+// window resolves p at now for a user placed on the plan by subscription
+// sub (nil: none).
+func (p Period) window(now time.Time, sub *Subscription) Window {
 	switch p.kind {
 	case periodEvery:
 		return Window{Every: p.every}
 	case periodLifetime:
 		return Window{Start: lifetimeStart, End: lifetimeEnd}
 	case periodBillingCycle:
-		if w, ok := billingWindow(now, sub); ok {
+		if sub == nil {
+			break
+		}
+		if w, ok := billingWindow(now, *sub); ok {
 			// Stores keep microseconds; the provider's times may have more.
 			return Window{Start: w.Start.Truncate(time.Microsecond), End: w.End.Truncate(time.Microsecond)}
 		}

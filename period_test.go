@@ -237,7 +237,7 @@ func TestBillingCycleFallsBackToCalendarMonth(t *testing.T) {
 	subStart := time.Date(2026, 11, 10, 8, 0, 0, 0, time.UTC)
 	subEnd := time.Date(2026, 12, 10, 8, 0, 0, 0, time.UTC)
 	pro := freemium.Plan{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 1000, Period: freemium.BillingCycle}
-	active := freemium.Subscription{Status: freemium.StatusActive, PriceID: "price_pro"}
+	active := freemium.Subscription{Status: freemium.StatusActive, PriceIDs: []string{"price_pro"}}
 	withPeriod := func(s freemium.Subscription, start, end time.Time) freemium.Subscription {
 		s.CurrentPeriodStart, s.CurrentPeriodEnd = start, end
 		return s

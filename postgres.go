@@ -54,7 +54,8 @@ type PostgresStore struct {
 		reserveCreate, reserveLock, reserveRecount, reserveSlow, prune string
 		commit, commitFirst, commitSlow, lockHold, cancel              string
 		record, recordSlow, createAccount, lockAccount, markFirst      string
-		putSubscription, linkCustomer, customerUser, conversions       string
+		lockSubscriptions, putSubscriptions, putConversion             string
+		linkCustomer, customerUser, conversions                        string
 		enqueue, claim, finish, notifications                          string
 	}
 }
@@ -110,7 +111,9 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 	s.sql.recordSlow = statement(recordSlowSQL, schema, "$2", "$3", "$6")
 	s.sql.createAccount = statement(createAccountSQL, schema, "", "", "")
 	s.sql.markFirst = statement(markFirstSQL, schema, "", "", "")
-	s.sql.putSubscription = statement(putSubscriptionSQL, schema, "", "", "")
+	s.sql.lockSubscriptions = statement(lockSubscriptionsSQL, schema, "", "", "")
+	s.sql.putSubscriptions = statement(putSubscriptionsSQL, schema, "", "", "")
+	s.sql.putConversion = statement(putConversionSQL, schema, "", "", "")
 	s.sql.linkCustomer = statement(linkCustomerSQL, schema, "", "", "")
 	s.sql.customerUser = statement(customerUserSQL, schema, "", "", "")
 	s.sql.conversions = statement(conversionsSQL, schema, "", "", "")
@@ -258,7 +261,7 @@ func release(tokens, expires string) string {
 // and older windows' usage rows are written only under its lock; so a
 // statement that holds it reads both as they are.
 
-// loadSQL reads a user's account and mirrored subscription, two rows by
+// loadSQL reads a user's account and subscription mirror, two rows by
 // primary key: $1 user, $2 now. The account row carries what a check needs:
 // the sum of the holds (reserved is NULL when it may count an expired hold:
 // Load then sums the live ones with loadSlowSQL) and the latest window's
@@ -266,8 +269,7 @@ func release(tokens, expires string) string {
 // yet), in the common case.
 const loadSQL = `
 SELECT a.anchor, a.first_report_used, CASE WHEN a.held IS NULL THEN 0 WHEN {exact} THEN {held} END, a.first_held_until,
-       s.customer_id, s.sub_id, s.sub_customer_id, s.price_id, s.status, s.period_start, s.period_end,
-       s.cancel_at_period_end, s.paid_plan, s.as_of, s.synced_at, s.pulled,
+       s.customer_id, s.subs, s.pulled_as_of, s.synced_at,
        a.latest_start, a.latest_used, a.latest_notified
 FROM (SELECT 1) one
 LEFT JOIN {s}.accounts a ON a.user_id = $1
@@ -488,32 +490,21 @@ INSERT INTO {s}.accounts AS a (user_id, anchor, first_report_used) VALUES ($1, $
 ON CONFLICT (user_id) DO UPDATE SET first_report_used = true, anchor = coalesce(a.anchor, excluded.anchor)
 WHERE NOT a.first_report_used OR a.anchor IS NULL`
 
-// putSubscriptionSQL mirrors a snapshot unless a newer one is held: $1 user,
-// $2 subscription ID, $3 its customer, $4 price, $5 status, $6 period start,
-// $7 period end, $8 cancel at period end, $9 paid plan, $10 status rank,
-// $11 as of, $12 synced at, $13 pulled. The upsert decides on the row's latest version,
-// so the conversion it records is decided atomically with the write (dated
-// by the fetch for a pull, by the event otherwise).
-const putSubscriptionSQL = `
-WITH up AS (
-	INSERT INTO {s}.subscriptions AS t (user_id, sub_id, sub_customer_id, price_id, status, period_start,
-		period_end, cancel_at_period_end, paid_plan, status_rank, as_of, synced_at, pulled, converted)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, false)
-	ON CONFLICT (user_id) DO UPDATE SET sub_id = excluded.sub_id, sub_customer_id = excluded.sub_customer_id,
-		price_id = excluded.price_id, status = excluded.status, period_start = excluded.period_start,
-		period_end = excluded.period_end, cancel_at_period_end = excluded.cancel_at_period_end,
-		paid_plan = excluded.paid_plan, status_rank = excluded.status_rank, as_of = excluded.as_of,
-		synced_at = excluded.synced_at, pulled = excluded.pulled,
-		converted = t.as_of > '0001-01-01 00:00:00+00' AND t.paid_plan = '' AND excluded.paid_plan <> ''
-	WHERE (excluded.pulled OR t.sub_id = '' OR t.sub_id = excluded.sub_id OR excluded.status_rank >= t.status_rank)
-	  AND (excluded.as_of > t.as_of
-	       OR (excluded.as_of = t.as_of AND (excluded.pulled OR excluded.status_rank >= t.status_rank)))
-	RETURNING converted
-), conv AS (
-	INSERT INTO {s}.conversions (user_id, plan, converted_at)
-	SELECT $1, $9, CASE WHEN $13 THEN $12::timestamptz ELSE $11::timestamptz END FROM up WHERE up.converted
-)
-SELECT EXISTS (SELECT 1 FROM up)`
+// lockSubscriptionsSQL locks the user's mirror row, adding it when there is
+// none, and reads the mirror: $1 user. PutSubscriptions applies news to it
+// in Go (SubscriptionMirror.Apply) and writes it back in one transaction.
+const lockSubscriptionsSQL = `
+INSERT INTO {s}.subscriptions AS t (user_id) VALUES ($1)
+ON CONFLICT (user_id) DO UPDATE SET user_id = t.user_id
+RETURNING t.subs, t.pulled_as_of, t.synced_at`
+
+// putSubscriptionsSQL writes the mirror: $1 user, $2 subscriptions (JSON),
+// $3 pulled as of, $4 synced at.
+const putSubscriptionsSQL = `
+UPDATE {s}.subscriptions SET subs = $2::jsonb, pulled_as_of = $3, synced_at = $4 WHERE user_id = $1`
+
+// putConversionSQL: $1 user, $2 plan, $3 when.
+const putConversionSQL = `INSERT INTO {s}.conversions (user_id, plan, converted_at) VALUES ($1, $2, $3)`
 
 // linkCustomerSQL: $1 user, $2 customer, $3 now. It returns the user the
 // customer belongs to; only when that is $1 does it link and mark the
@@ -607,28 +598,27 @@ func (s *PostgresStore) Load(ctx context.Context, userID string, now time.Time, 
 	// since each expression in it costs on every call, and Go reads them
 	// as the zero value.
 	var (
-		st                                                           State
-		a                                                            = &st.Account
-		sub                                                          = &a.Subscription
-		anchor, firstHeldUntil, start, end, asOf, syncedAt, winStart pgtype.Timestamptz
-		firstUsed, cancelAtPeriodEnd, pulled                         pgtype.Bool
-		customer, subID, subCustomer, price, status, paidPlan        pgtype.Text
-		reserved, winUsed                                            pgtype.Int8
-		winNotified                                                  pgtype.Int2
+		st                                                     State
+		a                                                      = &st.Account
+		anchor, firstHeldUntil, pulledAsOf, syncedAt, winStart pgtype.Timestamptz
+		firstUsed                                              pgtype.Bool
+		customer                                               pgtype.Text
+		subs                                                   []byte
+		reserved, winUsed                                      pgtype.Int8
+		winNotified                                            pgtype.Int2
 	)
 	err := s.pool.QueryRow(ctx, s.sql.load, userID, now).Scan(
 		&anchor, &firstUsed, &reserved, &firstHeldUntil,
-		&customer, &subID, &subCustomer, &price, &status, &start, &end,
-		&cancelAtPeriodEnd, &paidPlan, &asOf, &syncedAt, &pulled,
+		&customer, &subs, &pulledAsOf, &syncedAt,
 		&winStart, &winUsed, &winNotified)
 	if err != nil {
 		return State{}, err
 	}
 	st.FirstReportUsed, st.FirstReportHeld = firstUsed.Bool, firstHeldUntil.Valid && firstHeldUntil.Time.After(now)
-	a.CustomerID, sub.ID, sub.CustomerID, sub.PriceID = customer.String, subID.String, subCustomer.String, price.String
-	sub.Status, sub.CancelAtPeriodEnd, sub.PaidPlan, sub.Pulled = SubscriptionStatus(status.String), cancelAtPeriodEnd.Bool, paidPlan.String, pulled.Bool
-	a.Anchor, sub.CurrentPeriodStart, sub.CurrentPeriodEnd = pgTime(anchor), pgTime(start), pgTime(end)
-	sub.AsOf, sub.SyncedAt = pgTime(asOf), pgTime(syncedAt)
+	a.Anchor, a.CustomerID = pgTime(anchor), customer.String
+	if a.Subscriptions, err = pgMirror(subs, pulledAsOf, syncedAt); err != nil {
+		return State{}, err
+	}
 
 	st.PeriodStart, st.PeriodEnd = window(*a).Bounds(a.Anchor, now)
 	st.PeriodStart = st.PeriodStart.UTC()
@@ -804,13 +794,95 @@ func (s *PostgresStore) MarkFirstReportUsed(ctx context.Context, userID string, 
 	return err
 }
 
-// PutSubscription implements Store.
-func (s *PostgresStore) PutSubscription(ctx context.Context, userID string, snap SubscriptionSnapshot, now time.Time) (bool, error) {
-	var wrote bool
-	err := s.pool.QueryRow(ctx, s.sql.putSubscription, userID, snap.ID, snap.CustomerID, snap.PriceID,
-		string(snap.Status), snap.CurrentPeriodStart, snap.CurrentPeriodEnd, snap.CancelAtPeriodEnd,
-		snap.PaidPlan, statusRank(snap.Status), snap.AsOf, snap.SyncedAt, snap.Pulled).Scan(&wrote)
-	return wrote, err
+// PutSubscriptions implements Store.
+func (s *PostgresStore) PutSubscriptions(ctx context.Context, userID string, u SubscriptionUpdate, now time.Time) (bool, error) {
+	var changed bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var (
+			subs                 []byte
+			pulledAsOf, syncedAt pgtype.Timestamptz
+		)
+		if err := tx.QueryRow(ctx, s.sql.lockSubscriptions, userID).Scan(&subs, &pulledAsOf, &syncedAt); err != nil {
+			return err
+		}
+		held, err := pgMirror(subs, pulledAsOf, syncedAt)
+		if err != nil {
+			return err
+		}
+		next, ch, converted := held.Apply(u)
+		if changed = ch; !changed {
+			return nil
+		}
+		if subs, err = json.Marshal(pgSubscriptions(next.Subscriptions)); err != nil {
+			return err
+		}
+		b := &pgx.Batch{}
+		b.Queue(s.sql.putSubscriptions, userID, string(subs), next.PulledAsOf, next.SyncedAt)
+		if converted {
+			at := u.AsOf
+			if u.Pulled {
+				at = u.SyncedAt
+			}
+			b.Queue(s.sql.putConversion, userID, u.PaidPlan, at)
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	return changed, err
+}
+
+// pgSubscription is a MirroredSubscription as the subs column keeps it.
+type pgSubscription struct {
+	ID                string    `json:"id"`
+	CustomerID        string    `json:"customer_id"`
+	PriceIDs          []string  `json:"price_ids"`
+	Status            string    `json:"status"`
+	PeriodStart       time.Time `json:"period_start"`
+	PeriodEnd         time.Time `json:"period_end"`
+	CancelAtPeriodEnd bool      `json:"cancel_at_period_end"`
+	AsOf              time.Time `json:"as_of"`
+	PaidPlan          string    `json:"paid_plan"`
+}
+
+// pgSubscriptions is subs as the subs column keeps them.
+func pgSubscriptions(subs []MirroredSubscription) []pgSubscription {
+	out := make([]pgSubscription, len(subs))
+	for i, m := range subs {
+		out[i] = pgSubscription{ID: m.ID, CustomerID: m.CustomerID, PriceIDs: m.PriceIDs, Status: string(m.Status),
+			PeriodStart: m.CurrentPeriodStart, PeriodEnd: m.CurrentPeriodEnd, CancelAtPeriodEnd: m.CancelAtPeriodEnd,
+			AsOf: m.AsOf, PaidPlan: m.PaidPlan}
+	}
+	return out
+}
+
+// pgMirror is the mirror the subscriptions row keeps: subs is the subs
+// column's JSON (nil for no row).
+func pgMirror(subs []byte, pulledAsOf, syncedAt pgtype.Timestamptz) (SubscriptionMirror, error) {
+	m := SubscriptionMirror{PulledAsOf: pgTime(pulledAsOf), SyncedAt: pgTime(syncedAt)}
+	if len(subs) <= len("[]") {
+		return m, nil
+	}
+	var rows []pgSubscription
+	if err := json.Unmarshal(subs, &rows); err != nil {
+		return m, fmt.Errorf("subscription mirror: %w", err)
+	}
+	m.Subscriptions = make([]MirroredSubscription, len(rows))
+	for i, r := range rows {
+		m.Subscriptions[i] = MirroredSubscription{
+			Subscription: Subscription{ID: r.ID, CustomerID: r.CustomerID, PriceIDs: r.PriceIDs, Status: SubscriptionStatus(r.Status),
+				CurrentPeriodStart: zeroUTC(r.PeriodStart), CurrentPeriodEnd: zeroUTC(r.PeriodEnd), CancelAtPeriodEnd: r.CancelAtPeriodEnd},
+			AsOf:     zeroUTC(r.AsOf),
+			PaidPlan: r.PaidPlan,
+		}
+	}
+	return m, nil
+}
+
+// zeroUTC is t in UTC; Go's zero time for the zero time the schema stores.
+func zeroUTC(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
 }
 
 // LinkCustomer implements Store.

@@ -389,13 +389,15 @@ func TestPostgresPruneHandsOnCommits(t *testing.T) {
 func TestPostgresMigration8Down(t *testing.T) {
 	ctx := context.Background()
 	store, schema, refs := committedChain(t)
+	down9, err := fs.ReadFile(freemium.Migrations, "009_subscription_sets.down.sql")
+	require.NoError(t, err)
 	down, err := fs.ReadFile(freemium.Migrations, "008_commit_on_account.down.sql")
 	require.NoError(t, err)
 	conn, err := pgPool(t).Acquire(ctx)
 	require.NoError(t, err)
 	defer conn.Release()
-	for _, sql := range []string{"SET search_path TO " + schema, string(down),
-		"DELETE FROM schema_migrations WHERE version = 8", "RESET search_path"} {
+	for _, sql := range []string{"SET search_path TO " + schema, string(down9), string(down),
+		"DELETE FROM schema_migrations WHERE version >= 8", "RESET search_path"} {
 		_, err := conn.Exec(ctx, sql)
 		require.NoError(t, err, sql)
 	}
@@ -410,4 +412,45 @@ func TestPostgresMigration8Down(t *testing.T) {
 	st := loadChain(t, store, freemiumtest.T0)
 	assert.Equal(t, int64(16), st.Used)
 	assert.Equal(t, int64(0), st.Reserved)
+}
+
+// TestPostgresMigration9DownAndUp takes a mirror of two subscriptions down
+// to version 8, which keeps the one that gives the most access, and up
+// again.
+func TestPostgresMigration9DownAndUp(t *testing.T) {
+	ctx := context.Background()
+	store, schema := newPostgresSchema(t)
+	t0 := freemiumtest.T0
+	sub := func(id string, status freemium.SubscriptionStatus, plan string) freemium.MirroredSubscription {
+		return freemium.MirroredSubscription{Subscription: freemium.Subscription{ID: id, CustomerID: "cus_1", PriceIDs: []string{"price_" + id},
+			Status: status, CurrentPeriodStart: t0, CurrentPeriodEnd: t0.AddDate(0, 1, 0)}, PaidPlan: plan}
+	}
+	_, err := store.PutSubscriptions(ctx, "u1", freemium.SubscriptionUpdate{Pulled: true, AsOf: t0, SyncedAt: t0,
+		Subscriptions: []freemium.MirroredSubscription{sub("addon", freemium.StatusActive, ""), sub("pro", freemium.StatusPastDue, "pro")}}, t0)
+	require.NoError(t, err)
+	down, err := fs.ReadFile(freemium.Migrations, "009_subscription_sets.down.sql")
+	require.NoError(t, err)
+	conn, err := pgPool(t).Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	for _, sql := range []string{"SET search_path TO " + schema, string(down),
+		"DELETE FROM schema_migrations WHERE version = 9", "RESET search_path"} {
+		_, err := conn.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+	}
+	var id, price, status string
+	var pulled bool
+	require.NoError(t, conn.QueryRow(ctx, "SELECT sub_id, price_id, status, pulled FROM "+schema+".subscriptions WHERE user_id = 'u1'").
+		Scan(&id, &price, &status, &pulled))
+	assert.Equal(t, []any{"addon", "price_addon", "active", true}, []any{id, price, status, pulled}, "version 8 keeps the most access")
+
+	require.NoError(t, store.Migrate(ctx))
+	st, err := store.Load(ctx, "u1", t0, func(freemium.Account) freemium.Window { return freemium.Window{Start: t0, End: t0.Add(time.Hour)} })
+	require.NoError(t, err)
+	m := st.Account.Subscriptions
+	require.Len(t, m.Subscriptions, 1)
+	assert.Equal(t, sub("addon", freemium.StatusActive, ""), freemium.MirroredSubscription{Subscription: m.Subscriptions[0].Subscription, PaidPlan: m.Subscriptions[0].PaidPlan})
+	assert.Equal(t, t0, m.Subscriptions[0].AsOf)
+	assert.Equal(t, t0, m.PulledAsOf)
+	assert.Equal(t, t0, m.SyncedAt)
 }

@@ -263,7 +263,7 @@ func TestSecurityWebhookBodyCap(t *testing.T) {
 
 			rec = post(e, exact, signPayload(exact, webhookSecret, time.Now()), chunked)
 			assert.Equal(t, http.StatusOK, rec.Code, "64 KiB, signed, is applied: %s", rec.Body)
-			assert.Equal(t, freemium.StatusActive, e.mirror("u1").Status)
+			assert.Equal(t, freemium.StatusActive, e.status("u1", "sub_1"))
 
 			e = newWebhookEnv(t, freemium.NewMemoryStore())
 			rec = post(e, over, signPayload(over, webhookSecret, time.Now()), chunked)

@@ -52,15 +52,13 @@ type Store interface {
 	// MarkFirstReportUsed sets the user's first-report flag.
 	MarkFirstReportUsed(ctx context.Context, userID string, now time.Time) error
 
-	// PutSubscription mirrors the user's subscription when snap supersedes
-	// the held snapshot (SubscriptionSnapshot.Supersedes, decided atomically
-	// with the write), and reports whether it wrote. Writing a snapshot with
-	// a PaidPlan over a mirrored one without records a Conversion (at
-	// snap.SyncedAt for a pull, snap.AsOf for an event), atomically with
-	// the write; over no mirror it does not (a
-	// subscriber seen for the first time did not convert here). It does not
+	// PutSubscriptions applies news of the user's subscriptions to the
+	// mirror, as SubscriptionMirror.Apply decides, atomically with respect
+	// to every other write of the mirror, and reports whether it wrote.
+	// When Apply reports a conversion it records it (at u.SyncedAt for a
+	// pull, u.AsOf for an event) in the same atomic step. It does not
 	// anchor the user: a mirror is not activity.
-	PutSubscription(ctx context.Context, userID string, snap SubscriptionSnapshot, now time.Time) (bool, error)
+	PutSubscriptions(ctx context.Context, userID string, u SubscriptionUpdate, now time.Time) (bool, error)
 
 	// LinkCustomer links the billing provider's customer to the user: it
 	// becomes the user's customer, and CustomerUser finds the user by it.
@@ -168,50 +166,9 @@ type Account struct {
 	Anchor time.Time
 	// CustomerID is the billing provider's customer last linked to the user.
 	CustomerID string
-	// Subscription is the mirrored subscription; zero when never mirrored.
-	Subscription SubscriptionSnapshot
-}
-
-// SubscriptionSnapshot is a user's subscription as the Store mirrors it.
-type SubscriptionSnapshot struct {
-	Subscription // Status "": the user had no subscription as of AsOf
-
-	// PaidPlan is the paid plan the subscription placed the user on when it
-	// was mirrored; "" for Free. It marks conversions.
-	PaidPlan string
-
-	// AsOf is the provider's time the snapshot reflects: the event's
-	// creation time for a webhook; for a pull, the start of the fetch to the
-	// second, less two seconds (events of those seconds supersede it).
-	AsOf time.Time
-
-	// SyncedAt is when the snapshot was last confirmed from the provider.
-	// Zero: never, or marked for refresh by LinkCustomer.
-	SyncedAt time.Time
-
-	// Pulled is set when the snapshot was fetched from the provider rather
-	// than taken from a webhook event.
-	Pulled bool
-}
-
-// Supersedes reports whether s may replace held. It may not when it is
-// news from an event about another of the customer's subscriptions that
-// gives less access than the held one (an old subscription ending does not
-// end the active one; a pull, which picks the subscription that decides
-// access, may). Otherwise it may when it is newer; or as new, and either
-// pulled (a fetch sees everything up to its start) or at least as
-// entitling. Stripe stamps events to the second and delivers them out of
-// order; when a subscription is created incomplete and turns active within
-// one second, the tie goes to the active one. A held snapshot that was
-// never mirrored (zero AsOf) is superseded by anything.
-func (s SubscriptionSnapshot) Supersedes(held SubscriptionSnapshot) bool {
-	if !s.Pulled && held.ID != "" && s.ID != held.ID && statusRank(s.Status) < statusRank(held.Status) {
-		return false
-	}
-	if !s.AsOf.Equal(held.AsOf) {
-		return s.AsOf.After(held.AsOf)
-	}
-	return s.Pulled || statusRank(s.Status) >= statusRank(held.Status)
+	// Subscriptions is the mirror of the user's subscriptions; zero when
+	// never mirrored.
+	Subscriptions SubscriptionMirror
 }
 
 // Conversion is a user's change from Free to a paid plan.

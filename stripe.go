@@ -104,43 +104,36 @@ func (s *StripeSubscriptions) customer(ctx context.Context, userID, known string
 	return s.searchCustomer(ctx, userID)
 }
 
-// Subscription implements SubscriptionChecker: the subscription that decides
-// access, of the customer found by StripeConfig.CustomerID or the search.
-// Of several, an active or trialing one wins, then past_due, then the rest;
-// among equals, the one whose period ends last. PriceID is the price of the
-// subscription's first item.
-func (s *StripeSubscriptions) Subscription(ctx context.Context, userID string) (Subscription, error) {
-	return s.CustomerSubscription(ctx, userID, "")
+// Subscriptions implements SubscriptionChecker: every subscription, with
+// every item, of the customer found by StripeConfig.CustomerID or the
+// search, page after page.
+func (s *StripeSubscriptions) Subscriptions(ctx context.Context, userID string) ([]Subscription, error) {
+	return s.CustomerSubscriptions(ctx, userID, "")
 }
 
-// CustomerSubscription implements CustomerChecker: Subscription, for a user
-// whose customer the Gate knows (customerID, "" for none). The host's
+// CustomerSubscriptions implements CustomerChecker: Subscriptions, for a
+// user whose customer the Gate knows (customerID, "" for none). The host's
 // StripeConfig.CustomerID, when set, still decides.
-func (s *StripeSubscriptions) CustomerSubscription(ctx context.Context, userID, customerID string) (Subscription, error) {
+func (s *StripeSubscriptions) CustomerSubscriptions(ctx context.Context, userID, customerID string) ([]Subscription, error) {
 	customerID, err := s.customer(ctx, userID, customerID)
 	if err != nil {
-		return Subscription{}, fmt.Errorf("stripe customer of %s: %w", userID, err)
+		return nil, fmt.Errorf("stripe customer of %s: %w", userID, err)
 	}
 	if customerID == "" {
-		return Subscription{}, nil
+		return nil, nil
 	}
 	params := &stripe.SubscriptionListParams{Customer: stripe.String(customerID), Status: stripe.String("all")}
 	params.Context = ctx
-	params.Limit = stripe.Int64(10)
-	var best *stripe.Subscription
+	params.Limit = stripe.Int64(100) // Stripe's largest page
+	var subs []Subscription
 	it := s.api.Subscriptions.List(params)
-	for n := 0; n < 10 && it.Next(); n++ { // the first page: newest first
-		if sub := it.Subscription(); best == nil || betterSubscription(sub, best) {
-			best = sub
-		}
+	for it.Next() {
+		subs = append(subs, fromStripe(it.Subscription()))
 	}
 	if err := it.Err(); err != nil {
-		return Subscription{}, fmt.Errorf("stripe subscriptions of %s: %w", customerID, err)
+		return nil, fmt.Errorf("stripe subscriptions of %s: %w", customerID, err)
 	}
-	if best == nil {
-		return Subscription{}, nil
-	}
-	return fromStripe(best), nil
+	return subs, nil
 }
 
 // CheckoutURL implements CheckoutCreator: a Stripe Checkout Session in
@@ -230,14 +223,7 @@ func searchEscape(v string) string {
 	return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v)
 }
 
-func betterSubscription(a, b *stripe.Subscription) bool {
-	ra, rb := statusRank(SubscriptionStatus(a.Status)), statusRank(SubscriptionStatus(b.Status))
-	if ra != rb {
-		return ra > rb
-	}
-	return a.CurrentPeriodEnd > b.CurrentPeriodEnd
-}
-
+// fromStripe is sub with the prices of all its items.
 func fromStripe(sub *stripe.Subscription) Subscription {
 	out := Subscription{
 		ID:                 sub.ID,
@@ -249,8 +235,12 @@ func fromStripe(sub *stripe.Subscription) Subscription {
 	if sub.Customer != nil {
 		out.CustomerID = sub.Customer.ID
 	}
-	if sub.Items != nil && len(sub.Items.Data) > 0 && sub.Items.Data[0].Price != nil {
-		out.PriceID = sub.Items.Data[0].Price.ID
+	if sub.Items != nil {
+		for _, item := range sub.Items.Data {
+			if item.Price != nil {
+				out.PriceIDs = append(out.PriceIDs, item.Price.ID)
+			}
+		}
 	}
 	return out
 }

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -120,11 +122,30 @@ func (s *stripeStandIn) serve(w http.ResponseWriter, r *http.Request) {
 		if q.Get("status") != "all" {
 			s.t.Errorf("subscriptions listed with status %q, want all", q.Get("status"))
 		}
+		// Pages as Stripe's: limit (10 by default, at most 100) after
+		// starting_after.
 		data := s.subs[q.Get("customer")]
-		if data == nil {
-			data = []map[string]any{}
+		if after := q.Get("starting_after"); after != "" {
+			i := slices.IndexFunc(data, func(sub map[string]any) bool { return sub["id"] == after })
+			if i < 0 {
+				s.reply(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"type": "invalid_request_error", "message": "no such subscription: " + after}})
+				return
+			}
+			data = data[i+1:]
 		}
-		s.reply(w, http.StatusOK, map[string]any{"object": "list", "url": "/v1/subscriptions", "has_more": false, "data": data})
+		limit := 10
+		if l := q.Get("limit"); l != "" {
+			limit, _ = strconv.Atoi(l)
+		}
+		if limit < 1 || limit > 100 {
+			s.reply(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"type": "invalid_request_error", "message": "limit must be in [1, 100]"}})
+			return
+		}
+		page := data[:min(limit, len(data))]
+		if page == nil {
+			page = []map[string]any{}
+		}
+		s.reply(w, http.StatusOK, map[string]any{"object": "list", "url": "/v1/subscriptions", "has_more": len(data) > limit, "data": page})
 	default:
 		s.reply(w, http.StatusNotFound, map[string]any{"error": map[string]any{"type": "invalid_request_error", "message": "no such route"}})
 	}
@@ -174,14 +195,28 @@ func (s *stripeStandIn) count(path string) int {
 	return s.calls[path]
 }
 
-func stripeSub(id, customer, status, price string, start, end time.Time) map[string]any {
+// stripeSub is a subscription as Stripe lists it, with an item for each
+// price.
+func stripeSub(id, customer, status string, start, end time.Time, prices ...string) map[string]any {
+	items := []any{}
+	for i, price := range prices {
+		items = append(items, map[string]any{"id": fmt.Sprintf("si_%s_%d", id, i), "object": "subscription_item",
+			"price": map[string]any{"id": price, "object": "price"}})
+	}
 	return map[string]any{
 		"id": id, "object": "subscription", "customer": customer, "status": status,
 		"current_period_start": start.Unix(), "current_period_end": end.Unix(), "cancel_at_period_end": false,
-		"items": map[string]any{"object": "list", "data": []any{
-			map[string]any{"id": "si_" + id, "object": "subscription_item", "price": map[string]any{"id": price, "object": "price"}},
-		}},
+		"items": map[string]any{"object": "list", "data": items},
 	}
+}
+
+// subIDs lists the subscriptions' IDs and statuses, "id=status", in order.
+func subIDs(subs []freemium.Subscription) []string {
+	out := []string{}
+	for _, s := range subs {
+		out = append(out, s.ID+"="+string(s.Status))
+	}
+	return out
 }
 
 func newStripeChecker(t *testing.T, cfg freemium.StripeConfig) *freemium.StripeSubscriptions {
@@ -198,47 +233,75 @@ func TestStripeSubscriptionsFollowStripe(t *testing.T) {
 	start := time.Date(2026, 11, 10, 8, 0, 0, 0, time.UTC)
 	end := start.AddDate(0, 1, 0)
 
-	sub, err := checker.Subscription(ctx, "u1")
+	subs, err := checker.Subscriptions(ctx, "u1")
 	require.NoError(t, err)
-	assert.Equal(t, freemium.Subscription{}, sub, "a user without a customer has no subscription")
+	assert.Empty(t, subs, "a user without a customer has no subscription")
 	assert.Equal(t, 0, stripe.count("/v1/subscriptions"), "no customer, no subscription lookup")
 
 	stripe.setCustomer("u1", "cus_1")
-	sub, err = checker.Subscription(ctx, "u1")
+	subs, err = checker.Subscriptions(ctx, "u1")
 	require.NoError(t, err)
-	assert.Equal(t, freemium.Subscription{}, sub, "a customer without subscriptions")
+	assert.Empty(t, subs, "a customer without subscriptions")
 
-	stripe.setSubs("cus_1", stripeSub("sub_1", "cus_1", "active", "price_pro", start, end))
-	sub, err = checker.Subscription(ctx, "u1")
+	stripe.setSubs("cus_1", stripeSub("sub_1", "cus_1", "active", start, end, "price_seats", "price_pro"))
+	subs, err = checker.Subscriptions(ctx, "u1")
 	require.NoError(t, err)
-	assert.Equal(t, freemium.Subscription{ID: "sub_1", CustomerID: "cus_1", PriceID: "price_pro", Status: freemium.StatusActive,
-		CurrentPeriodStart: start, CurrentPeriodEnd: end}, sub)
+	assert.Equal(t, []freemium.Subscription{{ID: "sub_1", CustomerID: "cus_1", PriceIDs: []string{"price_seats", "price_pro"},
+		Status: freemium.StatusActive, CurrentPeriodStart: start, CurrentPeriodEnd: end}}, subs, "every item's price")
 
-	// Newest first: a canceled subscription after an active one still loses to it.
 	stripe.setSubs("cus_1",
-		stripeSub("sub_2", "cus_1", "canceled", "price_team", start.AddDate(0, 1, 0), end.AddDate(0, 1, 0)),
-		stripeSub("sub_1", "cus_1", "active", "price_pro", start, end))
-	sub, err = checker.Subscription(ctx, "u1")
+		stripeSub("sub_2", "cus_1", "canceled", start.AddDate(0, 1, 0), end.AddDate(0, 1, 0), "price_team"),
+		stripeSub("sub_1", "cus_1", "active", start, end, "price_pro"))
+	subs, err = checker.Subscriptions(ctx, "u1")
 	require.NoError(t, err)
-	assert.Equal(t, "sub_1", sub.ID, "the active subscription decides access")
+	assert.Equal(t, []string{"sub_2=canceled", "sub_1=active"}, subIDs(subs), "every subscription, whatever its status")
 
-	stripe.setSubs("cus_1", stripeSub("sub_1", "cus_1", "canceled", "price_pro", start, end))
-	sub, err = checker.Subscription(ctx, "u1")
+	stripe.setSubs("cus_1", stripeSub("sub_1", "cus_1", "canceled", start, end, "price_pro"))
+	subs, err = checker.Subscriptions(ctx, "u1")
 	require.NoError(t, err)
-	assert.Equal(t, freemium.StatusCanceled, sub.Status, "a change in Stripe shows on the next call")
+	assert.Equal(t, []string{"sub_1=canceled"}, subIDs(subs), "a change in Stripe shows on the next call")
 
 	stripe.setCustomer(`o'brien\x`, "cus_2")
-	stripe.setSubs("cus_2", stripeSub("sub_3", "cus_2", "trialing", "price_pro", start, end))
-	sub, err = checker.Subscription(ctx, `o'brien\x`)
+	stripe.setSubs("cus_2", stripeSub("sub_3", "cus_2", "trialing", start, end, "price_pro"))
+	subs, err = checker.Subscriptions(ctx, `o'brien\x`)
 	require.NoError(t, err)
-	assert.Equal(t, "sub_3", sub.ID, "quotes and backslashes in a user ID are escaped in the search")
+	assert.Equal(t, []string{"sub_3=trialing"}, subIDs(subs), "quotes and backslashes in a user ID are escaped in the search")
+}
+
+// Stripe lists a customer's subscriptions newest first, a page at a time: a
+// customer with many failed attempts (incomplete_expired) before the
+// subscription that pays is still seen whole.
+func TestStripeSubscriptionsEveryPage(t *testing.T) {
+	stripe := newStripeStandIn(t)
+	start := time.Date(2026, 11, 10, 8, 0, 0, 0, time.UTC)
+	var subs []map[string]any
+	for i := range 150 {
+		subs = append(subs, stripeSub(fmt.Sprintf("sub_failed_%d", i), "cus_1", "incomplete_expired", start, start.AddDate(0, 1, 0), "price_pro"))
+	}
+	stripe.setSubs("cus_1", append(subs, stripeSub("sub_paid", "cus_1", "active", start, start.AddDate(0, 1, 0), "price_pro"))...)
+	checker := newStripeChecker(t, freemium.StripeConfig{APIKey: testStripeKey, BackendURL: stripe.srv.URL})
+	got, err := checker.CustomerSubscriptions(context.Background(), "u1", "cus_1")
+	require.NoError(t, err)
+	require.Len(t, got, 151)
+	assert.Equal(t, "sub_paid=active", subIDs(got)[150])
+	assert.Equal(t, 2, stripe.count("/v1/subscriptions"), "two pages of 100")
+
+	g, err := freemium.New(freemium.Config{Store: freemium.NewMemoryStore(), Subscriptions: checker,
+		Free:  freemium.Plan{FirstReportFree: true},
+		Plans: []freemium.Plan{{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 1000}},
+		Now:   freemiumtest.NewClock(start.Add(time.Hour)).Now})
+	require.NoError(t, err)
+	require.NoError(t, g.LinkCustomer(context.Background(), "u1", "cus_1"))
+	u, err := g.Usage(context.Background(), "u1")
+	require.NoError(t, err)
+	assert.Equal(t, "pro", u.Plan, "the subscription on the second page places the user")
 }
 
 func TestStripeSubscriptionsCustomerIDFunc(t *testing.T) {
 	ctx := context.Background()
 	stripe := newStripeStandIn(t)
 	start := time.Date(2026, 11, 10, 8, 0, 0, 0, time.UTC)
-	stripe.setSubs("cus_9", stripeSub("sub_9", "cus_9", "past_due", "price_pro", start, start.AddDate(0, 1, 0)))
+	stripe.setSubs("cus_9", stripeSub("sub_9", "cus_9", "past_due", start, start.AddDate(0, 1, 0), "price_pro"))
 	checker := newStripeChecker(t, freemium.StripeConfig{APIKey: testStripeKey, BackendURL: stripe.srv.URL, SearchCustomers: true,
 		CustomerID: func(_ context.Context, userID string) (string, error) {
 			if userID == "broken" {
@@ -246,10 +309,10 @@ func TestStripeSubscriptionsCustomerIDFunc(t *testing.T) {
 			}
 			return map[string]string{"u9": "cus_9"}[userID], nil
 		}})
-	sub, err := checker.Subscription(ctx, "u9")
+	subs, err := checker.Subscriptions(ctx, "u9")
 	require.NoError(t, err)
-	assert.Equal(t, freemium.StatusPastDue, sub.Status)
-	_, err = checker.Subscription(ctx, "broken")
+	assert.Equal(t, []string{"sub_9=past_due"}, subIDs(subs))
+	_, err = checker.Subscriptions(ctx, "broken")
 	assert.ErrorContains(t, err, "host lookup failed")
 	assert.Equal(t, 0, stripe.count("/v1/customers/search"), "CustomerID replaces the search")
 }
@@ -260,7 +323,7 @@ func TestStripeSubscriptionsFailures(t *testing.T) {
 	setup := func(t *testing.T, client *http.Client) (*stripeStandIn, *freemium.StripeSubscriptions) {
 		stripe := newStripeStandIn(t)
 		stripe.setCustomer("u1", "cus_1")
-		stripe.setSubs("cus_1", stripeSub("sub_1", "cus_1", "active", "price_pro", start, start.AddDate(0, 1, 0)))
+		stripe.setSubs("cus_1", stripeSub("sub_1", "cus_1", "active", start, start.AddDate(0, 1, 0), "price_pro"))
 		return stripe, newStripeChecker(t, freemium.StripeConfig{APIKey: testStripeKey, BackendURL: stripe.srv.URL,
 			SearchCustomers: true, HTTPClient: client})
 	}
@@ -272,15 +335,15 @@ func TestStripeSubscriptionsFailures(t *testing.T) {
 	t.Run("500 then 200 is retried once", func(t *testing.T) {
 		stripe, checker := setup(t, nil)
 		stripe.fail(http.StatusInternalServerError)
-		sub, err := checker.Subscription(ctx, "u1")
+		subs, err := checker.Subscriptions(ctx, "u1")
 		require.NoError(t, err)
-		assert.Equal(t, "sub_1", sub.ID)
+		assert.Equal(t, []string{"sub_1=active"}, subIDs(subs))
 		assert.Equal(t, 2, stripe.count("/v1/customers/search"))
 	})
 	t.Run("500 twice fails after one retry", func(t *testing.T) {
 		stripe, checker := setup(t, nil)
 		stripe.fail(http.StatusInternalServerError, http.StatusInternalServerError, http.StatusInternalServerError)
-		_, err := checker.Subscription(ctx, "u1")
+		_, err := checker.Subscriptions(ctx, "u1")
 		require.Error(t, err)
 		noKey(t, err)
 		assert.Equal(t, 2, stripe.count("/v1/customers/search"), "no more than one retry on the check path")
@@ -288,14 +351,14 @@ func TestStripeSubscriptionsFailures(t *testing.T) {
 	t.Run("429 is an error", func(t *testing.T) {
 		stripe, checker := setup(t, nil)
 		stripe.fail(http.StatusTooManyRequests, http.StatusTooManyRequests)
-		_, err := checker.Subscription(ctx, "u1")
+		_, err := checker.Subscriptions(ctx, "u1")
 		require.Error(t, err)
 		noKey(t, err)
 	})
 	t.Run("404 on the subscription list is an error", func(t *testing.T) {
 		stripe, checker := setup(t, nil)
 		stripe.fail(0, http.StatusNotFound) // the search passes, the list does not
-		_, err := checker.Subscription(ctx, "u1")
+		_, err := checker.Subscriptions(ctx, "u1")
 		require.Error(t, err)
 		noKey(t, err)
 		assert.Contains(t, err.Error(), "cus_1", "the error names the customer")
@@ -304,14 +367,14 @@ func TestStripeSubscriptionsFailures(t *testing.T) {
 	t.Run("a wrong key is an error without the key", func(t *testing.T) {
 		stripe := newStripeStandIn(t)
 		checker := newStripeChecker(t, freemium.StripeConfig{APIKey: "sk_test_wrong_key", BackendURL: stripe.srv.URL, SearchCustomers: true})
-		_, err := checker.Subscription(ctx, "u1")
+		_, err := checker.Subscriptions(ctx, "u1")
 		require.Error(t, err)
 		assert.NotContains(t, err.Error(), "sk_test_wrong_key")
 	})
 	t.Run("a hung Stripe times out", func(t *testing.T) {
 		stripe, checker := setup(t, &http.Client{Timeout: 50 * time.Millisecond})
 		stripe.hangAll()
-		_, err := checker.Subscription(ctx, "u1")
+		_, err := checker.Subscriptions(ctx, "u1")
 		require.Error(t, err)
 		assert.LessOrEqual(t, stripe.count("/v1/customers/search"), 2)
 	})
@@ -319,7 +382,7 @@ func TestStripeSubscriptionsFailures(t *testing.T) {
 		_, checker := setup(t, nil)
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		_, err := checker.Subscription(cctx, "u1")
+		_, err := checker.Subscriptions(cctx, "u1")
 		assert.ErrorIs(t, err, context.Canceled)
 	})
 }
@@ -334,15 +397,15 @@ func TestNewStripeSubscriptionsValidates(t *testing.T) {
 func TestStripeSubscriptionsLinkedCustomersOnly(t *testing.T) {
 	stripe := newStripeStandIn(t)
 	start := time.Date(2026, 11, 10, 8, 0, 0, 0, time.UTC)
-	stripe.setSubs("cus_1", stripeSub("sub_1", "cus_1", "active", "price_pro", start, start.AddDate(0, 1, 0)))
+	stripe.setSubs("cus_1", stripeSub("sub_1", "cus_1", "active", start, start.AddDate(0, 1, 0), "price_pro"))
 	checker := newStripeChecker(t, freemium.StripeConfig{APIKey: testStripeKey, BackendURL: stripe.srv.URL})
-	sub, err := checker.Subscription(context.Background(), "u1")
+	subs, err := checker.Subscriptions(context.Background(), "u1")
 	require.NoError(t, err)
-	assert.Zero(t, sub)
+	assert.Empty(t, subs)
 	assert.Zero(t, stripe.count("/v1/subscriptions")+stripe.count("/v1/customers/search"))
-	sub, err = checker.CustomerSubscription(context.Background(), "u1", "cus_1")
+	subs, err = checker.CustomerSubscriptions(context.Background(), "u1", "cus_1")
 	require.NoError(t, err)
-	assert.Equal(t, "sub_1", sub.ID)
+	assert.Equal(t, []string{"sub_1=active"}, subIDs(subs))
 }
 
 // The Gate places a Stripe subscriber on the plan of the subscription's price.
@@ -352,7 +415,7 @@ func TestGateWithStripeSubscriptions(t *testing.T) {
 	clock := freemiumtest.NewClock(time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC))
 	start := time.Date(2026, 11, 10, 8, 0, 0, 0, time.UTC)
 	stripe.setCustomer("u1", "cus_1")
-	stripe.setSubs("cus_1", stripeSub("sub_1", "cus_1", "active", "price_pro", start, start.AddDate(0, 1, 0)))
+	stripe.setSubs("cus_1", stripeSub("sub_1", "cus_1", "active", start, start.AddDate(0, 1, 0), "price_pro"))
 	g, err := freemium.New(freemium.Config{
 		Store:         freemium.NewMemoryStore(),
 		Subscriptions: newStripeChecker(t, freemium.StripeConfig{APIKey: testStripeKey, BackendURL: stripe.srv.URL, SearchCustomers: true}),
@@ -374,12 +437,15 @@ func TestGateWithStripeSubscriptions(t *testing.T) {
 // valid for API version 2023-10-16 and the answers map.
 func TestStripeSubscriptionsStripeMock(t *testing.T) {
 	checker := stripeMockChecker(t)
-	sub, err := checker.Subscription(context.Background(), "u1")
+	subs, err := checker.Subscriptions(context.Background(), "u1")
 	require.NoError(t, err)
 	// stripe-mock answers every search with a fixture customer, and every
 	// list with a fixture subscription.
+	require.Len(t, subs, 1)
+	sub := subs[0]
 	assert.True(t, strings.HasPrefix(sub.ID, "sub_"), "ID %q", sub.ID)
-	assert.True(t, strings.HasPrefix(sub.PriceID, "price_"), "PriceID %q", sub.PriceID)
+	require.NotEmpty(t, sub.PriceIDs)
+	assert.True(t, strings.HasPrefix(sub.PriceIDs[0], "price_"), "PriceIDs %q", sub.PriceIDs)
 	assert.Equal(t, freemium.StatusActive, sub.Status)
 	assert.False(t, sub.CurrentPeriodStart.IsZero())
 }

@@ -168,8 +168,6 @@ func (g *Gate) applySubscription(ctx context.Context, ev stripe.Event, sub *stri
 			return err
 		}
 	}
-	s := fromStripe(sub)
-	snap := SubscriptionSnapshot{Subscription: s, PaidPlan: g.paidPlan(s, now), AsOf: time.Unix(ev.Created, 0).UTC(), SyncedAt: now}
-	_, err := g.cfg.Store.PutSubscription(ctx, user, snap, now)
+	_, err := g.cfg.Store.PutSubscriptions(ctx, user, g.update([]Subscription{fromStripe(sub)}, time.Unix(ev.Created, 0).UTC(), now), now)
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -41,8 +42,11 @@ func newWebhookEnv(t *testing.T, store freemium.Store) *webhookEnv {
 	e := &webhookEnv{t: t, store: store, subs: freemiumtest.NewSubscriptions(), clock: freemiumtest.NewClock(webhookT0.Add(time.Minute))}
 	g, err := freemium.New(freemium.Config{
 		Store: store, Subscriptions: e.subs, Now: e.clock.Now,
-		Free:               freemium.Plan{FirstReportFree: true},
-		Plans:              []freemium.Plan{{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 1000, Period: freemium.BillingCycle}},
+		Free: freemium.Plan{FirstReportFree: true},
+		Plans: []freemium.Plan{
+			{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 1000, Period: freemium.BillingCycle},
+			{Name: "basic", PriceIDs: []string{"price_basic"}, Limit: 100, Period: freemium.BillingCycle},
+		},
 		SubscriptionMaxAge: 24 * time.Hour, // webhooks keep the mirror current
 		Logger:             slog.New(slog.DiscardHandler),
 	})
@@ -77,6 +81,47 @@ func (e *webhookEnv) send(name string) {
 	require.Equal(e.t, http.StatusOK, rec.Code, "delivering %s: %s", name, rec.Body)
 }
 
+// subscriptionEvent is subscription_updated_active.json (u1's customer
+// cus_1) made into event id of type typ, created at created, about
+// subscription sub with status and an item for each price.
+func subscriptionEvent(t *testing.T, id, typ string, created time.Time, sub, status string, prices ...string) []byte {
+	t.Helper()
+	var ev map[string]any
+	require.NoError(t, json.Unmarshal(fixture(t, "subscription_updated_active.json"), &ev))
+	ev["id"], ev["type"], ev["created"] = id, typ, created.Unix()
+	obj := ev["data"].(map[string]any)["object"].(map[string]any)
+	obj["id"], obj["status"] = sub, status
+	items := []any{}
+	for i, price := range prices {
+		items = append(items, map[string]any{"id": fmt.Sprintf("si_%s_%d", sub, i), "object": "subscription_item",
+			"price": map[string]any{"id": price, "object": "price"}})
+	}
+	obj["items"] = map[string]any{"object": "list", "data": items}
+	b, err := json.Marshal(ev)
+	require.NoError(t, err)
+	return b
+}
+
+// sendEvent delivers an event made by subscriptionEvent, signed now, and
+// requires a 200.
+func (e *webhookEnv) sendEvent(payload []byte) {
+	e.t.Helper()
+	rec := e.deliver(payload, webhookSecret, time.Now())
+	require.Equal(e.t, http.StatusOK, rec.Code, "delivering %s: %s", payload, rec.Body)
+}
+
+// notified lists the kinds of the notifications enqueued so far.
+func (e *webhookEnv) notified() []freemium.NotificationKind {
+	e.t.Helper()
+	ns, err := e.store.Notifications(context.Background(), webhookT0.Add(-24*time.Hour), webhookT0.Add(24*time.Hour))
+	require.NoError(e.t, err)
+	var kinds []freemium.NotificationKind
+	for _, n := range ns {
+		kinds = append(kinds, n.Kind)
+	}
+	return kinds
+}
+
 // mirrorFree has the Gate mirror the user as on Free (no subscription), a
 // minute before the fixtures' events, as a check of a free user does.
 func (e *webhookEnv) mirrorFree(user string) {
@@ -88,13 +133,25 @@ func (e *webhookEnv) mirrorFree(user string) {
 }
 
 // mirror is the user's mirrored subscription, read from the Store.
-func (e *webhookEnv) mirror(user string) freemium.SubscriptionSnapshot {
+func (e *webhookEnv) mirror(user string) freemium.SubscriptionMirror {
 	e.t.Helper()
 	st, err := e.store.Load(context.Background(), user, e.clock.Now(), func(freemium.Account) freemium.Window {
 		return freemium.Window{Start: webhookT0, End: webhookT0.Add(time.Hour)}
 	})
 	require.NoError(e.t, err)
-	return st.Account.Subscription
+	return st.Account.Subscriptions
+}
+
+// status is the mirrored status of the user's subscription subID, "" when
+// the mirror does not hold it.
+func (e *webhookEnv) status(user, subID string) freemium.SubscriptionStatus {
+	e.t.Helper()
+	for _, s := range e.mirror(user).Subscriptions {
+		if s.ID == subID {
+			return s.Status
+		}
+	}
+	return ""
 }
 
 func (e *webhookEnv) plan(user string) string {
@@ -134,7 +191,7 @@ func TestStripeWebhook(t *testing.T) {
 				e.clock.Advance(time.Second)
 				e.send("subscription_updated_active.json")
 				again := e.mirror("u1")
-				assert.Equal(t, first.Subscription, again.Subscription)
+				assert.Equal(t, first.Subscriptions, again.Subscriptions)
 				conv, err := e.store.Conversions(context.Background(), webhookT0.Add(-time.Hour), webhookT0.Add(time.Hour))
 				require.NoError(t, err)
 				assert.Len(t, conv, 1, "one conversion for two deliveries")
@@ -143,20 +200,59 @@ func TestStripeWebhook(t *testing.T) {
 				e := newWebhookEnv(t, newStore(t))
 				e.send("subscription_deleted.json") // created a day after the others
 				e.send("subscription_updated_active.json")
-				assert.Equal(t, freemium.StatusCanceled, e.mirror("u1").Status, "an older event does not undo a newer one")
+				assert.Equal(t, freemium.StatusCanceled, e.status("u1", "sub_1"), "an older event does not undo a newer one")
 			})
 			t.Run("SameSecondGoesToTheActiveStatus", func(t *testing.T) {
 				e := newWebhookEnv(t, newStore(t))
 				e.send("subscription_updated_active.json")
 				e.send("subscription_created_incomplete.json") // same second, delivered late
-				assert.Equal(t, freemium.StatusActive, e.mirror("u1").Status)
+				assert.Equal(t, freemium.StatusActive, e.status("u1", "sub_1"))
 			})
 			t.Run("LesserSubscriptionDoesNotDisplace", func(t *testing.T) {
 				e := newWebhookEnv(t, newStore(t))
 				e.send("subscription_updated_active.json")
 				e.send("subscription_other_canceled.json") // another, older subscription of the customer ends
-				assert.Equal(t, "sub_1", e.mirror("u1").ID)
+				assert.Equal(t, freemium.StatusActive, e.status("u1", "sub_1"))
 				assert.Equal(t, "pro", e.plan("u1"))
+			})
+			// Issue 15, case 1: a second subscription on a price no plan
+			// lists (an add-on) left a paying customer on Free.
+			t.Run("AddOnSubscriptionKeepsThePlan", func(t *testing.T) {
+				e := newWebhookEnv(t, newStore(t))
+				e.mirrorFree("u1")
+				e.send("subscription_updated_active.json")
+				require.NoError(t, e.gate.MarkFirstReportUsed(context.Background(), "u1"))
+				e.sendEvent(subscriptionEvent(t, "evt_addon", "customer.subscription.created", webhookT0.Add(time.Minute), "sub_addon", "active", "price_addon"))
+				assert.Equal(t, "pro", e.plan("u1"))
+				d, err := e.gate.Check(context.Background(), "u1", 100)
+				require.NoError(t, err)
+				assert.True(t, d.Allowed, "%+v", d)
+				e.sendEvent(subscriptionEvent(t, "evt_addon_renewed", "customer.subscription.updated", webhookT0.Add(2*time.Minute), "sub_addon", "active", "price_addon"))
+				assert.Equal(t, "pro", e.plan("u1"), "after the add-on renews")
+				assert.Empty(t, e.notified(), "no upgrade prompt to a paying customer")
+			})
+			// Issue 15, case 2: the plan's price on the second item.
+			t.Run("PlanPriceOnTheSecondItem", func(t *testing.T) {
+				e := newWebhookEnv(t, newStore(t))
+				e.mirrorFree("u1")
+				e.sendEvent(subscriptionEvent(t, "evt_items", "customer.subscription.updated", webhookT0, "sub_1", "active", "price_seats", "price_pro"))
+				assert.Equal(t, "pro", e.plan("u1"))
+			})
+			// Issue 15, case 3: a double checkout, one of the two canceled.
+			t.Run("CancelingOneOfTwoKeepsTheOther", func(t *testing.T) {
+				e := newWebhookEnv(t, newStore(t))
+				e.mirrorFree("u1")
+				e.send("subscription_updated_active.json")
+				e.sendEvent(subscriptionEvent(t, "evt_b", "customer.subscription.created", webhookT0.Add(time.Minute), "sub_b", "active", "price_basic"))
+				assert.Equal(t, "pro", e.plan("u1"), "the better plan of the two")
+				e.sendEvent(subscriptionEvent(t, "evt_b_deleted", "customer.subscription.deleted", webhookT0.Add(2*time.Minute), "sub_b", "canceled", "price_basic"))
+				calls := e.subs.Calls()
+				assert.Equal(t, "pro", e.plan("u1"), "the other subscription still places the user")
+				d, err := e.gate.Check(context.Background(), "u1", 1000)
+				require.NoError(t, err)
+				assert.True(t, d.Allowed, "%+v", d)
+				assert.Equal(t, calls, e.subs.Calls(), "without asking the provider")
+				assert.Empty(t, e.notified())
 			})
 			t.Run("CheckoutLinksTheCustomer", func(t *testing.T) {
 				e := newWebhookEnv(t, newStore(t))
@@ -167,7 +263,7 @@ func TestStripeWebhook(t *testing.T) {
 				require.NoError(t, err)
 				assert.Equal(t, "u2", user)
 				e.send("subscription_updated_by_customer.json") // redelivered: now found by its customer
-				assert.Equal(t, freemium.StatusActive, e.mirror("u2").Status)
+				assert.Equal(t, freemium.StatusActive, e.status("u2", "sub_2"))
 				assert.Equal(t, "pro", e.plan("u2"))
 				assert.Zero(t, e.subs.Calls())
 			})
@@ -196,14 +292,14 @@ func TestStripeWebhook(t *testing.T) {
 				// active; the user canceled at 10:00:00.7, an event Stripe
 				// stamps 10:00:00. The cancellation must win.
 				e := newWebhookEnv(t, newStore(t))
-				e.subs.Set("u1", freemium.Subscription{ID: "sub_1", CustomerID: "cus_1", PriceID: "price_pro", Status: freemium.StatusActive,
+				e.subs.Set("u1", freemium.Subscription{ID: "sub_1", CustomerID: "cus_1", PriceIDs: []string{"price_pro"}, Status: freemium.StatusActive,
 					CurrentPeriodStart: webhookT0.Add(-time.Minute), CurrentPeriodEnd: webhookT0.AddDate(0, 1, 0)})
 				e.clock.Set(webhookT0.Add(300 * time.Millisecond))
 				require.NoError(t, e.gate.Refresh(context.Background(), "u1"))
-				require.Equal(t, freemium.StatusActive, e.mirror("u1").Status)
+				require.Equal(t, freemium.StatusActive, e.status("u1", "sub_1"))
 				canceled := bytes.Replace(fixture(t, "subscription_updated_active.json"), []byte(`"status": "active"`), []byte(`"status": "canceled"`), 1)
 				require.Equal(t, http.StatusOK, e.deliver(canceled, webhookSecret, time.Now()).Code)
-				assert.Equal(t, freemium.StatusCanceled, e.mirror("u1").Status)
+				assert.Equal(t, freemium.StatusCanceled, e.status("u1", "sub_1"))
 			})
 			t.Run("UnknownTypeIgnored", func(t *testing.T) {
 				e := newWebhookEnv(t, newStore(t))

@@ -10,18 +10,22 @@ import (
 // SubscriptionChecker reports users' subscriptions with the billing provider.
 // Implementations must be safe for simultaneous use.
 type SubscriptionChecker interface {
-	// Subscription returns the user's current subscription. A zero
-	// Subscription (Status "") means the user has none; an error means the
-	// answer is unknown.
-	Subscription(ctx context.Context, userID string) (Subscription, error)
+	// Subscriptions returns all of the user's subscriptions, whatever their
+	// status: the Gate decides the user's plan from all of them (see
+	// Config.Plans). None means the user has no subscription; an error
+	// means the answer is unknown.
+	Subscriptions(ctx context.Context, userID string) ([]Subscription, error)
 }
 
-// Subscription is a user's subscription as the billing provider sees it.
+// Subscription is one subscription of a user as the billing provider sees
+// it.
 type Subscription struct {
-	ID         string             // the provider's subscription ID
-	CustomerID string             // the provider's customer ID
-	PriceID    string             // the price that places the user on a plan
-	Status     SubscriptionStatus // "": no subscription
+	ID         string // the provider's subscription ID
+	CustomerID string // the provider's customer ID
+	// PriceIDs are the prices of the subscription's items. Any of them
+	// that a plan lists places a subscriber on that plan.
+	PriceIDs []string
+	Status   SubscriptionStatus // with Stripe's names
 
 	// CurrentPeriodStart and CurrentPeriodEnd bound the billing period, the
 	// window of BillingCycle plans.
@@ -55,13 +59,13 @@ func (s SubscriptionStatus) Subscribed() bool {
 var ErrSubscriptionUnavailable = errors.New("freemium: subscription unavailable")
 
 // A CustomerChecker is a SubscriptionChecker that can look up the
-// subscription of a customer the Gate knows: one linked to the user with
+// subscriptions of a customer the Gate knows: one linked to the user with
 // LinkCustomer, by a checkout or by a webhook. The Gate finds the
 // capability by type assertion; StripeSubscriptions has it.
 type CustomerChecker interface {
-	// CustomerSubscription is Subscription for userID, whose customer is
+	// CustomerSubscriptions is Subscriptions for userID, whose customer is
 	// customerID.
-	CustomerSubscription(ctx context.Context, userID, customerID string) (Subscription, error)
+	CustomerSubscriptions(ctx context.Context, userID, customerID string) ([]Subscription, error)
 }
 
 // statusRank orders statuses by how much access they give.
@@ -93,7 +97,7 @@ const blockedRefreshAge = time.Minute
 // Config.SubscriptionMaxAge. It returns the plan and its window.
 func (g *Gate) load(ctx context.Context, userID string, now time.Time) (*Plan, Window, State, error) {
 	plan, w, st, err := g.loadOn(ctx, userID, now, false)
-	if err != nil || g.cfg.Subscriptions == nil || synced(st.Account.Subscription, now, g.cfg.SubscriptionMaxAge) {
+	if err != nil || g.cfg.Subscriptions == nil || synced(st.Account.Subscriptions, now, g.cfg.SubscriptionMaxAge) {
 		return plan, w, st, err
 	}
 	rerr := g.refresh(ctx, userID, g.cfg.SubscriptionMaxAge)
@@ -102,10 +106,10 @@ func (g *Gate) load(ctx context.Context, userID string, now time.Time) (*Plan, W
 		return g.loadOn(ctx, userID, now, false)
 	case ctx.Err() != nil:
 		return nil, Window{}, State{}, rerr
-	case synced(st.Account.Subscription, now, g.cfg.SubscriptionMaxAge+g.cfg.SubscriptionGrace):
+	case synced(st.Account.Subscriptions, now, g.cfg.SubscriptionMaxAge+g.cfg.SubscriptionGrace):
 		// The grace runs from when the mirror went stale.
 		g.cfg.Logger.WarnContext(ctx, "freemium: subscription refresh failed; serving the last known state",
-			"user_id", userID, "synced_at", st.Account.Subscription.SyncedAt, "err", rerr)
+			"user_id", userID, "synced_at", st.Account.Subscriptions.SyncedAt, "err", rerr)
 		st.refreshFailed = true
 		return plan, w, st, nil
 	case g.cfg.SubscriptionFallback == FallbackFree:
@@ -140,17 +144,18 @@ type placement struct {
 
 func (p *placement) window(a Account) Window {
 	p.plan = &p.g.cfg.Free
+	var sub *Subscription
 	if p.g.cfg.Subscriptions != nil && !p.free {
-		p.plan = p.g.placed(a.Subscription.Subscription, p.now)
+		p.plan, sub = p.g.placed(a.Subscriptions.Subscriptions, p.now)
 	}
-	p.w = p.plan.Period.window(p.now, a.Subscription.Subscription)
+	p.w = p.plan.Period.window(p.now, sub)
 	return p.w
 }
 
 // recheck refreshes the mirror behind a decision about to block, when it is
 // older than blockedRefreshAge, and reports whether it did.
 func (g *Gate) recheck(ctx context.Context, userID string, st State, now time.Time) bool {
-	if g.cfg.Subscriptions == nil || st.refreshFailed || synced(st.Account.Subscription, now, blockedRefreshAge) {
+	if g.cfg.Subscriptions == nil || st.refreshFailed || synced(st.Account.Subscriptions, now, blockedRefreshAge) {
 		return false // a refresh that just failed is not tried again in one request
 	}
 	if err := g.refresh(ctx, userID, blockedRefreshAge); err != nil {
@@ -160,10 +165,10 @@ func (g *Gate) recheck(ctx context.Context, userID string, st State, now time.Ti
 	return true
 }
 
-// synced reports whether snap was synced from the provider less than maxAge
+// synced reports whether m was synced from the provider less than maxAge
 // before now.
-func synced(snap SubscriptionSnapshot, now time.Time, maxAge time.Duration) bool {
-	return !snap.SyncedAt.IsZero() && now.Sub(snap.SyncedAt) < maxAge
+func synced(m SubscriptionMirror, now time.Time, maxAge time.Duration) bool {
+	return !m.SyncedAt.IsZero() && now.Sub(m.SyncedAt) < maxAge
 }
 
 // refresh mirrors the user's subscription from Config.Subscriptions, unless
@@ -181,21 +186,21 @@ func (g *Gate) refresh(ctx context.Context, userID string, maxAge time.Duration)
 		if err != nil {
 			return nil, fmt.Errorf("freemium: load: %w", err)
 		}
-		if synced(st.Account.Subscription, now, maxAge) {
+		if synced(st.Account.Subscriptions, now, maxAge) {
 			return nil, nil
 		}
-		var sub Subscription
+		var subs []Subscription
 		if cc, ok := g.cfg.Subscriptions.(CustomerChecker); ok && st.Account.CustomerID != "" {
-			sub, err = cc.CustomerSubscription(ctx, userID, st.Account.CustomerID)
+			subs, err = cc.CustomerSubscriptions(ctx, userID, st.Account.CustomerID)
 		} else {
-			sub, err = g.cfg.Subscriptions.Subscription(ctx, userID)
+			subs, err = g.cfg.Subscriptions.Subscriptions(ctx, userID)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrSubscriptionUnavailable, err)
 		}
-		asOf := now.Truncate(time.Second).Add(-pullMargin)
-		snap := SubscriptionSnapshot{Subscription: sub, PaidPlan: g.paidPlan(sub, now), AsOf: asOf, SyncedAt: now, Pulled: true}
-		if _, err := g.cfg.Store.PutSubscription(ctx, userID, snap, now); err != nil {
+		u := g.update(subs, now.Truncate(time.Second).Add(-pullMargin), now)
+		u.Pulled = true
+		if _, err := g.cfg.Store.PutSubscriptions(ctx, userID, u, now); err != nil {
 			return nil, fmt.Errorf("freemium: mirror subscription: %w", err)
 		}
 		return nil, nil
@@ -210,36 +215,89 @@ func (g *Gate) refresh(ctx context.Context, userID string, maxAge time.Duration)
 
 func lifetimeWindow(Account) Window { return Window{Start: lifetimeStart, End: lifetimeEnd} }
 
-// placed is the plan sub places its user on at now: a subscribed status, or
-// past_due until Config.PastDueGrace after the period ends, with a price one
-// plan lists puts the user on that plan; with any other price, on the plan
-// without PriceIDs if there is one. Everything else is Free. A price no plan
-// takes is logged (once per price), and the user is on Free.
-func (g *Gate) placed(sub Subscription, now time.Time) *Plan {
-	pastDue := sub.Status == StatusPastDue && now.Before(sub.CurrentPeriodEnd.Add(g.cfg.PastDueGrace))
-	if !sub.Status.Subscribed() && !pastDue {
-		return &g.cfg.Free
+// update is the SubscriptionUpdate that carries subs, as of asOf, received
+// at now: each subscription with the paid plan it places its user on, and
+// the paid plan they place the user on together.
+func (g *Gate) update(subs []Subscription, asOf, now time.Time) SubscriptionUpdate {
+	u := SubscriptionUpdate{Subscriptions: make([]MirroredSubscription, len(subs)), AsOf: asOf, SyncedAt: now}
+	for i, s := range subs {
+		u.Subscriptions[i] = MirroredSubscription{Subscription: s, AsOf: asOf}
+		if p, _ := g.placed(u.Subscriptions[i:i+1], now); p != &g.cfg.Free {
+			u.Subscriptions[i].PaidPlan = p.Name
+		}
 	}
-	if i, ok := g.byPrice[sub.PriceID]; ok {
-		return &g.cfg.Plans[i]
+	if p, _ := g.placed(u.Subscriptions, now); p != &g.cfg.Free {
+		u.PaidPlan = p.Name
 	}
-	if g.catchAll >= 0 {
-		return &g.cfg.Plans[g.catchAll]
-	}
-	if _, warned := g.unknownPrices.LoadOrStore(sub.PriceID, true); !warned { // once per price, not per check
-		g.cfg.Logger.Warn("freemium: subscription price matches no plan; its subscribers are on the free plan",
-			"subscription_id", sub.ID, "price_id", sub.PriceID)
-	}
-	return &g.cfg.Free
+	return u
 }
 
-// paidPlan is the name of the paid plan sub places its user on at now, ""
-// for Free.
-func (g *Gate) paidPlan(sub Subscription, now time.Time) string {
-	if p := g.placed(sub, now); p != &g.cfg.Free {
-		return p.Name
+// placed is the plan a user with subscriptions subs is on at now, and the
+// subscription that places them on it (nil for Free). A subscription gives
+// access when its status is active or trialing, or past_due until
+// Config.PastDueGrace after its period ends. Of those, the ones with an item
+// whose price a plan lists decide, active and trialing ones first, then the
+// best plan (see betterPlan), then the period that ends last; a subscription
+// or item whose price no plan lists never displaces them. Without such a
+// subscription, one that gives access puts the user on the plan without
+// PriceIDs, if there is one. Everything else is Free. A price that leaves
+// a subscriber on Free is logged (once per price).
+func (g *Gate) placed(subs []MirroredSubscription, now time.Time) (*Plan, *Subscription) {
+	var (
+		best, unmapped *Subscription
+		bestPlan       = -1
+		bestRank       int
+	)
+	for i := range subs {
+		s := &subs[i].Subscription
+		rank := statusRank(s.Status)
+		if rank < 2 || rank == 2 && !now.Before(s.CurrentPeriodEnd.Add(g.cfg.PastDueGrace)) {
+			continue // no access: only active, trialing and past_due in grace give it
+		}
+		for _, price := range s.PriceIDs {
+			p, ok := g.byPrice[price]
+			if ok && (best == nil || rank > bestRank ||
+				rank == bestRank && (g.betterPlan(p, bestPlan) || p == bestPlan && s.CurrentPeriodEnd.After(best.CurrentPeriodEnd))) {
+				best, bestPlan, bestRank = s, p, rank
+			}
+		}
+		if unmapped == nil || rank > statusRank(unmapped.Status) ||
+			rank == statusRank(unmapped.Status) && s.CurrentPeriodEnd.After(unmapped.CurrentPeriodEnd) {
+			unmapped = s
+		}
 	}
-	return ""
+	switch {
+	case best != nil:
+		return &g.cfg.Plans[bestPlan], best
+	case unmapped == nil:
+		return &g.cfg.Free, nil
+	case g.catchAll >= 0:
+		return &g.cfg.Plans[g.catchAll], unmapped
+	}
+	for _, price := range unmapped.PriceIDs {
+		if _, warned := g.unknownPrices.LoadOrStore(price, true); !warned { // once per price, not per check
+			g.cfg.Logger.Warn("freemium: subscription price matches no plan; its subscribers are on the free plan",
+				"subscription_id", unmapped.ID, "price_id", price)
+		}
+	}
+	return &g.cfg.Free, nil
+}
+
+// betterPlan reports whether Config.Plans[i] is a better plan than
+// Config.Plans[j] (-1: none): a larger allowance per period, Unlimited the
+// largest; of equal allowances, the one listed first.
+func (g *Gate) betterPlan(i, j int) bool {
+	if j < 0 {
+		return true
+	}
+	li, lj := g.cfg.Plans[i].Limit, g.cfg.Plans[j].Limit
+	switch {
+	case li == lj:
+		return i < j
+	case li == Unlimited || lj == Unlimited:
+		return li == Unlimited
+	}
+	return li > lj
 }
 
 // Refresh mirrors the user's subscription from Config.Subscriptions now, for

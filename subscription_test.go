@@ -47,7 +47,7 @@ func newMirrorEnv(t *testing.T, cfg freemium.Config) *mirrorEnv {
 func (e *mirrorEnv) subscribe(user string) {
 	cus := "cus_" + user
 	e.stripe.setCustomer(user, cus)
-	e.stripe.setSubs(cus, stripeSub("sub_"+user, cus, "active", "price_pro", mirrorT0.Add(-time.Hour), mirrorT0.Add(-time.Hour).AddDate(0, 1, 0)))
+	e.stripe.setSubs(cus, stripeSub("sub_"+user, cus, "active", mirrorT0.Add(-time.Hour), mirrorT0.Add(-time.Hour).AddDate(0, 1, 0), "price_pro"))
 }
 
 func (e *mirrorEnv) check(user string, tokens int64) freemium.Decision {
@@ -229,7 +229,7 @@ func TestMirrorPastDue(t *testing.T) {
 			e := newMirrorEnv(t, freemium.Config{PastDueGrace: grace})
 			end := mirrorT0.Add(24 * time.Hour)
 			e.stripe.setCustomer("u1", "cus_1")
-			e.stripe.setSubs("cus_1", stripeSub("sub_1", "cus_1", "past_due", "price_pro", end.AddDate(0, -1, 0), end))
+			e.stripe.setSubs("cus_1", stripeSub("sub_1", "cus_1", "past_due", end.AddDate(0, -1, 0), end, "price_pro"))
 			assert.Equal(t, "pro", e.check("u1", 1).Plan, "past_due inside the period")
 			e.clock.Set(end.Add(grace - time.Second))
 			assert.Equal(t, "pro", e.check("u1", 1).Plan, "until the grace ends")
@@ -253,7 +253,7 @@ func TestCompleteCheckout(t *testing.T) {
 	// The user pays: Stripe makes a customer with the subscription. No
 	// webhook arrives, and a customer search would not find it.
 	e.stripe.complete("cs_test_1", "cus_new")
-	e.stripe.setSubs("cus_new", stripeSub("sub_new", "cus_new", "active", "price_pro", mirrorT0, mirrorT0.AddDate(0, 1, 0)))
+	e.stripe.setSubs("cus_new", stripeSub("sub_new", "cus_new", "active", mirrorT0, mirrorT0.AddDate(0, 1, 0), "price_pro"))
 	assert.ErrorContains(t, e.gate.CompleteCheckout(e.ctx, "u2", "cs_test_1"), "not u2's")
 	user, err := e.store.CustomerUser(e.ctx, "cus_new")
 	require.NoError(t, err)

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -611,7 +614,7 @@ var storeTests = []struct {
 		u := e.usage("u1")
 		equal(t, "Used after the period", u.Used, int64(0))
 		equal(t, "rolled PeriodStart", u.PeriodStart, end)
-		e.subs.Set("u1", freemium.Subscription{Status: freemium.StatusCanceled, PriceID: "price_pro"})
+		e.subs.Set("u1", freemium.Subscription{Status: freemium.StatusCanceled, PriceIDs: []string{"price_pro"}})
 		e.refresh("u1")
 		equal(t, "canceled subscriber is back on free", e.usage("u1").Plan, "free")
 	}},
@@ -635,9 +638,50 @@ var storeTests = []struct {
 			{"", "", "free"},
 		}
 		for _, c := range cases {
-			e.subs.Set("u1", freemium.Subscription{Status: c.status, PriceID: c.price})
+			e.subs.Set("u1", freemium.Subscription{Status: c.status, PriceIDs: []string{c.price}})
 			e.refresh("u1")
 			equal(t, fmt.Sprintf("plan of %s %s", c.status, c.price), e.usage("u1").Plan, c.plan)
+		}
+	}},
+
+	{"PlanFromEverySubscriptionAndItem", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		basic := freemium.Plan{Name: "basic", PriceIDs: []string{"price_basic"}, Limit: 100}
+		end := T0.Add(time.Hour)
+		sub := func(id string, status freemium.SubscriptionStatus, periodEnd time.Time, prices ...string) freemium.Subscription {
+			return freemium.Subscription{ID: id, Status: status, PriceIDs: prices, CurrentPeriodStart: periodEnd.AddDate(0, -1, 0), CurrentPeriodEnd: periodEnd}
+		}
+		active, pastDue := freemium.StatusActive, freemium.StatusPastDue
+		cases := []struct {
+			name     string
+			catchAll bool
+			subs     []freemium.Subscription
+			plan     string
+		}{
+			{"an add-on beside the plan's subscription, ending later", false,
+				[]freemium.Subscription{sub("addon", active, end.Add(time.Hour), "price_addon"), sub("pro", active, end, "price_pro")}, "pro"},
+			{"the plan's price on the second item", false, []freemium.Subscription{sub("pro", active, end, "price_seats", "price_pro")}, "pro"},
+			{"two plans: the larger allowance", false,
+				[]freemium.Subscription{sub("basic", active, end.Add(time.Hour), "price_basic"), sub("pro", active, end, "price_pro")}, "pro"},
+			{"active before past_due", false,
+				[]freemium.Subscription{sub("pro", pastDue, end, "price_pro"), sub("basic", active, end, "price_basic")}, "basic"},
+			{"past_due in its grace alone", false, []freemium.Subscription{sub("pro", pastDue, T0.Add(-time.Minute), "price_pro")}, "pro"},
+			{"past_due past its grace", false, []freemium.Subscription{sub("pro", pastDue, T0.Add(-25*time.Hour), "price_pro")}, "free"},
+			{"ended and trialing", false,
+				[]freemium.Subscription{sub("pro", freemium.StatusCanceled, end, "price_pro"), sub("basic", freemium.StatusTrialing, end, "price_basic")}, "basic"},
+			{"an add-on alone", false, []freemium.Subscription{sub("addon", active, end, "price_addon")}, "free"},
+			{"an add-on alone, with a plan for any price", true, []freemium.Subscription{sub("addon", active, end, "price_addon")}, "any"},
+			{"an active add-on never displaces a past_due plan", true,
+				[]freemium.Subscription{sub("addon", active, end, "price_addon"), sub("pro", pastDue, T0.Add(-time.Minute), "price_pro")}, "pro"},
+		}
+		for _, c := range cases {
+			plans := []freemium.Plan{basic, pro}
+			if c.catchAll {
+				plans = append(plans, freemium.Plan{Name: "any", Limit: 50})
+			}
+			e := newEnv(t, ns, freemium.Config{Free: freeFirstReport, Plans: plans, PastDueGrace: 24 * time.Hour})
+			e.subs.Set("u1", c.subs...)
+			e.refresh("u1")
+			equal(t, "plan with "+c.name, e.usage("u1").Plan, c.plan)
 		}
 	}},
 
@@ -686,78 +730,82 @@ var storeTests = []struct {
 
 	{"SubscriptionMirrorOrder", func(t *testing.T, ns func(*testing.T) freemium.Store) {
 		store, ctx := ns(t), context.Background()
-		snap := func(status freemium.SubscriptionStatus, asOf time.Time, pulled bool) freemium.SubscriptionSnapshot {
-			return freemium.SubscriptionSnapshot{
-				Subscription: freemium.Subscription{ID: "sub_1", CustomerID: "cus_1", PriceID: "price_pro", Status: status,
+		sub := func(id string, status freemium.SubscriptionStatus) freemium.MirroredSubscription {
+			return freemium.MirroredSubscription{
+				Subscription: freemium.Subscription{ID: id, CustomerID: "cus_1", PriceIDs: []string{"price_seats", "price_pro"}, Status: status,
 					CurrentPeriodStart: T0, CurrentPeriodEnd: T0.AddDate(0, 1, 0), CancelAtPeriodEnd: true},
-				PaidPlan: map[bool]string{true: "pro"}[status.Subscribed()], AsOf: asOf, SyncedAt: T0.Add(time.Minute), Pulled: pulled,
+				PaidPlan: map[bool]string{true: "pro"}[status.Subscribed()],
 			}
 		}
-		other := func(status freemium.SubscriptionStatus, asOf time.Time, pulled bool) freemium.SubscriptionSnapshot {
-			o := snap(status, asOf, pulled)
-			o.ID = "sub_old"
-			return o
+		event := func(s freemium.MirroredSubscription, asOf time.Time) freemium.SubscriptionUpdate {
+			return freemium.SubscriptionUpdate{Subscriptions: []freemium.MirroredSubscription{s}, AsOf: asOf, SyncedAt: T0.Add(time.Minute)}
+		}
+		pull := func(asOf time.Time, subs ...freemium.MirroredSubscription) freemium.SubscriptionUpdate {
+			return freemium.SubscriptionUpdate{Subscriptions: subs, AsOf: asOf, SyncedAt: T0.Add(time.Minute), Pulled: true}
 		}
 		steps := []struct {
-			name  string
-			snap  freemium.SubscriptionSnapshot
-			wrote bool
-			held  freemium.SubscriptionStatus
+			name   string
+			update freemium.SubscriptionUpdate
+			wrote  bool
+			held   string
 		}{
-			{"first", snap(freemium.StatusActive, T0, false), true, freemium.StatusActive},
-			{"older", snap(freemium.StatusCanceled, T0.Add(-time.Second), false), false, freemium.StatusActive},
-			{"same instant, less access", snap(freemium.StatusIncomplete, T0, false), false, freemium.StatusActive},
-			{"same instant, pulled", snap(freemium.StatusPastDue, T0, true), true, freemium.StatusPastDue},
-			{"same instant, more access", snap(freemium.StatusActive, T0, false), true, freemium.StatusActive},
-			{"an event about another, lesser subscription", other(freemium.StatusCanceled, T0.Add(5*time.Second), false), false, freemium.StatusActive},
-			{"a pull that finds another subscription", other(freemium.StatusPastDue, T0.Add(100*time.Millisecond), true), true, freemium.StatusPastDue},
-			{"an event about the held one again", snap(freemium.StatusActive, T0.Add(200*time.Millisecond), false), true, freemium.StatusActive},
-			{"newer", snap(freemium.StatusCanceled, T0.Add(time.Second), false), true, freemium.StatusCanceled},
+			{"first", event(sub("sub_1", freemium.StatusActive), T0), true, "sub_1=active"},
+			{"older", event(sub("sub_1", freemium.StatusCanceled), T0.Add(-time.Second)), false, "sub_1=active"},
+			{"same instant, less access", event(sub("sub_1", freemium.StatusIncomplete), T0), false, "sub_1=active"},
+			{"another subscription ends", event(sub("sub_2", freemium.StatusCanceled), T0.Add(5*time.Second)), true, "sub_1=active sub_2=canceled"},
+			{"a pull", pull(T0.Add(time.Second), sub("sub_1", freemium.StatusPastDue), sub("sub_old", freemium.StatusCanceled)), true,
+				"sub_1=past_due sub_2=canceled"}, // sub_2's news is newer than the pull; an ended one the pull lists is dropped
+			{"an older pull", pull(T0, sub("sub_1", freemium.StatusActive)), false, "sub_1=past_due sub_2=canceled"},
+			{"an event older than the pull about a subscription it did not list", event(sub("sub_old", freemium.StatusActive), T0), false,
+				"sub_1=past_due sub_2=canceled"},
+			{"same instant as the pull, more access", event(sub("sub_1", freemium.StatusActive), T0.Add(time.Second)), true,
+				"sub_1=active sub_2=canceled"},
+			{"a subscription created after the pull", event(sub("sub_3", freemium.StatusTrialing), T0.Add(2*time.Second)), true,
+				"sub_1=active sub_2=canceled sub_3=trialing"},
+			{"a pull that lists nothing", pull(T0.Add(3 * time.Second)), true, "sub_2=canceled"},
+			{"a pull after everything", pull(T0.Add(10*time.Second), sub("sub_1", freemium.StatusActive)), true, "sub_1=active"},
 		}
 		for _, st := range steps {
-			wrote, err := store.PutSubscription(ctx, "u1", st.snap, T0)
+			wrote, err := store.PutSubscriptions(ctx, "u1", st.update, T0)
 			if err != nil {
-				t.Fatalf("PutSubscription %s: %v", st.name, err)
+				t.Fatalf("PutSubscriptions %s: %v", st.name, err)
 			}
 			equal(t, "wrote "+st.name, wrote, st.wrote)
-			got := load(t, store, "u1").Account.Subscription
-			equal(t, "held after "+st.name, got.Status, st.held)
+			equal(t, "held after "+st.name, statuses(load(t, store, "u1").Account.Subscriptions), st.held)
 		}
-		want := snap(freemium.StatusCanceled, T0.Add(time.Second), false)
-		got := load(t, store, "u1").Account.Subscription
-		equal(t, "snapshot read back", got, want)
+		want := sub("sub_1", freemium.StatusActive)
+		want.AsOf = T0.Add(10 * time.Second)
+		m := load(t, store, "u1").Account.Subscriptions
+		if len(m.Subscriptions) != 1 || !reflect.DeepEqual(m.Subscriptions[0], want) {
+			t.Errorf("mirror read back = %+v, want one subscription %+v", m.Subscriptions, want)
+		}
+		equal(t, "PulledAsOf", m.PulledAsOf, T0.Add(10*time.Second))
+		equal(t, "SyncedAt", m.SyncedAt, T0.Add(time.Minute))
 		equal(t, "a mirror is not activity: no anchor", load(t, store, "u1").Account.Anchor.IsZero(), true)
 	}},
 
 	{"ConversionsOncePerChange", func(t *testing.T, ns func(*testing.T) freemium.Store) {
 		store, ctx := ns(t), context.Background()
-		paid := func(i int) freemium.SubscriptionSnapshot {
-			return freemium.SubscriptionSnapshot{Subscription: freemium.Subscription{ID: "sub_1", Status: freemium.StatusActive},
-				PaidPlan: "pro", AsOf: T0.Add(time.Duration(i) * time.Millisecond), SyncedAt: T0}
-		}
-		first := paid(0)
-		first.AsOf = T0.Add(-time.Hour)
-		if _, err := store.PutSubscription(ctx, "u0", first, T0); err != nil {
-			t.Fatal(err)
-		}
-		freeNow := freemium.SubscriptionSnapshot{AsOf: T0.Add(-time.Minute), SyncedAt: T0, Pulled: true}
-		if _, err := store.PutSubscription(ctx, "u1", freeNow, T0); err != nil {
-			t.Fatal(err)
-		}
-		parallel(20, func(i int) {
-			if _, err := store.PutSubscription(ctx, "u1", paid(i), T0); err != nil {
-				t.Errorf("PutSubscription: %v", err)
+		put := func(user string, u freemium.SubscriptionUpdate) {
+			t.Helper()
+			if _, err := store.PutSubscriptions(ctx, user, u, T0); err != nil {
+				t.Errorf("PutSubscriptions: %v", err)
 			}
-		})
-		free := freemium.SubscriptionSnapshot{Subscription: freemium.Subscription{ID: "sub_1", Status: freemium.StatusCanceled}, AsOf: T0.Add(time.Hour), SyncedAt: T0}
-		if _, err := store.PutSubscription(ctx, "u1", free, T0); err != nil {
-			t.Fatal(err)
 		}
-		again := paid(0)
-		again.AsOf = T0.Add(2 * time.Hour)
-		if _, err := store.PutSubscription(ctx, "u1", again, T0); err != nil {
-			t.Fatal(err)
+		paid := func(id string, asOf time.Time) freemium.SubscriptionUpdate {
+			return freemium.SubscriptionUpdate{Subscriptions: []freemium.MirroredSubscription{{
+				Subscription: freemium.Subscription{ID: id, Status: freemium.StatusActive}, PaidPlan: "pro"}},
+				PaidPlan: "pro", AsOf: asOf, SyncedAt: T0}
 		}
+		put("u0", paid("sub_0", T0.Add(-time.Hour)))
+		put("u1", freemium.SubscriptionUpdate{AsOf: T0.Add(-time.Minute), SyncedAt: T0, Pulled: true})
+		parallel(20, func(i int) { put("u1", paid("sub_1", T0.Add(time.Duration(i)*time.Millisecond))) })
+		put("u1", paid("sub_2", T0.Add(30*time.Minute))) // a second paid subscription is no conversion
+		put("u1", freemium.SubscriptionUpdate{Subscriptions: []freemium.MirroredSubscription{
+			{Subscription: freemium.Subscription{ID: "sub_1", Status: freemium.StatusCanceled}},
+			{Subscription: freemium.Subscription{ID: "sub_2", Status: freemium.StatusCanceled}},
+		}, AsOf: T0.Add(time.Hour), SyncedAt: T0, Pulled: true})
+		put("u1", paid("sub_3", T0.Add(2*time.Hour)))
 		conv, err := store.Conversions(ctx, T0, T0.Add(3*time.Hour))
 		if err != nil {
 			t.Fatal(err)
@@ -775,8 +823,8 @@ var storeTests = []struct {
 
 	{"CustomerLinks", func(t *testing.T, ns func(*testing.T) freemium.Store) {
 		store, ctx := ns(t), context.Background()
-		synced := freemium.SubscriptionSnapshot{AsOf: T0, SyncedAt: T0, Pulled: true}
-		if _, err := store.PutSubscription(ctx, "u1", synced, T0); err != nil {
+		synced := freemium.SubscriptionUpdate{AsOf: T0, SyncedAt: T0, Pulled: true}
+		if _, err := store.PutSubscriptions(ctx, "u1", synced, T0); err != nil {
 			t.Fatal(err)
 		}
 		if err := store.LinkCustomer(ctx, "u1", "cus_1", T0); err != nil {
@@ -784,8 +832,8 @@ var storeTests = []struct {
 		}
 		a := load(t, store, "u1").Account
 		equal(t, "linked customer", a.CustomerID, "cus_1")
-		equal(t, "linking marks the mirror for refresh", a.Subscription.SyncedAt.IsZero(), true)
-		equal(t, "and keeps its order", a.Subscription.AsOf, T0)
+		equal(t, "linking marks the mirror for refresh", a.Subscriptions.SyncedAt.IsZero(), true)
+		equal(t, "and keeps its order", a.Subscriptions.PulledAsOf, T0)
 		user, err := store.CustomerUser(ctx, "cus_1")
 		equal(t, "CustomerUser", user, "u1")
 		equal(t, "CustomerUser error", err, nil)
@@ -1215,6 +1263,16 @@ func loadIn(t *testing.T, store freemium.Store, user string, w freemium.Window, 
 		t.Fatalf("Load(%q): %v", user, err)
 	}
 	return st
+}
+
+// statuses lists a mirror's subscriptions as "id=status ...", sorted by ID.
+func statuses(m freemium.SubscriptionMirror) string {
+	var out []string
+	for _, s := range m.Subscriptions {
+		out = append(out, s.ID+"="+string(s.Status))
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
 }
 
 // load is the user's state in the hour from T0, at T0.

@@ -2,6 +2,7 @@ package freemiumtest
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 // calls, and can be made to fail. Safe for simultaneous use.
 type Subscriptions struct {
 	mu    sync.Mutex
-	subs  map[string]freemium.Subscription
+	subs  map[string][]freemium.Subscription
 	err   error
 	calls int
 }
@@ -22,14 +23,14 @@ var _ freemium.SubscriptionChecker = (*Subscriptions)(nil)
 
 // NewSubscriptions returns a Subscriptions in which nobody has a subscription.
 func NewSubscriptions() *Subscriptions {
-	return &Subscriptions{subs: map[string]freemium.Subscription{}}
+	return &Subscriptions{subs: map[string][]freemium.Subscription{}}
 }
 
-// Set gives the user sub.
-func (f *Subscriptions) Set(userID string, sub freemium.Subscription) {
+// Set gives the user subs, in place of the subscriptions they had.
+func (f *Subscriptions) Set(userID string, subs ...freemium.Subscription) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.subs[userID] = sub
+	f.subs[userID] = subs
 }
 
 // Subscribe gives the user an active subscription to priceID for the period
@@ -38,7 +39,7 @@ func (f *Subscriptions) Subscribe(userID, priceID string, start, end time.Time) 
 	sub := freemium.Subscription{
 		ID:                 "sub_" + userID,
 		CustomerID:         "cus_" + userID,
-		PriceID:            priceID,
+		PriceIDs:           []string{priceID},
 		Status:             freemium.StatusActive,
 		CurrentPeriodStart: start,
 		CurrentPeriodEnd:   end,
@@ -47,7 +48,7 @@ func (f *Subscriptions) Subscribe(userID, priceID string, start, end time.Time) 
 	return sub
 }
 
-// Clear removes the user's subscription.
+// Clear removes the user's subscriptions.
 func (f *Subscriptions) Clear(userID string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -61,23 +62,23 @@ func (f *Subscriptions) SetError(err error) {
 	f.err = err
 }
 
-// Calls returns how many times Subscription was called.
+// Calls returns how many times Subscriptions was called.
 func (f *Subscriptions) Calls() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls
 }
 
-// Subscription implements freemium.SubscriptionChecker.
-func (f *Subscriptions) Subscription(ctx context.Context, userID string) (freemium.Subscription, error) {
+// Subscriptions implements freemium.SubscriptionChecker.
+func (f *Subscriptions) Subscriptions(ctx context.Context, userID string) ([]freemium.Subscription, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
 	if err := ctx.Err(); err != nil {
-		return freemium.Subscription{}, err
+		return nil, err
 	}
 	if f.err != nil {
-		return freemium.Subscription{}, f.err
+		return nil, f.err
 	}
-	return f.subs[userID], nil
+	return slices.Clone(f.subs[userID]), nil
 }
