@@ -146,7 +146,10 @@ func (p *placement) window(a Account) Window {
 	p.plan = &p.g.cfg.Free
 	var sub *Subscription
 	if p.g.cfg.Subscriptions != nil && !p.free {
-		p.plan, sub = p.g.placed(a.Subscriptions.Subscriptions, p.now)
+		if p.plan, sub = p.g.placed(a.Subscriptions.Subscriptions, p.now); p.plan == &p.g.cfg.Free && sub != nil {
+			p.g.warnUnplaced(sub)
+			sub = nil
+		}
 	}
 	p.w = p.plan.Period.window(p.now, sub)
 	return p.w
@@ -222,7 +225,7 @@ func (g *Gate) update(subs []Subscription, asOf, now time.Time) SubscriptionUpda
 	u := SubscriptionUpdate{Subscriptions: make([]MirroredSubscription, len(subs)), AsOf: asOf, SyncedAt: now}
 	for i, s := range subs {
 		u.Subscriptions[i] = MirroredSubscription{Subscription: s, AsOf: asOf}
-		if p, _ := g.placed(u.Subscriptions[i:i+1], now); p != &g.cfg.Free {
+		if p, _ := g.placed(u.Subscriptions[i:i+1], now); p != &g.cfg.Free { // no warning: an add-on is on no plan
 			u.Subscriptions[i].PaidPlan = p.Name
 		}
 	}
@@ -233,15 +236,15 @@ func (g *Gate) update(subs []Subscription, asOf, now time.Time) SubscriptionUpda
 }
 
 // placed is the plan a user with subscriptions subs is on at now, and the
-// subscription that places them on it (nil for Free). A subscription gives
+// subscription that places them on it. On Free, that is nil, or a
+// subscription that gives access on a price no plan lists. A subscription gives
 // access when its status is active or trialing, or past_due until
 // Config.PastDueGrace after its period ends. Of those, the ones with an item
 // whose price a plan lists decide, active and trialing ones first, then the
 // best plan (see betterPlan), then the period that ends last; a subscription
 // or item whose price no plan lists never displaces them. Without such a
 // subscription, one that gives access puts the user on the plan without
-// PriceIDs, if there is one. Everything else is Free. A price that leaves
-// a subscriber on Free is logged (once per price).
+// PriceIDs, if there is one. Everything else is Free.
 func (g *Gate) placed(subs []MirroredSubscription, now time.Time) (*Plan, *Subscription) {
 	var (
 		best, unmapped *Subscription
@@ -269,18 +272,21 @@ func (g *Gate) placed(subs []MirroredSubscription, now time.Time) (*Plan, *Subsc
 	switch {
 	case best != nil:
 		return &g.cfg.Plans[bestPlan], best
-	case unmapped == nil:
-		return &g.cfg.Free, nil
-	case g.catchAll >= 0:
+	case unmapped != nil && g.catchAll >= 0:
 		return &g.cfg.Plans[g.catchAll], unmapped
 	}
-	for _, price := range unmapped.PriceIDs {
-		if _, warned := g.unknownPrices.LoadOrStore(price, true); !warned { // once per price, not per check
+	return &g.cfg.Free, unmapped
+}
+
+// warnUnplaced logs the prices of sub, which gives access but leaves its
+// user on Free: no plan lists them. Once per price, not per check.
+func (g *Gate) warnUnplaced(sub *Subscription) {
+	for _, price := range sub.PriceIDs {
+		if _, warned := g.unknownPrices.LoadOrStore(price, true); !warned {
 			g.cfg.Logger.Warn("freemium: subscription price matches no plan; its subscribers are on the free plan",
-				"subscription_id", unmapped.ID, "price_id", price)
+				"subscription_id", sub.ID, "price_id", price)
 		}
 	}
-	return &g.cfg.Free, nil
 }
 
 // betterPlan reports whether Config.Plans[i] is a better plan than

@@ -1,9 +1,11 @@
 package freemium_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -264,4 +266,33 @@ func TestCompleteCheckout(t *testing.T) {
 	assert.True(t, d.Allowed)
 	assert.Equal(t, "pro", d.Plan)
 	assert.Error(t, e.gate.CompleteCheckout(e.ctx, "u1", "cs_test_99"), "an unknown session")
+}
+
+// A price no plan lists is logged when it leaves a subscriber on Free, once
+// per price; an add-on beside a plan's subscription is not.
+func TestUnplacedPriceWarning(t *testing.T) {
+	var logs bytes.Buffer
+	subs := freemiumtest.NewSubscriptions()
+	g, err := freemium.New(freemium.Config{Store: freemium.NewMemoryStore(), Subscriptions: subs,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Free: freemium.Plan{Limit: 10},
+		Plans: []freemium.Plan{{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 1000}}})
+	require.NoError(t, err)
+	ctx := context.Background()
+	addon := freemium.Subscription{ID: "sub_addon", Status: freemium.StatusActive, PriceIDs: []string{"price_addon"}}
+	pro := freemium.Subscription{ID: "sub_pro", Status: freemium.StatusActive, PriceIDs: []string{"price_pro"}}
+	subs.Set("u1", addon, pro)
+	require.NoError(t, g.Refresh(ctx, "u1"))
+	u, err := g.Usage(ctx, "u1")
+	require.NoError(t, err)
+	assert.Equal(t, "pro", u.Plan)
+	assert.Empty(t, logs.String(), "an add-on beside the plan's subscription is not news")
+
+	for _, user := range []string{"u2", "u3"} {
+		subs.Set(user, addon)
+		require.NoError(t, g.Refresh(ctx, user))
+		u, err = g.Usage(ctx, user)
+		require.NoError(t, err)
+		assert.Equal(t, "free", u.Plan)
+	}
+	assert.Equal(t, 1, strings.Count(logs.String(), "price_id=price_addon"), "once per price: %s", &logs)
 }
