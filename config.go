@@ -97,7 +97,10 @@ type Config struct {
 	SubscriptionTimeout time.Duration
 
 	// PastDueGrace is how long after its CurrentPeriodEnd a past_due
-	// subscription keeps its plan. Default 0: until the period ends.
+	// subscription keeps its plan. In the grace the user stays in that
+	// period, with what is left of its allowance: a BillingCycle plan gives
+	// no new one until the subscription is paid. Default 0: until the
+	// period ends.
 	PastDueGrace time.Duration
 
 	// Now is the clock. Default time.Now.

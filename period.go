@@ -100,14 +100,16 @@ const maxBillingAge = 100 * 365 * 24 * time.Hour
 // billingWindow is the subscription's current period, or false when it has
 // none usable (CalendarMonth applies). When the subscription
 // data is older than its period (a renewal not seen yet), the period is
-// rolled forward: by whole calendar months when it is one (so a monthly
+// rolled forward, unless the subscription is past_due: by whole calendar months when it is one (so a monthly
 // period from the 10th runs to the next 10th), otherwise by its length.
 func billingWindow(now time.Time, sub Subscription) (Window, bool) {
 	start, end := sub.CurrentPeriodStart.UTC(), sub.CurrentPeriodEnd.UTC()
 	if start.IsZero() || !end.After(start) || now.Before(start) || now.Sub(start) > maxBillingAge {
 		return Window{}, false
 	}
-	if now.Before(end) {
+	if now.Before(end) || sub.Status == StatusPastDue {
+		// A past_due subscription past its period, in Config.PastDueGrace,
+		// keeps what is left of that period's allowance: no new one.
 		return Window{Start: start, End: end}, true
 	}
 	if months := wholeMonths(start, end); months > 0 {

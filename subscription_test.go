@@ -224,7 +224,9 @@ func TestMirrorStripeHangs(t *testing.T) {
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
-// past_due keeps the plan until the period ends, plus PastDueGrace.
+// past_due keeps the plan until the period ends, plus PastDueGrace; in the
+// grace the user is still in that period, with what is left of its
+// allowance, not in a new one.
 func TestMirrorPastDue(t *testing.T) {
 	for _, grace := range []time.Duration{0, 72 * time.Hour} {
 		t.Run(grace.String(), func(t *testing.T) {
@@ -233,8 +235,14 @@ func TestMirrorPastDue(t *testing.T) {
 			e.stripe.setCustomer("u1", "cus_1")
 			e.stripe.setSubs("cus_1", stripeSub("sub_1", "cus_1", "past_due", end.AddDate(0, -1, 0), end, "price_pro"))
 			assert.Equal(t, "pro", e.check("u1", 1).Plan, "past_due inside the period")
+			require.NoError(t, e.gate.Record(e.ctx, "u1", 10_000, ""))
 			e.clock.Set(end.Add(grace - time.Second))
-			assert.Equal(t, "pro", e.check("u1", 1).Plan, "until the grace ends")
+			d := e.check("u1", 1)
+			assert.Equal(t, "pro", d.Plan, "until the grace ends")
+			if grace > 0 {
+				assert.False(t, d.Allowed, "no new allowance in the grace: %+v", d)
+				assert.Equal(t, end, d.PeriodEnd)
+			}
 			e.clock.Set(end.Add(grace))
 			assert.Equal(t, "free", e.check("u1", 1).Plan, "then Free")
 		})
