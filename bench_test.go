@@ -205,7 +205,7 @@ func BenchmarkPostgres(b *testing.B) {
 		if err := pool.QueryRow(ctx, "SELECT first_report_used FROM "+schema+".accounts WHERE user_id = $1", "payer").Scan(&first); err != nil {
 			return err
 		}
-		err := pool.QueryRow(ctx, "SELECT status FROM "+schema+".subscriptions WHERE user_id = $1", "payer").Scan(&status)
+		err := pool.QueryRow(ctx, "SELECT coalesce(subs->0->>'status', '') FROM "+schema+".subscriptions WHERE user_id = $1", "payer").Scan(&status)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
