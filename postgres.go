@@ -30,8 +30,9 @@ var Migrations fs.FS = migrations.FS
 type PostgresConfig struct {
 	// Schema holds the store's tables and functions: lower-case letters,
 	// digits and underscores, starting with a letter or underscore, at most
-	// 63 bytes, and not starting with pg_ (Postgres reserves it). Default
-	// "freemium".
+	// 63 bytes, not starting with pg_ (Postgres reserves it), and neither
+	// public nor information_schema (schemas every database has, which the
+	// store's tables would share with others). Default "freemium".
 	Schema string
 }
 
@@ -78,6 +79,9 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 	}
 	if strings.HasPrefix(c.Schema, "pg_") {
 		return nil, fmt.Errorf("freemium: PostgresConfig.Schema %q starts with pg_, which Postgres reserves: choose another name", c.Schema)
+	}
+	if c.Schema == "public" || c.Schema == "information_schema" {
+		return nil, fmt.Errorf("freemium: PostgresConfig.Schema %q is a schema every database has, shared with other tables: choose a schema of the store's own, such as \"freemium\"", c.Schema)
 	}
 	if !schemaName.MatchString(c.Schema) {
 		return nil, fmt.Errorf("freemium: PostgresConfig.Schema %q is not a plain identifier: use lower-case letters, digits and underscores, at most 63 bytes", c.Schema)
