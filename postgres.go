@@ -46,10 +46,23 @@ type PostgresConfig struct {
 // the database under READ COMMITTED. Holds are committed without waiting
 // for the WAL flush (they expire anyway); recorded usage, mirrors and
 // notifications are durable. Safe for simultaneous use.
+//
+// Each PostgresStore is one instance: it judges the expiry of the holds it
+// placed by the now its Gate gives it, and other instances' holds by the
+// database's clock, their TTL after their Reserve. So an instance whose
+// clock is ahead never ends another's holds early, and a Commit or Cancel
+// gives back exactly its hold's tokens, whatever the clocks. An instance
+// whose clock is behind may count another's expired holds up to the
+// difference longer. Gates that share one PostgresStore should share one
+// clock.
 type PostgresStore struct {
 	pool   *pgxpool.Pool
 	schema string
-	sql    struct {
+	// instance identifies this PostgresStore in the holds it places: it
+	// judges their expiry by its clock, and other instances' by the
+	// database's.
+	instance int64
+	sql      struct {
 		load, loadSlow                                                 string
 		reserve, reserveEvery, reserveFirst, reserveEveryFirst         string
 		reserveCreate, reserveLock, reserveRecount, reserveSlow, prune string
@@ -86,21 +99,21 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 	if !schemaName.MatchString(c.Schema) {
 		return nil, fmt.Errorf("freemium: PostgresConfig.Schema %q is not a plain identifier: use lower-case letters, digits and underscores, at most 63 bytes", c.Schema)
 	}
-	s := &PostgresStore{pool: pool, schema: c.Schema}
+	s := &PostgresStore{pool: pool, schema: c.Schema, instance: rand.Int64()}
 	schema := pgx.Identifier{c.Schema}.Sanitize()
 	s.sql.load = statement(loadSQL, schema, "", "", "$2")
-	s.sql.loadSlow = statement(loadSlowSQL, schema, "", "", "$3")
+	s.sql.loadSlow = instance(statement(loadSlowSQL, schema, "", "", "$3"), "$4")
 	// For a plan without a free first report no hold claims it, and the
 	// statements spell the claim as false, which Postgres folds away.
 	noClaim := strings.ReplaceAll(reserveSQL, "{claim}", "($5 AND false)")
-	s.sql.reserve = statement(noClaim, schema, "$6", "", "$8")
-	s.sql.reserveEvery = statement(noClaim, schema, "", "$6", "$8")
-	s.sql.reserveFirst = statement(reserveSQL, schema, "$6", "", "$8")
-	s.sql.reserveEveryFirst = statement(reserveSQL, schema, "", "$6", "$8")
+	s.sql.reserve = instance(statement(noClaim, schema, "$6", "", "$8"), "$9")
+	s.sql.reserveEvery = instance(statement(noClaim, schema, "", "$6", "$8"), "$9")
+	s.sql.reserveFirst = instance(statement(reserveSQL, schema, "$6", "", "$8"), "$9")
+	s.sql.reserveEveryFirst = instance(statement(reserveSQL, schema, "", "$6", "$8"), "$9")
 	s.sql.reserveCreate = statement(reserveCreateSQL, schema, "", "", "")
 	s.sql.reserveLock = statement(reserveLockSQL, schema, "", "", "")
-	s.sql.reserveRecount = statement(reserveRecountSQL, schema, "", "", "$2")
-	s.sql.reserveSlow = statement(reserveSlowSQL, schema, "$6", "$9", "$8")
+	s.sql.reserveRecount = instance(statement(reserveRecountSQL, schema, "", "", "$2"), "$3")
+	s.sql.reserveSlow = instance(statement(reserveSlowSQL, schema, "$6", "$9", "$8"), "$10")
 	s.sql.prune = statement(pruneSQL, schema, "", "", "")
 	s.sql.commit = statement(strings.NewReplacer("{first}", "", "{first_guard}", "NOT a.last_first").Replace(commitSQL),
 		schema, "", "", "")
@@ -193,9 +206,20 @@ func statement(tmpl, schema, start, every, now string) string {
 		last_first = {claim}, last_committed = false, committed_prev = CASE WHEN a.last_committed THEN a.last_hold END`,
 		// Reserve's record of an admitted hold.
 		"{reservation}", `res AS (
-	INSERT INTO {s}.reservations (id, user_id, period_start, first_report, expires_at, tokens, committed_prev)
-	SELECT $1, $2, ws, first, $7, $3, committed_prev FROM acct WHERE admitted
+	INSERT INTO {s}.reservations (id, user_id, period_start, first_report, expires_at, tokens, committed_prev,
+		placed_by, db_expires)
+	SELECT $1, $2, ws, first, $7, $3, committed_prev, {me}, statement_timestamp() + ($7::timestamptz - {now}::timestamptz)
+	FROM acct WHERE admitted
 )`,
+		// Whether held reservation r still counts at {now}, for the
+		// instance {me}: by its clock for the holds it placed (and those
+		// placed before migration 10), by the database's for the others',
+		// so that no instance's clock ahead ends another's holds early.
+		"{live}", `(CASE WHEN r.placed_by IS NULL OR r.placed_by = {me} THEN r.expires_at > {now}::timestamptz
+	ELSE r.db_expires > statement_timestamp() END)`,
+		// The expiry of r, as {me}'s clock will tell it.
+		"{expiry}", `(CASE WHEN r.placed_by IS NULL OR r.placed_by = {me} THEN r.expires_at
+	ELSE r.db_expires + ({now}::timestamptz - statement_timestamp()) END)`,
 		// Whether reservation r, held by its row, is committed all the
 		// same: it is the latest hold of its account (the row "a"), and
 		// Commit recorded it there alone; or a later hold of its user
@@ -208,8 +232,8 @@ func statement(tmpl, schema, start, every, now string) string {
 		// the account's latest hold for Commit's fast statement, on the
 		// account row: its tokens leave the sum if they still count there,
 		// and {release_first} gives back its first-report claim.
-		"{release}", release("r.tokens", "r.expires_at")+", {release_first}",
-		"{release_last}", release("a.last_tokens", "a.last_expires"),
+		"{release}", release("r.tokens")+", {release_first}",
+		"{release_last}", release("a.last_tokens"),
 		"{release_first}", "first_hold = CASE WHEN a.first_hold = $1 THEN NULL ELSE a.first_hold END, "+
 			"first_held_until = CASE WHEN a.first_hold = $1 THEN NULL ELSE a.first_held_until END",
 		// A write of usage to a window, under the account row's lock: the
@@ -249,11 +273,18 @@ func statement(tmpl, schema, start, every, now string) string {
 	return params.Replace(tmpl)
 }
 
-// release takes a hold of tokens expiring at expires (SQL expressions) out
-// of the account row a's sum, if it still counts there.
-func release(tokens, expires string) string {
-	counted := "(CASE WHEN a.pruned_at IS NULL OR " + expires + " > a.pruned_at THEN " + tokens + " ELSE 0 END)"
-	return "held = a.held - " + counted + ", held_until = CASE WHEN a.held = " + counted + " THEN NULL ELSE a.held_until END"
+// instance fills in {me}, the placeholder of the instance's ID
+// (PostgresStore.instance), in a statement.
+func instance(sql, me string) string {
+	return strings.ReplaceAll(sql, "{me}", me+"::bigint")
+}
+
+// release takes a hold of tokens (an SQL expression) out of the account row
+// a's sum. A hold's tokens are what it added to the sum, or 0 once Cancel
+// or a recount took it out; so a hold gives back what it added, whatever
+// the clocks of the instances that placed, recounted and ended it.
+func release(tokens string) string {
+	return "held = a.held - " + tokens + ", held_until = CASE WHEN a.held = " + tokens + " THEN NULL ELSE a.held_until END"
 }
 
 // Every statement that writes takes rows in one order: the account row,
@@ -278,14 +309,14 @@ LEFT JOIN {s}.accounts a ON a.user_id = $1
 LEFT JOIN {s}.subscriptions s ON s.user_id = $1`
 
 // loadSlowSQL reads one window's usage and the live holds: $1 user, $2
-// start, $3 now. Load falls back on it for a window older than the user's
+// start, $3 now, $4 the instance. Load falls back on it for a window older than the user's
 // latest, or when a counted hold may have expired.
 const loadSlowSQL = `
 SELECT CASE WHEN a.latest_start = $2 THEN a.latest_used ELSE coalesce(u.used, 0) END,
        CASE WHEN a.latest_start = $2 THEN a.latest_notified ELSE coalesce(u.notified, 0) END,
        CASE WHEN a.held IS NULL THEN 0 WHEN {exact} THEN {held} ELSE
            (SELECT least(coalesce(sum(r.tokens), 0), {max})::bigint FROM {s}.reservations r
-            WHERE r.user_id = $1 AND {held_by} AND r.expires_at > $3) END
+            WHERE r.user_id = $1 AND {held_by} AND {live}) END
 FROM (SELECT 1) one
 LEFT JOIN {s}.accounts a ON a.user_id = $1
 LEFT JOIN {s}.usage_windows u ON u.user_id = $1 AND u.period_start = $2`
@@ -345,11 +376,22 @@ const reserveLockSQL = `
 SELECT set_config('synchronous_commit', 'off', true) FROM {s}.accounts WHERE user_id = $1 FOR UPDATE`
 
 // reserveRecountSQL sets a locked account's held to the sum of its live
-// holds, when it may count an expired one: $1 user, $2 now.
+// holds, when it may count an expired one: $1 user, $2 now, $3 the
+// instance. The holds it drops give their tokens up (dropped; the
+// account's last_tokens too, for the latest hold), so that their Commit
+// or Cancel gives nothing back; held_until becomes the earliest expiry of
+// the rest by this instance's clock.
 const reserveRecountSQL = `
+WITH dropped AS (
+	UPDATE {s}.reservations r SET tokens = 0
+	FROM {s}.accounts a
+	WHERE a.user_id = $1::text AND r.user_id = $1 AND NOT {exact} AND r.tokens > 0 AND {held_by} AND NOT {live}
+	RETURNING r.id
+)
 UPDATE {s}.accounts a SET (held, held_until) = (
-	SELECT coalesce(sum(r.tokens::numeric), 0), min(r.expires_at) FROM {s}.reservations r
-	WHERE r.user_id = $1::text AND {held_by} AND r.expires_at > $2::timestamptz), pruned_at = $2
+	SELECT coalesce(sum(r.tokens::numeric), 0), min({expiry}) FROM {s}.reservations r
+	WHERE r.user_id = $1 AND {held_by} AND {live}),
+	last_tokens = CASE WHEN a.last_hold IN (SELECT id FROM dropped) THEN 0 ELSE a.last_tokens END
 WHERE a.user_id = $1 AND NOT {exact}`
 
 // reserveSlowSQL decides on the locked account row, and answers as
@@ -640,7 +682,7 @@ func (s *PostgresStore) Load(ctx context.Context, userID string, now time.Time, 
 	switch {
 	case !reserved.Valid || (winStart.Valid && st.PeriodStart.Before(latest)):
 		// A hold expired unpruned, or a window older than the latest.
-		err := s.pool.QueryRow(ctx, s.sql.loadSlow, userID, st.PeriodStart, now).Scan(&st.Used, &st.Notified, &st.Reserved)
+		err := s.pool.QueryRow(ctx, s.sql.loadSlow, userID, st.PeriodStart, now, s.instance).Scan(&st.Used, &st.Notified, &st.Reserved)
 		if err != nil {
 			return State{}, err
 		}
@@ -673,7 +715,8 @@ func (s *PostgresStore) Reserve(ctx context.Context, h Hold, now time.Time) (Res
 			sql = s.sql.reserveEveryFirst
 		}
 	}
-	r, err := scanReserve(s.pool.QueryRow(ctx, sql, h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, window, h.ExpiresAt, now), h)
+	r, err := scanReserve(s.pool.QueryRow(ctx, sql, h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, window, h.ExpiresAt, now,
+		s.instance), h)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Refused, or a counted hold may have expired, or the window is
 		// older than the latest: the slow path.
@@ -692,9 +735,9 @@ func (s *PostgresStore) reserveSlow(ctx context.Context, h Hold, now time.Time) 
 	var b pgx.Batch
 	b.Queue(s.sql.reserveCreate, h.UserID)
 	b.Queue(s.sql.reserveLock, h.UserID)
-	b.Queue(s.sql.reserveRecount, h.UserID, now)
+	b.Queue(s.sql.reserveRecount, h.UserID, now, s.instance)
 	b.Queue(s.sql.reserveSlow, h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, h.Window.Start, h.ExpiresAt, now,
-		h.Window.Every.Microseconds())
+		h.Window.Every.Microseconds(), s.instance)
 	var r ReserveResult
 	err := s.batch(ctx, &b, func(row pgx.Row) (err error) {
 		r, err = scanReserve(row, h)

@@ -384,18 +384,24 @@ func TestPostgresPruneHandsOnCommits(t *testing.T) {
 	assert.Equal(t, int64(0), st.Reserved)
 }
 
-// TestPostgresMigration8Down takes the chain down to version 7, where each
-// row says committed itself, and up again.
+// TestPostgresMigration8Down takes the chain down to version 7 (through
+// every later version's down migration), where each row says committed
+// itself, and up again.
 func TestPostgresMigration8Down(t *testing.T) {
 	ctx := context.Background()
 	store, schema, refs := committedChain(t)
-	down, err := fs.ReadFile(freemium.Migrations, "008_commit_on_account.down.sql")
+	ms, err := migrations.Up()
 	require.NoError(t, err)
+	steps := []string{"SET search_path TO " + schema}
+	for i := len(ms) - 1; i >= 0 && ms[i].Version >= 8; i-- {
+		down, err := fs.ReadFile(freemium.Migrations, ms[i].Name+".down.sql")
+		require.NoError(t, err)
+		steps = append(steps, string(down), fmt.Sprint("DELETE FROM schema_migrations WHERE version = ", ms[i].Version))
+	}
 	conn, err := pgPool(t).Acquire(ctx)
 	require.NoError(t, err)
 	defer conn.Release()
-	for _, sql := range []string{"SET search_path TO " + schema, string(down),
-		"DELETE FROM schema_migrations WHERE version = 8", "RESET search_path"} {
+	for _, sql := range append(steps, "RESET search_path") {
 		_, err := conn.Exec(ctx, sql)
 		require.NoError(t, err, sql)
 	}

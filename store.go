@@ -12,7 +12,11 @@ import (
 // method is one atomic operation; the Gate never reads and then writes.
 //
 // Implementations must be safe for simultaneous use by many Gates, in one
-// process or several. Errors are for a backend that failed or a context that
+// process or several. A Store shared by processes must count a live hold
+// until its TTL has passed, whichever process's clock is ahead, and must
+// give back exactly a committed or canceled hold's tokens (PostgresStore
+// judges other instances' holds by the database's clock). Gates sharing
+// a MemoryStore share the process's clock. Errors are for a backend that failed or a context that
 // ended, never for a user over the limit: that is ReserveResult.Admitted.
 // Times given to a Store are UTC and whole microseconds.
 //

@@ -584,6 +584,55 @@ var storeTests = []struct {
 		}
 	}},
 
+	{"CommitReleasesItsHoldWhateverTheClocks", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// Two instances, B's clock 90 s ahead of A's, past the 1-minute
+		// TTL. B reserves after A's first hold expired by B's clock (a
+		// Store may recount the holds then); A then reserves 900 of 1,000
+		// and commits them. The Commit releases A's hold: 100 are left.
+		store, ctx := ns(t), context.Background()
+		plan := freemium.Plan{Limit: 1000, Period: freemium.CalendarMonth}
+		clockA, clockB := NewClock(T0), NewClock(T0.Add(90*time.Second))
+		gate := func(c *Clock) *freemium.Gate {
+			g, err := freemium.New(freemium.Config{Store: store, Free: plan, ReservationTTL: time.Minute, Now: c.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return g
+		}
+		a, b := gate(clockA), gate(clockB)
+		reserve := func(g *freemium.Gate, tokens int64) *freemium.Reservation {
+			t.Helper()
+			r, err := g.Reserve(ctx, "u1", tokens)
+			if err != nil {
+				t.Fatalf("Reserve(%d): %v", tokens, err)
+			}
+			return r
+		}
+		first := reserve(a, 10)
+		onB := reserve(b, 10)
+		equal(t, "B's Reserve OK", onB.OK(), true)
+		if err := onB.Cancel(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := first.Cancel(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r := reserve(a, 900)
+		equal(t, "A's Reserve of 900 OK", r.OK(), true)
+		if err := r.Commit(ctx, 900); err != nil {
+			t.Fatal(err)
+		}
+		for name, g := range map[string]*freemium.Gate{"A": a, "B": b} {
+			u, err := g.Usage(ctx, "u1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			equal(t, "Used seen by "+name, u.Used, int64(900))
+			equal(t, "Reserved seen by "+name+" after the Commit", u.Reserved, int64(0))
+		}
+		equal(t, "the last 100 admitted", reserve(a, 100).OK(), true)
+	}},
+
 	{"LifetimeNeverResets", func(t *testing.T, ns func(*testing.T) freemium.Store) {
 		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 100, Period: freemium.Lifetime}})
 		e.record("u1", 100, "")
