@@ -141,7 +141,7 @@ func TestPostgresMigration10RecountsHolds(t *testing.T) {
 	store, err := freemium.NewPostgresStore(pgPool(t), &freemium.PostgresConfig{Schema: schema})
 	require.NoError(t, err)
 	require.NoError(t, store.Migrate(ctx))
-	require.NoError(t, store.Cancel(ctx, "h1", t0))
+	require.NoError(t, store.Cancel(ctx, freemium.HoldRef{ID: "h1", UserID: "u1"}, t0))
 	require.NoError(t, store.Commit(ctx, freemium.HoldRef{ID: "h2", UserID: "u1"}, 900, t0))
 	st, err := store.Load(ctx, "u1", t0, func(freemium.Account) freemium.Window { return month })
 	require.NoError(t, err)

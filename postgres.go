@@ -66,7 +66,7 @@ type PostgresStore struct {
 		load, loadSlow                                                 string
 		reserve, reserveEvery, reserveFirst, reserveEveryFirst         string
 		reserveCreate, reserveLock, reserveRecount, reserveSlow, prune string
-		commit, commitFirst, commitSlow, lockHold, cancel              string
+		commit, commitFirst, commitSlow, cancel                        string
 		record, recordSlow, createAccount, lockAccount, markFirst      string
 		putSubscription, linkCustomer, customerUser, conversions       string
 		enqueue, claim, finish, notifications                          string
@@ -121,7 +121,6 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 		"{first_guard}", "a.last_first").Replace(commitSQL), schema, "", "", "")
 	s.sql.commitSlow = statement(commitSlowSQL, schema, "", "", "")
 	s.sql.cancel = statement(cancelSQL, schema, "", "", "")
-	s.sql.lockHold = statement(lockHoldSQL, schema, "", "", "")
 	s.sql.lockAccount = statement(lockAccountSQL, schema, "", "", "")
 	s.sql.record = statement(recordSQL, schema, "$2", "$3", "$6")
 	s.sql.recordSlow = statement(recordSlowSQL, schema, "$2", "$3", "$6")
@@ -429,22 +428,19 @@ WHERE a.user_id = $3::text AND a.last_hold = $1::text AND NOT a.last_committed A
 RETURNING true`
 
 // Commit's slow path and Cancel are a batch (see PostgresStore.batch):
-// lockHoldSQL locks the hold's account row, and the next statement, which
-// reads what committed before it began, writes. Either one that ends the
-// account's latest hold clears last_hold, so that the fast Commit no
-// longer takes it.
+// lockAccountSQL locks the account row of the user the HoldRef names, and
+// the next statement, which reads what committed before it began, writes,
+// only if the hold is that user's. Either one that ends the account's
+// latest hold clears last_hold, so that the fast Commit no longer takes
+// it.
 
-// lockHoldSQL locks the account row of a hold: $1 hold ID.
-const lockHoldSQL = `
-SELECT FROM {s}.accounts WHERE user_id = (SELECT user_id FROM {s}.reservations WHERE id = $1) FOR UPDATE`
-
-// commitSlowSQL records a hold's usage: $1 id, $2 tokens, $3 now. It
-// returns whether the reservation is known.
+// commitSlowSQL records a hold's usage: $1 id, $2 tokens, $3 now, $4 the
+// hold's user. It returns whether the reservation is known for the user.
 const commitSlowSQL = `
 WITH r AS (
 	UPDATE {s}.reservations r SET row_state = 'committed'
 	FROM {s}.accounts a
-	WHERE r.id = $1::text AND a.user_id = r.user_id AND r.row_state <> 'committed' AND NOT {committed_elsewhere}
+	WHERE r.id = $1::text AND r.user_id = $4::text AND a.user_id = $4 AND r.row_state <> 'committed' AND NOT {committed_elsewhere}
 	  AND r.expires_at >= $3::timestamptz - interval '1 day'
 	RETURNING r.user_id, r.period_start, r.first_report, r.tokens, r.expires_at
 ), src AS (
@@ -455,10 +451,10 @@ WITH r AS (
 	FROM cur, r WHERE a.user_id = cur.user_id
 )
 SELECT EXISTS (SELECT 1 FROM r)
-    OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND expires_at >= $3::timestamptz - interval '1 day')`
+    OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND user_id = $4 AND expires_at >= $3::timestamptz - interval '1 day')`
 
-// cancelSQL ends a held hold: $1 id, $2 now. It returns whether the
-// reservation is known. The hold's tokens become 0, so that a Commit after
+// cancelSQL ends a held hold: $1 id, $2 now, $3 the hold's user. It
+// returns whether the reservation is known for the user. The hold's tokens become 0, so that a Commit after
 // it gives nothing back to the sum.
 const cancelSQL = `
 WITH cfg AS (
@@ -466,7 +462,7 @@ WITH cfg AS (
 ), held AS (
 	UPDATE {s}.reservations r SET row_state = 'canceled', tokens = 0
 	FROM {s}.reservations o, {s}.accounts a
-	WHERE r.id = $1::text AND o.id = $1 AND a.user_id = r.user_id AND {held_by}
+	WHERE r.id = $1::text AND o.id = $1 AND r.user_id = $3::text AND a.user_id = $3 AND {held_by}
 	  AND r.expires_at >= $2::timestamptz - interval '1 day'
 	RETURNING r.user_id, o.tokens, r.expires_at
 ), acct AS (
@@ -474,7 +470,7 @@ WITH cfg AS (
 )
 SELECT (SELECT v FROM cfg) IS NOT NULL
    AND (EXISTS (SELECT 1 FROM held)
-        OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND expires_at >= $2::timestamptz - interval '1 day'))`
+        OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND user_id = $3 AND expires_at >= $2::timestamptz - interval '1 day'))`
 
 // recordSQL adds usage, once per non-empty key, in one statement: $1
 // user, $2 start, $3 every (µs), $4 tokens, $5 key, $6 now. It locks the
@@ -790,35 +786,33 @@ func scanReserve(row pgx.Row, h Hold) (ReserveResult, error) {
 	return r, nil
 }
 
-// Commit implements Store. Given the user, it takes one statement when
-// the hold is the user's latest, in the latest window: the account row
-// records the rest of the hold, and h.FirstReport only picks the statement
-// (the wrong one matches no row). Otherwise it takes the slow batch.
+// Commit implements Store. It takes one statement when the hold is the
+// user's latest, in the latest window: the account row records the rest
+// of the hold, and h.FirstReport only picks the statement (the wrong one
+// matches no row). Otherwise it takes the slow batch.
 func (s *PostgresStore) Commit(ctx context.Context, h HoldRef, tokens int64, now time.Time) error {
-	if h.UserID != "" {
-		sql := s.sql.commit
-		if h.FirstReport {
-			sql = s.sql.commitFirst
-		}
-		var done bool
-		err := s.pool.QueryRow(ctx, sql, h.ID, tokens, h.UserID, now).Scan(&done)
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
+	sql := s.sql.commit
+	if h.FirstReport {
+		sql = s.sql.commitFirst
 	}
-	return s.byID(ctx, s.sql.commitSlow, h.ID, tokens, now)
+	var done bool
+	err := s.pool.QueryRow(ctx, sql, h.ID, tokens, h.UserID, now).Scan(&done)
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	return s.byID(ctx, h.UserID, s.sql.commitSlow, h.ID, tokens, now, h.UserID)
 }
 
 // Cancel implements Store.
-func (s *PostgresStore) Cancel(ctx context.Context, holdID string, now time.Time) error {
-	return s.byID(ctx, s.sql.cancel, holdID, now)
+func (s *PostgresStore) Cancel(ctx context.Context, h HoldRef, now time.Time) error {
+	return s.byID(ctx, h.UserID, s.sql.cancel, h.ID, now, h.UserID)
 }
 
-// byID runs a statement on a reservation, $1 its ID, that answers whether
-// it is known, under the lock of its account row.
-func (s *PostgresStore) byID(ctx context.Context, sql string, args ...any) error {
+// byID runs a statement on a reservation of the user, $1 its ID, that
+// answers whether it is known, under the lock of the user's account row.
+func (s *PostgresStore) byID(ctx context.Context, userID, sql string, args ...any) error {
 	var b pgx.Batch
-	b.Queue(s.sql.lockHold, args[0])
+	b.Queue(s.sql.lockAccount, userID)
 	b.Queue(sql, args...)
 	var found bool
 	if err := s.batch(ctx, &b, func(row pgx.Row) error { return row.Scan(&found) }); err != nil {

@@ -93,7 +93,7 @@ func TestPostgresMigrationsKeepState(t *testing.T) {
 	assert.Equal(t, int64(90), st.Used)
 	assert.Equal(t, int64(7), st.Reserved)
 	// A hold placed before the migration gives its tokens back.
-	require.NoError(t, store.Commit(ctx, freemium.HoldRef{ID: "h1"}, 5, now))
+	require.NoError(t, store.Commit(ctx, freemium.HoldRef{ID: "h1", UserID: "u1"}, 5, now))
 	st, err = store.Load(ctx, "u1", now, month(dec))
 	require.NoError(t, err)
 	assert.Equal(t, int64(95), st.Used)
@@ -134,7 +134,7 @@ func TestPostgresHotStatementsKeepGenericPlans(t *testing.T) {
 			if i%2 == 0 {
 				require.NoError(t, store.Commit(ctx, h.Ref(r), 5, now))
 			} else {
-				require.NoError(t, store.Cancel(ctx, id, now))
+				require.NoError(t, store.Cancel(ctx, h.Ref(r), now))
 			}
 			require.NoError(t, store.Record(ctx, user, w, 3, "", now))
 		}
@@ -376,9 +376,9 @@ func TestPostgresPruneHandsOnCommits(t *testing.T) {
 	assert.Equal(t, []string{"x"}, ids)
 	assert.Equal(t, []string{"committed"}, states)
 
-	require.NoError(t, store.Commit(ctx, freemium.HoldRef{ID: "x"}, 100, now))
+	require.NoError(t, store.Commit(ctx, freemium.HoldRef{ID: "x", UserID: "u1"}, 100, now))
 	require.NoError(t, store.Commit(ctx, refs[0], 100, now))
-	require.NoError(t, store.Cancel(ctx, "x", now))
+	require.NoError(t, store.Cancel(ctx, freemium.HoldRef{ID: "x", UserID: "u1"}, now))
 	st := loadChain(t, store, now)
 	assert.Equal(t, int64(16), st.Used)
 	assert.Equal(t, int64(0), st.Reserved)
