@@ -66,10 +66,8 @@ func TestPostgresClocksApartNoDoubleAdmission(t *testing.T) {
 	assert.Equal(t, int64(0), u.Reserved)
 }
 
-// The same with the clocks the other way round: B, ahead, places the hold;
-// A's Reserve after B's hold expired by A's clock... never, since A is
-// behind: A counts B's hold until the database's clock says it expired,
-// not 90 s longer.
+// The clocks the other way round: B, ahead, places the hold, and A, behind,
+// counts it (by the database's clock) and refuses what does not fit.
 func TestPostgresClocksApartBehindCountsByTheDatabase(t *testing.T) {
 	a, b, _, _ := clockedGates(t)
 	require.True(t, reserveOn(t, b, 900).OK())
