@@ -191,13 +191,13 @@ func (s *MemoryStore) prune(u *memUser, now time.Time) {
 	u.retained = slices.Delete(u.retained, 0, n)
 }
 
-// lookup finds a hold not yet holdRetention past expiry, and locks its
-// user's shard. The caller unlocks it.
-func (s *MemoryStore) lookup(id string, now time.Time) (*memHold, *memShard, error) {
+// lookup finds ref's hold, if it is ref.UserID's and not yet holdRetention
+// past expiry, and locks its user's shard. The caller unlocks it.
+func (s *MemoryStore) lookup(ref HoldRef, now time.Time) (*memHold, *memShard, error) {
 	s.holdsMu.Lock()
-	h := s.holds[id]
+	h := s.holds[ref.ID]
 	s.holdsMu.Unlock()
-	if h == nil {
+	if h == nil || h.userID != ref.UserID {
 		return nil, nil, ErrReservationNotFound
 	}
 	sh := s.shard(h.userID)
@@ -211,7 +211,7 @@ func (s *MemoryStore) lookup(id string, now time.Time) (*memHold, *memShard, err
 
 // Commit implements Store.
 func (s *MemoryStore) Commit(ctx context.Context, ref HoldRef, tokens int64, now time.Time) error {
-	h, sh, err := s.lookup(ref.ID, now)
+	h, sh, err := s.lookup(ref, now)
 	if err != nil {
 		return err
 	}
@@ -228,8 +228,8 @@ func (s *MemoryStore) Commit(ctx context.Context, ref HoldRef, tokens int64, now
 }
 
 // Cancel implements Store.
-func (s *MemoryStore) Cancel(ctx context.Context, holdID string, now time.Time) error {
-	h, sh, err := s.lookup(holdID, now)
+func (s *MemoryStore) Cancel(ctx context.Context, ref HoldRef, now time.Time) error {
+	h, sh, err := s.lookup(ref, now)
 	if err != nil {
 		return err
 	}

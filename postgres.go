@@ -30,8 +30,9 @@ var Migrations fs.FS = migrations.FS
 type PostgresConfig struct {
 	// Schema holds the store's tables and functions: lower-case letters,
 	// digits and underscores, starting with a letter or underscore, at most
-	// 63 bytes, and not starting with pg_ (Postgres reserves it). Default
-	// "freemium".
+	// 63 bytes, not starting with pg_ (Postgres reserves it), and neither
+	// public nor information_schema (schemas every database has, which the
+	// store's tables would share with others). Default "freemium".
 	Schema string
 }
 
@@ -45,14 +46,27 @@ type PostgresConfig struct {
 // the database under READ COMMITTED. Holds are committed without waiting
 // for the WAL flush (they expire anyway); recorded usage, mirrors and
 // notifications are durable. Safe for simultaneous use.
+//
+// Each PostgresStore is one instance: it judges the expiry of the holds it
+// placed by the now its Gate gives it, and other instances' holds by the
+// database's clock, their TTL after their Reserve. So an instance whose
+// clock is ahead never ends another's holds early, and a Commit or Cancel
+// gives back exactly its hold's tokens, whatever the clocks. An instance
+// whose clock is behind may count another's expired holds up to the
+// difference longer. Gates that share one PostgresStore should share one
+// clock.
 type PostgresStore struct {
 	pool   *pgxpool.Pool
 	schema string
-	sql    struct {
+	// instance identifies this PostgresStore in the holds it places: it
+	// judges their expiry by its clock, and other instances' by the
+	// database's.
+	instance int64
+	sql      struct {
 		load, loadSlow                                                 string
 		reserve, reserveEvery, reserveFirst, reserveEveryFirst         string
 		reserveCreate, reserveLock, reserveRecount, reserveSlow, prune string
-		commit, commitFirst, commitSlow, lockHold, cancel              string
+		commit, commitFirst, commitSlow, cancel                        string
 		record, recordSlow, createAccount, lockAccount, markFirst      string
 		lockSubscriptions, putSubscriptions, putConversion             string
 		linkCustomer, customerUser, conversions                        string
@@ -80,24 +94,27 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 	if strings.HasPrefix(c.Schema, "pg_") {
 		return nil, fmt.Errorf("freemium: PostgresConfig.Schema %q starts with pg_, which Postgres reserves: choose another name", c.Schema)
 	}
+	if c.Schema == "public" || c.Schema == "information_schema" {
+		return nil, fmt.Errorf("freemium: PostgresConfig.Schema %q is a schema every database has, shared with other tables: choose a schema of the store's own, such as \"freemium\"", c.Schema)
+	}
 	if !schemaName.MatchString(c.Schema) {
 		return nil, fmt.Errorf("freemium: PostgresConfig.Schema %q is not a plain identifier: use lower-case letters, digits and underscores, at most 63 bytes", c.Schema)
 	}
-	s := &PostgresStore{pool: pool, schema: c.Schema}
+	s := &PostgresStore{pool: pool, schema: c.Schema, instance: rand.Int64()}
 	schema := pgx.Identifier{c.Schema}.Sanitize()
 	s.sql.load = statement(loadSQL, schema, "", "", "$2")
-	s.sql.loadSlow = statement(loadSlowSQL, schema, "", "", "$3")
+	s.sql.loadSlow = instance(statement(loadSlowSQL, schema, "", "", "$3"), "$4")
 	// For a plan without a free first report no hold claims it, and the
 	// statements spell the claim as false, which Postgres folds away.
 	noClaim := strings.ReplaceAll(reserveSQL, "{claim}", "($5 AND false)")
-	s.sql.reserve = statement(noClaim, schema, "$6", "", "$8")
-	s.sql.reserveEvery = statement(noClaim, schema, "", "$6", "$8")
-	s.sql.reserveFirst = statement(reserveSQL, schema, "$6", "", "$8")
-	s.sql.reserveEveryFirst = statement(reserveSQL, schema, "", "$6", "$8")
+	s.sql.reserve = instance(statement(noClaim, schema, "$6", "", "$8"), "$9")
+	s.sql.reserveEvery = instance(statement(noClaim, schema, "", "$6", "$8"), "$9")
+	s.sql.reserveFirst = instance(statement(reserveSQL, schema, "$6", "", "$8"), "$9")
+	s.sql.reserveEveryFirst = instance(statement(reserveSQL, schema, "", "$6", "$8"), "$9")
 	s.sql.reserveCreate = statement(reserveCreateSQL, schema, "", "", "")
 	s.sql.reserveLock = statement(reserveLockSQL, schema, "", "", "")
-	s.sql.reserveRecount = statement(reserveRecountSQL, schema, "", "", "$2")
-	s.sql.reserveSlow = statement(reserveSlowSQL, schema, "$6", "$9", "$8")
+	s.sql.reserveRecount = instance(statement(reserveRecountSQL, schema, "", "", "$2"), "$3")
+	s.sql.reserveSlow = instance(statement(reserveSlowSQL, schema, "$6", "$9", "$8"), "$10")
 	s.sql.prune = statement(pruneSQL, schema, "", "", "")
 	s.sql.commit = statement(strings.NewReplacer("{first}", "", "{first_guard}", "NOT a.last_first").Replace(commitSQL),
 		schema, "", "", "")
@@ -105,7 +122,6 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 		"{first_guard}", "a.last_first").Replace(commitSQL), schema, "", "", "")
 	s.sql.commitSlow = statement(commitSlowSQL, schema, "", "", "")
 	s.sql.cancel = statement(cancelSQL, schema, "", "", "")
-	s.sql.lockHold = statement(lockHoldSQL, schema, "", "", "")
 	s.sql.lockAccount = statement(lockAccountSQL, schema, "", "", "")
 	s.sql.record = statement(recordSQL, schema, "$2", "$3", "$6")
 	s.sql.recordSlow = statement(recordSlowSQL, schema, "$2", "$3", "$6")
@@ -192,9 +208,20 @@ func statement(tmpl, schema, start, every, now string) string {
 		last_first = {claim}, last_committed = false, committed_prev = CASE WHEN a.last_committed THEN a.last_hold END`,
 		// Reserve's record of an admitted hold.
 		"{reservation}", `res AS (
-	INSERT INTO {s}.reservations (id, user_id, period_start, first_report, expires_at, tokens, committed_prev)
-	SELECT $1, $2, ws, first, $7, $3, committed_prev FROM acct WHERE admitted
+	INSERT INTO {s}.reservations (id, user_id, period_start, first_report, expires_at, tokens, committed_prev,
+		placed_by, db_expires)
+	SELECT $1, $2, ws, first, $7, $3, committed_prev, {me}, statement_timestamp() + ($7::timestamptz - {now}::timestamptz)
+	FROM acct WHERE admitted
 )`,
+		// Whether held reservation r still counts at {now}, for the
+		// instance {me}: by its clock for the holds it placed (and those
+		// placed before migration 10), by the database's for the others',
+		// so that no instance's clock ahead ends another's holds early.
+		"{live}", `(CASE WHEN r.placed_by IS NULL OR r.placed_by = {me} THEN r.expires_at > {now}::timestamptz
+	ELSE r.db_expires > statement_timestamp() END)`,
+		// The expiry of r, as {me}'s clock will tell it.
+		"{expiry}", `(CASE WHEN r.placed_by IS NULL OR r.placed_by = {me} THEN r.expires_at
+	ELSE r.db_expires + ({now}::timestamptz - statement_timestamp()) END)`,
 		// Whether reservation r, held by its row, is committed all the
 		// same: it is the latest hold of its account (the row "a"), and
 		// Commit recorded it there alone; or a later hold of its user
@@ -207,8 +234,8 @@ func statement(tmpl, schema, start, every, now string) string {
 		// the account's latest hold for Commit's fast statement, on the
 		// account row: its tokens leave the sum if they still count there,
 		// and {release_first} gives back its first-report claim.
-		"{release}", release("r.tokens", "r.expires_at")+", {release_first}",
-		"{release_last}", release("a.last_tokens", "a.last_expires"),
+		"{release}", release("r.tokens")+", {release_first}",
+		"{release_last}", release("a.last_tokens"),
 		"{release_first}", "first_hold = CASE WHEN a.first_hold = $1 THEN NULL ELSE a.first_hold END, "+
 			"first_held_until = CASE WHEN a.first_hold = $1 THEN NULL ELSE a.first_held_until END",
 		// A write of usage to a window, under the account row's lock: the
@@ -248,11 +275,18 @@ func statement(tmpl, schema, start, every, now string) string {
 	return params.Replace(tmpl)
 }
 
-// release takes a hold of tokens expiring at expires (SQL expressions) out
-// of the account row a's sum, if it still counts there.
-func release(tokens, expires string) string {
-	counted := "(CASE WHEN a.pruned_at IS NULL OR " + expires + " > a.pruned_at THEN " + tokens + " ELSE 0 END)"
-	return "held = a.held - " + counted + ", held_until = CASE WHEN a.held = " + counted + " THEN NULL ELSE a.held_until END"
+// instance fills in {me}, the placeholder of the instance's ID
+// (PostgresStore.instance), in a statement.
+func instance(sql, me string) string {
+	return strings.ReplaceAll(sql, "{me}", me+"::bigint")
+}
+
+// release takes a hold of tokens (an SQL expression) out of the account row
+// a's sum. A hold's tokens are what it added to the sum, or 0 once Cancel
+// or a recount took it out; so a hold gives back what it added, whatever
+// the clocks of the instances that placed, recounted and ended it.
+func release(tokens string) string {
+	return "held = a.held - " + tokens + ", held_until = CASE WHEN a.held = " + tokens + " THEN NULL ELSE a.held_until END"
 }
 
 // Every statement that writes takes rows in one order: the account row,
@@ -276,14 +310,14 @@ LEFT JOIN {s}.accounts a ON a.user_id = $1
 LEFT JOIN {s}.subscriptions s ON s.user_id = $1`
 
 // loadSlowSQL reads one window's usage and the live holds: $1 user, $2
-// start, $3 now. Load falls back on it for a window older than the user's
+// start, $3 now, $4 the instance. Load falls back on it for a window older than the user's
 // latest, or when a counted hold may have expired.
 const loadSlowSQL = `
 SELECT CASE WHEN a.latest_start = $2 THEN a.latest_used ELSE coalesce(u.used, 0) END,
        CASE WHEN a.latest_start = $2 THEN a.latest_notified ELSE coalesce(u.notified, 0) END,
        CASE WHEN a.held IS NULL THEN 0 WHEN {exact} THEN {held} ELSE
            (SELECT least(coalesce(sum(r.tokens), 0), {max})::bigint FROM {s}.reservations r
-            WHERE r.user_id = $1 AND {held_by} AND r.expires_at > $3) END
+            WHERE r.user_id = $1 AND {held_by} AND {live}) END
 FROM (SELECT 1) one
 LEFT JOIN {s}.accounts a ON a.user_id = $1
 LEFT JOIN {s}.usage_windows u ON u.user_id = $1 AND u.period_start = $2`
@@ -343,11 +377,22 @@ const reserveLockSQL = `
 SELECT set_config('synchronous_commit', 'off', true) FROM {s}.accounts WHERE user_id = $1 FOR UPDATE`
 
 // reserveRecountSQL sets a locked account's held to the sum of its live
-// holds, when it may count an expired one: $1 user, $2 now.
+// holds, when it may count an expired one: $1 user, $2 now, $3 the
+// instance. The holds it drops give their tokens up (dropped; the
+// account's last_tokens too, for the latest hold), so that their Commit
+// or Cancel gives nothing back; held_until becomes the earliest expiry of
+// the rest by this instance's clock.
 const reserveRecountSQL = `
+WITH dropped AS (
+	UPDATE {s}.reservations r SET tokens = 0
+	FROM {s}.accounts a
+	WHERE a.user_id = $1::text AND r.user_id = $1 AND NOT {exact} AND r.tokens > 0 AND {held_by} AND NOT {live}
+	RETURNING r.id
+)
 UPDATE {s}.accounts a SET (held, held_until) = (
-	SELECT coalesce(sum(r.tokens::numeric), 0), min(r.expires_at) FROM {s}.reservations r
-	WHERE r.user_id = $1::text AND {held_by} AND r.expires_at > $2::timestamptz), pruned_at = $2
+	SELECT coalesce(sum(r.tokens::numeric), 0), min({expiry}) FROM {s}.reservations r
+	WHERE r.user_id = $1 AND {held_by} AND {live}),
+	last_tokens = CASE WHEN a.last_hold IN (SELECT id FROM dropped) THEN 0 ELSE a.last_tokens END
 WHERE a.user_id = $1 AND NOT {exact}`
 
 // reserveSlowSQL decides on the locked account row, and answers as
@@ -385,22 +430,19 @@ WHERE a.user_id = $3::text AND a.last_hold = $1::text AND NOT a.last_committed A
 RETURNING true`
 
 // Commit's slow path and Cancel are a batch (see PostgresStore.batch):
-// lockHoldSQL locks the hold's account row, and the next statement, which
-// reads what committed before it began, writes. Either one that ends the
-// account's latest hold clears last_hold, so that the fast Commit no
-// longer takes it.
+// lockAccountSQL locks the account row of the user the HoldRef names, and
+// the next statement, which reads what committed before it began, writes,
+// only if the hold is that user's. Either one that ends the account's
+// latest hold clears last_hold, so that the fast Commit no longer takes
+// it.
 
-// lockHoldSQL locks the account row of a hold: $1 hold ID.
-const lockHoldSQL = `
-SELECT FROM {s}.accounts WHERE user_id = (SELECT user_id FROM {s}.reservations WHERE id = $1) FOR UPDATE`
-
-// commitSlowSQL records a hold's usage: $1 id, $2 tokens, $3 now. It
-// returns whether the reservation is known.
+// commitSlowSQL records a hold's usage: $1 id, $2 tokens, $3 now, $4 the
+// hold's user. It returns whether the reservation is known for the user.
 const commitSlowSQL = `
 WITH r AS (
 	UPDATE {s}.reservations r SET row_state = 'committed'
 	FROM {s}.accounts a
-	WHERE r.id = $1::text AND a.user_id = r.user_id AND r.row_state <> 'committed' AND NOT {committed_elsewhere}
+	WHERE r.id = $1::text AND r.user_id = $4::text AND a.user_id = $4 AND r.row_state <> 'committed' AND NOT {committed_elsewhere}
 	  AND r.expires_at >= $3::timestamptz - interval '1 day'
 	RETURNING r.user_id, r.period_start, r.first_report, r.tokens, r.expires_at
 ), src AS (
@@ -411,10 +453,10 @@ WITH r AS (
 	FROM cur, r WHERE a.user_id = cur.user_id
 )
 SELECT EXISTS (SELECT 1 FROM r)
-    OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND expires_at >= $3::timestamptz - interval '1 day')`
+    OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND user_id = $4 AND expires_at >= $3::timestamptz - interval '1 day')`
 
-// cancelSQL ends a held hold: $1 id, $2 now. It returns whether the
-// reservation is known. The hold's tokens become 0, so that a Commit after
+// cancelSQL ends a held hold: $1 id, $2 now, $3 the hold's user. It
+// returns whether the reservation is known for the user. The hold's tokens become 0, so that a Commit after
 // it gives nothing back to the sum.
 const cancelSQL = `
 WITH cfg AS (
@@ -422,7 +464,7 @@ WITH cfg AS (
 ), held AS (
 	UPDATE {s}.reservations r SET row_state = 'canceled', tokens = 0
 	FROM {s}.reservations o, {s}.accounts a
-	WHERE r.id = $1::text AND o.id = $1 AND a.user_id = r.user_id AND {held_by}
+	WHERE r.id = $1::text AND o.id = $1 AND r.user_id = $3::text AND a.user_id = $3 AND {held_by}
 	  AND r.expires_at >= $2::timestamptz - interval '1 day'
 	RETURNING r.user_id, o.tokens, r.expires_at
 ), acct AS (
@@ -430,7 +472,7 @@ WITH cfg AS (
 )
 SELECT (SELECT v FROM cfg) IS NOT NULL
    AND (EXISTS (SELECT 1 FROM held)
-        OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND expires_at >= $2::timestamptz - interval '1 day'))`
+        OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND user_id = $3 AND expires_at >= $2::timestamptz - interval '1 day'))`
 
 // recordSQL adds usage, once per non-empty key, in one statement: $1
 // user, $2 start, $3 every (µs), $4 tokens, $5 key, $6 now. It locks the
@@ -626,7 +668,7 @@ func (s *PostgresStore) Load(ctx context.Context, userID string, now time.Time, 
 	switch {
 	case !reserved.Valid || (winStart.Valid && st.PeriodStart.Before(latest)):
 		// A hold expired unpruned, or a window older than the latest.
-		err := s.pool.QueryRow(ctx, s.sql.loadSlow, userID, st.PeriodStart, now).Scan(&st.Used, &st.Notified, &st.Reserved)
+		err := s.pool.QueryRow(ctx, s.sql.loadSlow, userID, st.PeriodStart, now, s.instance).Scan(&st.Used, &st.Notified, &st.Reserved)
 		if err != nil {
 			return State{}, err
 		}
@@ -659,7 +701,8 @@ func (s *PostgresStore) Reserve(ctx context.Context, h Hold, now time.Time) (Res
 			sql = s.sql.reserveEveryFirst
 		}
 	}
-	r, err := scanReserve(s.pool.QueryRow(ctx, sql, h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, window, h.ExpiresAt, now), h)
+	r, err := scanReserve(s.pool.QueryRow(ctx, sql, h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, window, h.ExpiresAt, now,
+		s.instance), h)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Refused, or a counted hold may have expired, or the window is
 		// older than the latest: the slow path.
@@ -678,9 +721,9 @@ func (s *PostgresStore) reserveSlow(ctx context.Context, h Hold, now time.Time) 
 	var b pgx.Batch
 	b.Queue(s.sql.reserveCreate, h.UserID)
 	b.Queue(s.sql.reserveLock, h.UserID)
-	b.Queue(s.sql.reserveRecount, h.UserID, now)
+	b.Queue(s.sql.reserveRecount, h.UserID, now, s.instance)
 	b.Queue(s.sql.reserveSlow, h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, h.Window.Start, h.ExpiresAt, now,
-		h.Window.Every.Microseconds())
+		h.Window.Every.Microseconds(), s.instance)
 	var r ReserveResult
 	err := s.batch(ctx, &b, func(row pgx.Row) (err error) {
 		r, err = scanReserve(row, h)
@@ -733,35 +776,33 @@ func scanReserve(row pgx.Row, h Hold) (ReserveResult, error) {
 	return r, nil
 }
 
-// Commit implements Store. Given the user, it takes one statement when
-// the hold is the user's latest, in the latest window: the account row
-// records the rest of the hold, and h.FirstReport only picks the statement
-// (the wrong one matches no row). Otherwise it takes the slow batch.
+// Commit implements Store. It takes one statement when the hold is the
+// user's latest, in the latest window: the account row records the rest
+// of the hold, and h.FirstReport only picks the statement (the wrong one
+// matches no row). Otherwise it takes the slow batch.
 func (s *PostgresStore) Commit(ctx context.Context, h HoldRef, tokens int64, now time.Time) error {
-	if h.UserID != "" {
-		sql := s.sql.commit
-		if h.FirstReport {
-			sql = s.sql.commitFirst
-		}
-		var done bool
-		err := s.pool.QueryRow(ctx, sql, h.ID, tokens, h.UserID, now).Scan(&done)
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
+	sql := s.sql.commit
+	if h.FirstReport {
+		sql = s.sql.commitFirst
 	}
-	return s.byID(ctx, s.sql.commitSlow, h.ID, tokens, now)
+	var done bool
+	err := s.pool.QueryRow(ctx, sql, h.ID, tokens, h.UserID, now).Scan(&done)
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	return s.byID(ctx, h.UserID, s.sql.commitSlow, h.ID, tokens, now, h.UserID)
 }
 
 // Cancel implements Store.
-func (s *PostgresStore) Cancel(ctx context.Context, holdID string, now time.Time) error {
-	return s.byID(ctx, s.sql.cancel, holdID, now)
+func (s *PostgresStore) Cancel(ctx context.Context, h HoldRef, now time.Time) error {
+	return s.byID(ctx, h.UserID, s.sql.cancel, h.ID, now, h.UserID)
 }
 
-// byID runs a statement on a reservation, $1 its ID, that answers whether
-// it is known, under the lock of its account row.
-func (s *PostgresStore) byID(ctx context.Context, sql string, args ...any) error {
+// byID runs a statement on a reservation of the user, $1 its ID, that
+// answers whether it is known, under the lock of the user's account row.
+func (s *PostgresStore) byID(ctx context.Context, userID, sql string, args ...any) error {
 	var b pgx.Batch
-	b.Queue(s.sql.lockHold, args[0])
+	b.Queue(s.sql.lockAccount, userID)
 	b.Queue(sql, args...)
 	var found bool
 	if err := s.batch(ctx, &b, func(row pgx.Row) error { return row.Scan(&found) }); err != nil {

@@ -93,7 +93,7 @@ func TestPostgresMigrationsKeepState(t *testing.T) {
 	assert.Equal(t, int64(90), st.Used)
 	assert.Equal(t, int64(7), st.Reserved)
 	// A hold placed before the migration gives its tokens back.
-	require.NoError(t, store.Commit(ctx, freemium.HoldRef{ID: "h1"}, 5, now))
+	require.NoError(t, store.Commit(ctx, freemium.HoldRef{ID: "h1", UserID: "u1"}, 5, now))
 	st, err = store.Load(ctx, "u1", now, month(dec))
 	require.NoError(t, err)
 	assert.Equal(t, int64(95), st.Used)
@@ -134,7 +134,7 @@ func TestPostgresHotStatementsKeepGenericPlans(t *testing.T) {
 			if i%2 == 0 {
 				require.NoError(t, store.Commit(ctx, h.Ref(r), 5, now))
 			} else {
-				require.NoError(t, store.Cancel(ctx, id, now))
+				require.NoError(t, store.Cancel(ctx, h.Ref(r), now))
 			}
 			require.NoError(t, store.Record(ctx, user, w, 3, "", now))
 		}
@@ -376,28 +376,32 @@ func TestPostgresPruneHandsOnCommits(t *testing.T) {
 	assert.Equal(t, []string{"x"}, ids)
 	assert.Equal(t, []string{"committed"}, states)
 
-	require.NoError(t, store.Commit(ctx, freemium.HoldRef{ID: "x"}, 100, now))
+	require.NoError(t, store.Commit(ctx, freemium.HoldRef{ID: "x", UserID: "u1"}, 100, now))
 	require.NoError(t, store.Commit(ctx, refs[0], 100, now))
-	require.NoError(t, store.Cancel(ctx, "x", now))
+	require.NoError(t, store.Cancel(ctx, freemium.HoldRef{ID: "x", UserID: "u1"}, now))
 	st := loadChain(t, store, now)
 	assert.Equal(t, int64(16), st.Used)
 	assert.Equal(t, int64(0), st.Reserved)
 }
 
-// TestPostgresMigration8Down takes the chain down to version 7, where each
-// row says committed itself, and up again.
+// TestPostgresMigration8Down takes the chain down to version 7 (through
+// every later version's down migration), where each row says committed
+// itself, and up again.
 func TestPostgresMigration8Down(t *testing.T) {
 	ctx := context.Background()
 	store, schema, refs := committedChain(t)
-	down9, err := fs.ReadFile(freemium.Migrations, "009_subscription_sets.down.sql")
+	ms, err := migrations.Up()
 	require.NoError(t, err)
-	down, err := fs.ReadFile(freemium.Migrations, "008_commit_on_account.down.sql")
-	require.NoError(t, err)
+	steps := []string{"SET search_path TO " + schema}
+	for i := len(ms) - 1; i >= 0 && ms[i].Version >= 8; i-- {
+		down, err := fs.ReadFile(freemium.Migrations, ms[i].Name+".down.sql")
+		require.NoError(t, err)
+		steps = append(steps, string(down), fmt.Sprint("DELETE FROM schema_migrations WHERE version = ", ms[i].Version))
+	}
 	conn, err := pgPool(t).Acquire(ctx)
 	require.NoError(t, err)
 	defer conn.Release()
-	for _, sql := range []string{"SET search_path TO " + schema, string(down9), string(down),
-		"DELETE FROM schema_migrations WHERE version >= 8", "RESET search_path"} {
+	for _, sql := range append(steps, "RESET search_path") {
 		_, err := conn.Exec(ctx, sql)
 		require.NoError(t, err, sql)
 	}
@@ -428,13 +432,18 @@ func TestPostgresMigration9DownAndUp(t *testing.T) {
 	_, err := store.PutSubscriptions(ctx, "u1", freemium.SubscriptionUpdate{Pulled: true, AsOf: t0, SyncedAt: t0,
 		Subscriptions: []freemium.MirroredSubscription{sub("addon", freemium.StatusActive, ""), sub("pro", freemium.StatusPastDue, "pro")}}, t0)
 	require.NoError(t, err)
-	down, err := fs.ReadFile(freemium.Migrations, "009_subscription_sets.down.sql")
+	ms, err := migrations.Up()
 	require.NoError(t, err)
+	steps := []string{"SET search_path TO " + schema}
+	for i := len(ms) - 1; i >= 0 && ms[i].Version >= 9; i-- {
+		down, err := fs.ReadFile(freemium.Migrations, ms[i].Name+".down.sql")
+		require.NoError(t, err)
+		steps = append(steps, string(down), fmt.Sprint("DELETE FROM schema_migrations WHERE version = ", ms[i].Version))
+	}
 	conn, err := pgPool(t).Acquire(ctx)
 	require.NoError(t, err)
 	defer conn.Release()
-	for _, sql := range []string{"SET search_path TO " + schema, string(down),
-		"DELETE FROM schema_migrations WHERE version = 9", "RESET search_path"} {
+	for _, sql := range append(steps, "RESET search_path") {
 		_, err := conn.Exec(ctx, sql)
 		require.NoError(t, err, sql)
 	}

@@ -67,7 +67,8 @@ func reservationID(now time.Time) string {
 func (r *Reservation) OK() bool { return r.decision.Allowed }
 
 // ID identifies the reservation, for CommitReservation and CancelReservation
-// from another process. It is "" when the reservation is not OK.
+// from another process, which take the user too. It is "" when the
+// reservation is not OK.
 func (r *Reservation) ID() string { return r.hold.ID }
 
 // Decision is the decision Reserve made.
@@ -93,20 +94,22 @@ func (r *Reservation) Cancel(ctx context.Context) error {
 	if !r.OK() {
 		return nil
 	}
-	return r.g.CancelReservation(ctx, r.hold.ID)
+	return r.g.cancel(ctx, r.hold)
 }
 
-// CommitReservation is Reservation.Commit by ID, for work that finishes in
-// another process, such as a background job. An ID the Store does not know
-// is ErrReservationNotFound.
-func (g *Gate) CommitReservation(ctx context.Context, id string, actualTokens int64) error {
-	if err := validateTokens(actualTokens); err != nil {
+// CommitReservation is Reservation.Commit by the user and the reservation's
+// ID, for work that finishes in another process, such as a background job.
+// The ID alone is not enough, so that an ID that leaks (into a log or a
+// job queue) cannot bill another user: a reservation the Store does not
+// know for userID is ErrReservationNotFound, and nothing is recorded.
+func (g *Gate) CommitReservation(ctx context.Context, userID, id string, actualTokens int64) error {
+	if err := validateRequest(userID, actualTokens); err != nil {
 		return err
 	}
 	if validateText(id) != nil || id == "" {
 		return ErrReservationNotFound
 	}
-	return g.commit(ctx, HoldRef{ID: id}, actualTokens)
+	return g.commit(ctx, HoldRef{ID: id, UserID: userID}, actualTokens)
 }
 
 // commit commits the hold h names.
@@ -120,14 +123,23 @@ func (g *Gate) commit(ctx context.Context, h HoldRef, tokens int64) error {
 	return nil
 }
 
-// CancelReservation is Reservation.Cancel by ID. An ID the Store does not
-// know is ErrReservationNotFound.
-func (g *Gate) CancelReservation(ctx context.Context, id string) error {
+// CancelReservation is Reservation.Cancel by the user and the
+// reservation's ID. A reservation the Store does not know for userID is
+// ErrReservationNotFound, and nothing is given back.
+func (g *Gate) CancelReservation(ctx context.Context, userID, id string) error {
+	if err := validateUserID(userID); err != nil {
+		return err
+	}
 	if validateText(id) != nil || id == "" {
 		return ErrReservationNotFound
 	}
-	if err := g.cfg.Store.Cancel(ctx, id, g.now()); err != nil {
-		return fmt.Errorf("freemium: cancel %s: %w", id, err)
+	return g.cancel(ctx, HoldRef{ID: id, UserID: userID})
+}
+
+// cancel cancels the hold h names.
+func (g *Gate) cancel(ctx context.Context, h HoldRef) error {
+	if err := g.cfg.Store.Cancel(ctx, h, g.now()); err != nil {
+		return fmt.Errorf("freemium: cancel %s: %w", h.ID, err)
 	}
 	return nil
 }

@@ -159,14 +159,17 @@ func TestSecurityNoSecretsInLogsOrErrors(t *testing.T) {
 }
 
 // NewPostgresStore refuses a schema name that is not a plain lower-case
-// identifier, naming the field, before any SQL runs; a 63-byte name, the
+// identifier, or that every database has (public, information_schema),
+// naming the field, before any SQL runs; a 63-byte name, the
 // longest Postgres keeps, is taken.
 func TestSecuritySchemaNames(t *testing.T) {
 	ctx := context.Background()
 	pool := pgPool(t)
 	hostile := []string{
 		"freemium; DROP TABLE x",
-		"pg_freemium", // Postgres reserves the prefix
+		"pg_freemium",        // Postgres reserves the prefix
+		"public",             // every database has it, shared with other tables
+		"information_schema", // likewise, and Postgres's own
 		`freemium"; DROP SCHEMA public CASCADE; --`,
 		`"quoted"`,
 		"Upper",

@@ -12,7 +12,11 @@ import (
 // method is one atomic operation; the Gate never reads and then writes.
 //
 // Implementations must be safe for simultaneous use by many Gates, in one
-// process or several. Errors are for a backend that failed or a context that
+// process or several. A Store shared by processes must count a live hold
+// until its TTL has passed, whichever process's clock is ahead, and must
+// give back exactly a committed or canceled hold's tokens (PostgresStore
+// judges other instances' holds by the database's clock). Gates sharing
+// a MemoryStore share the process's clock. Errors are for a backend that failed or a context that
 // ended, never for a user over the limit: that is ReserveResult.Admitted.
 // Times given to a Store are UTC and whole microseconds.
 //
@@ -34,15 +38,15 @@ type Store interface {
 	// Commit records tokens as used in the window of hold h and ends the
 	// hold; a first-report hold marks the first report used. It records a
 	// held, expired or canceled hold alike. Committing a committed hold
-	// does nothing. An unknown ID, or a hold more than a day past its
-	// expiry at now, is ErrReservationNotFound. h may give only the ID
-	// (see HoldRef).
+	// does nothing. An unknown ID, a hold of another user than h.UserID,
+	// or a hold more than a day past its expiry at now, is
+	// ErrReservationNotFound, and nothing is written.
 	Commit(ctx context.Context, h HoldRef, tokens int64, now time.Time) error
 
 	// Cancel ends a held hold without recording usage, giving back its tokens
 	// and its first-report claim. Canceling a hold that is no longer held
-	// does nothing. IDs are found as by Commit.
-	Cancel(ctx context.Context, holdID string, now time.Time) error
+	// does nothing. Holds are found as by Commit.
+	Cancel(ctx context.Context, h HoldRef, now time.Time) error
 
 	// Record adds tokens to the user's usage in window w at now. A non-empty
 	// key is recorded once per user: a later Record with the same key, even a
@@ -249,15 +253,17 @@ type Hold struct {
 	ExpiresAt   time.Time // when the hold stops counting
 }
 
-// A HoldRef names a hold for Store.Commit. The ID is enough; the caller
-// that placed the hold (a Reservation) also gives the user and whether the
-// hold was admitted as the first report, as Hold.Ref makes it, so that a
-// Store can go straight to the user's account without looking the hold up
-// by ID. A Store decides by its own record of the hold: a HoldRef that
+// A HoldRef names a hold for Store.Commit and Store.Cancel: its ID and its
+// user. A hold whose user is not UserID is not found (an ID alone does not
+// reach a hold, so that a leaked ID cannot bill another user). The caller
+// that placed the hold (a Reservation) also gives whether it was admitted
+// as the first report, as Hold.Ref makes it, so that a Store can go
+// straight to the user's account without looking the hold up by ID. A
+// Store decides by its own record of the hold: a FirstReport that
 // disagrees with it may cost a slower path, never a different answer.
 type HoldRef struct {
 	ID          string
-	UserID      string // "" when only the ID is known
+	UserID      string // the hold's user
 	FirstReport bool   // admitted as the first report
 }
 

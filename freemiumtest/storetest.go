@@ -340,25 +340,25 @@ var storeTests = []struct {
 		r := e.reserve("u1", 100)
 		e.ok(r.Commit(e.ctx, 150), "Commit")
 		e.ok(r.Commit(e.ctx, 150), "second Commit")
-		e.ok(e.gate.CommitReservation(e.ctx, r.ID(), 150), "CommitReservation after Commit")
+		e.ok(e.gate.CommitReservation(e.ctx, "u1", r.ID(), 150), "CommitReservation after Commit")
 		e.ok(r.Cancel(e.ctx), "Cancel after Commit")
 		u := e.usage("u1")
 		equal(t, "Used after three commits of one reservation", u.Used, int64(150))
 		equal(t, "Reserved", u.Reserved, int64(0))
 
 		r = e.reserve("u1", 100)
-		e.ok(e.gate.CancelReservation(e.ctx, r.ID()), "CancelReservation")
-		e.ok(e.gate.CancelReservation(e.ctx, r.ID()), "second CancelReservation")
+		e.ok(e.gate.CancelReservation(e.ctx, "u1", r.ID()), "CancelReservation")
+		e.ok(e.gate.CancelReservation(e.ctx, "u1", r.ID()), "second CancelReservation")
 		equal(t, "Reserved after Cancel", e.usage("u1").Reserved, int64(0))
 		e.ok(r.Commit(e.ctx, 0), "Commit of zero after Cancel")
 		e.ok(r.Commit(e.ctx, 7), "Commit after a Commit of zero")
 		equal(t, "Used", e.usage("u1").Used, int64(150))
 
 		for _, id := range []string{"rsv_unknown", "", "x\x00y"} {
-			if err := e.gate.CommitReservation(e.ctx, id, 1); !errors.Is(err, freemium.ErrReservationNotFound) {
+			if err := e.gate.CommitReservation(e.ctx, "u1", id, 1); !errors.Is(err, freemium.ErrReservationNotFound) {
 				t.Errorf("CommitReservation(%q) = %v, want ErrReservationNotFound", id, err)
 			}
-			if err := e.gate.CancelReservation(e.ctx, id); !errors.Is(err, freemium.ErrReservationNotFound) {
+			if err := e.gate.CancelReservation(e.ctx, "u1", id); !errors.Is(err, freemium.ErrReservationNotFound) {
 				t.Errorf("CancelReservation(%q) = %v, want ErrReservationNotFound", id, err)
 			}
 		}
@@ -587,6 +587,55 @@ var storeTests = []struct {
 		}
 	}},
 
+	{"CommitReleasesItsHoldWhateverTheClocks", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// Two instances, B's clock 90 s ahead of A's, past the 1-minute
+		// TTL. B reserves after A's first hold expired by B's clock (a
+		// Store may recount the holds then); A then reserves 900 of 1,000
+		// and commits them. The Commit releases A's hold: 100 are left.
+		store, ctx := ns(t), context.Background()
+		plan := freemium.Plan{Limit: 1000, Period: freemium.CalendarMonth}
+		clockA, clockB := NewClock(T0), NewClock(T0.Add(90*time.Second))
+		gate := func(c *Clock) *freemium.Gate {
+			g, err := freemium.New(freemium.Config{Store: store, Free: plan, ReservationTTL: time.Minute, Now: c.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return g
+		}
+		a, b := gate(clockA), gate(clockB)
+		reserve := func(g *freemium.Gate, tokens int64) *freemium.Reservation {
+			t.Helper()
+			r, err := g.Reserve(ctx, "u1", tokens)
+			if err != nil {
+				t.Fatalf("Reserve(%d): %v", tokens, err)
+			}
+			return r
+		}
+		first := reserve(a, 10)
+		onB := reserve(b, 10)
+		equal(t, "B's Reserve OK", onB.OK(), true)
+		if err := onB.Cancel(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := first.Cancel(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r := reserve(a, 900)
+		equal(t, "A's Reserve of 900 OK", r.OK(), true)
+		if err := r.Commit(ctx, 900); err != nil {
+			t.Fatal(err)
+		}
+		for name, g := range map[string]*freemium.Gate{"A": a, "B": b} {
+			u, err := g.Usage(ctx, "u1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			equal(t, "Used seen by "+name, u.Used, int64(900))
+			equal(t, "Reserved seen by "+name+" after the Commit", u.Reserved, int64(0))
+		}
+		equal(t, "the last 100 admitted", reserve(a, 100).OK(), true)
+	}},
+
 	{"LifetimeNeverResets", func(t *testing.T, ns func(*testing.T) freemium.Store) {
 		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 100, Period: freemium.Lifetime}})
 		e.record("u1", 100, "")
@@ -693,7 +742,7 @@ var storeTests = []struct {
 		r, err := other.Reserve(e.ctx, "u1", 60)
 		e.ok(err, "Reserve on the other gate")
 		equal(t, "Reserved seen by the first gate", e.usage("u1").Reserved, int64(60))
-		e.ok(e.gate.CommitReservation(e.ctx, r.ID(), 60), "CommitReservation on the first gate")
+		e.ok(e.gate.CommitReservation(e.ctx, "u1", r.ID(), 60), "CommitReservation on the first gate")
 		u, err := other.Usage(e.ctx, "u1")
 		e.ok(err, "Usage on the other gate")
 		equal(t, "Used seen by the other gate", u.Used, int64(60))
@@ -1017,9 +1066,9 @@ var storeTests = []struct {
 		}
 		equal(t, "Reserved once the short hold expired", st.Reserved, int64(0))
 		equal(t, "Used", st.Used, int64(11))
-		for _, ref := range []freemium.HoldRef{carried, last, {ID: "carried"}, {ID: "last"}} {
+		for _, ref := range []freemium.HoldRef{carried, last, {ID: "carried", UserID: "u1"}, {ID: "last", UserID: "u1"}} {
 			commit(ref, 100)
-			if err := store.Cancel(ctx, ref.ID, later); err != nil {
+			if err := store.Cancel(ctx, ref, later); err != nil {
 				t.Fatalf("Cancel %s after Commit: %v", ref.ID, err)
 			}
 		}
@@ -1069,7 +1118,7 @@ var storeTests = []struct {
 		reserve("canceled", 200, T0.Add(30*time.Minute), T0)
 		reserve("committed", 50, T0.Add(30*time.Minute), T0)
 		equal(t, "all three held", reservedAt(T0), int64(350))
-		if err := store.Cancel(ctx, "canceled", T0); err != nil {
+		if err := store.Cancel(ctx, refs["canceled"], T0); err != nil {
 			t.Fatal(err)
 		}
 		if err := store.Commit(ctx, refs["canceled"], 7, T0); err != nil {
@@ -1086,7 +1135,7 @@ var storeTests = []struct {
 			}
 		}
 		equal(t, "only the live hold counts", reservedAt(t1), int64(400))
-		if err := store.Cancel(ctx, "after", t1); err != nil {
+		if err := store.Cancel(ctx, refs["after"], t1); err != nil {
 			t.Fatal(err)
 		}
 		equal(t, "nothing held", reservedAt(t1), int64(0))
@@ -1191,39 +1240,78 @@ var storeTests = []struct {
 		equal(t, "December's marks", st.Notified, freemium.NotifiedKinds(0))
 	}},
 
-	{"CommitGivenAWrongRef", func(t *testing.T, ns func(*testing.T) freemium.Store) {
-		// A HoldRef that is not as Reserve placed the hold does not change
-		// what Commit records: the Store's own record of the hold decides.
+	{"CommitGivenAnotherUsersRef", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// An ID alone does not reach a hold: a HoldRef naming another user
+		// than the hold's (or none) is ErrReservationNotFound for Commit
+		// and Cancel, and writes nothing, whether or not that user exists;
+		// the hold's own user can still commit it.
 		store, ctx := ns(t), context.Background()
 		w := freemium.Window{Start: T0, End: T0.Add(time.Hour)}
-		for _, user := range []string{"u1", "u2", "u3"} {
+		for _, user := range []string{"bob", "mallory"} {
 			if err := store.Record(ctx, user, w, 1, "", T0); err != nil {
 				t.Fatal(err)
 			}
 		}
-		for user, wrong := range map[string]func(*freemium.HoldRef){
-			"u1": func(ref *freemium.HoldRef) { ref.UserID, ref.FirstReport = "u2", false },
-			"u3": func(ref *freemium.HoldRef) { ref.FirstReport = false },
-		} {
-			h := freemium.Hold{ID: "h-" + user, UserID: user, Window: w, Tokens: 10, Limit: 100, FirstReport: true,
+		for i, first := range []bool{false, true} {
+			h := freemium.Hold{ID: fmt.Sprint("h", i), UserID: "bob", Window: w, Tokens: 10, Limit: 1000, FirstReport: first,
 				ExpiresAt: T0.Add(time.Minute)}
 			r, err := store.Reserve(ctx, h, T0)
-			if err != nil {
-				t.Fatal(err)
+			if err != nil || !r.Admitted {
+				t.Fatalf("Reserve = %+v, %v", r, err)
 			}
-			equal(t, "admitted as the first report", r.FirstReport, true)
 			ref := h.Ref(r)
-			wrong(&ref)
+			for _, other := range []string{"mallory", "nobody", ""} {
+				wrong := ref
+				wrong.UserID = other
+				if err := store.Commit(ctx, wrong, 500, T0); !errors.Is(err, freemium.ErrReservationNotFound) {
+					t.Errorf("Commit of bob's hold %d as %q = %v, want ErrReservationNotFound", i, other, err)
+				}
+				if err := store.Cancel(ctx, wrong, T0); !errors.Is(err, freemium.ErrReservationNotFound) {
+					t.Errorf("Cancel of bob's hold %d as %q = %v, want ErrReservationNotFound", i, other, err)
+				}
+			}
+			for user, want := range map[string]freemium.State{"bob": {Used: int64(1 + 4*i), Reserved: 10, FirstReportHeld: first},
+				"mallory": {Used: 1}} {
+				st := load(t, store, user)
+				equal(t, fmt.Sprint(user, "'s usage after the refused writes, hold ", i), st.Used, want.Used)
+				equal(t, fmt.Sprint(user, "'s holds after the refused writes, hold ", i), st.Reserved, want.Reserved)
+				equal(t, fmt.Sprint(user, "'s first report held, hold ", i), st.FirstReportHeld, want.FirstReportHeld)
+				equal(t, fmt.Sprint(user, "'s first report used, hold ", i), st.FirstReportUsed, false)
+			}
 			if err := store.Commit(ctx, ref, 4, T0); err != nil {
 				t.Fatal(err)
 			}
+			st := load(t, store, "bob")
+			equal(t, fmt.Sprint("bob's usage after his Commit of hold ", i), st.Used, int64(1+4*(i+1)))
+			equal(t, fmt.Sprint("bob's holds after his Commit of hold ", i), st.Reserved, int64(0))
 		}
-		for user, want := range map[string]int64{"u1": 5, "u2": 1, "u3": 5} {
-			st := load(t, store, user)
-			equal(t, user+"'s usage", st.Used, want)
-			equal(t, user+"'s holds", st.Reserved, int64(0))
-			equal(t, user+"'s first report used", st.FirstReportUsed, user != "u2")
+	}},
+
+	{"CommitGivenAWrongFirstReport", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// A HoldRef whose FirstReport is not as Reserve placed the hold
+		// does not change what Commit records: the Store's own record of
+		// the hold decides.
+		store, ctx := ns(t), context.Background()
+		w := freemium.Window{Start: T0, End: T0.Add(time.Hour)}
+		if err := store.Record(ctx, "u1", w, 1, "", T0); err != nil {
+			t.Fatal(err)
 		}
+		h := freemium.Hold{ID: "h1", UserID: "u1", Window: w, Tokens: 10, Limit: 100, FirstReport: true,
+			ExpiresAt: T0.Add(time.Minute)}
+		r, err := store.Reserve(ctx, h, T0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "admitted as the first report", r.FirstReport, true)
+		ref := h.Ref(r)
+		ref.FirstReport = false
+		if err := store.Commit(ctx, ref, 4, T0); err != nil {
+			t.Fatal(err)
+		}
+		st := load(t, store, "u1")
+		equal(t, "usage", st.Used, int64(5))
+		equal(t, "holds", st.Reserved, int64(0))
+		equal(t, "first report used", st.FirstReportUsed, true)
 	}},
 
 	{"ContextCanceled", func(t *testing.T, ns func(*testing.T) freemium.Store) {
