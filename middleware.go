@@ -45,10 +45,16 @@ const settleTimeout = 10 * time.Second
 // Middleware gates requests: it reserves the estimate before the handler and
 // answers a blocked request itself (402, see WriteProblem). After the
 // handler it commits the tokens reported with ReportTokens, or the estimate
-// when none were. When the handler panics (re-panicked after), answers an
-// error status (400 and up) or its client goes away, it cancels the
-// reservation, unless tokens were reported: usage that happened is
-// recorded. Every gated response carries X-Usage-Plan, X-Usage-Used,
+// when none were.
+//
+// Delivered work is counted: the reservation is committed when the handler
+// answered a success (a 2xx or 3xx status, or body bytes, or a flush),
+// whatever the client did afterwards; a client that hangs up after reading
+// a streamed report has had it. It is canceled only when the handler
+// panicked (re-panicked after), answered an error status (400 and up), or
+// wrote nothing before the request's context ended (the client went away
+// first), and even then tokens reported with ReportTokens are committed:
+// usage that happened is recorded. Every gated response carries X-Usage-Plan, X-Usage-Used,
 // X-Usage-Limit, X-Usage-Remaining and, for periods that end, X-Usage-Reset
 // (RFC 3339), as they stood before the request.
 //
@@ -131,10 +137,13 @@ func (g *Gate) serveGated(w http.ResponseWriter, r *http.Request, next http.Hand
 	}
 
 	rec := &tokenRecorder{}
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	sw := &statusWriter{ResponseWriter: w, ctx: r.Context(), status: http.StatusOK}
 	defer func() {
 		p := recover()
-		g.settle(r, res, rec, estimate, p == nil && sw.status < 400 && r.Context().Err() == nil)
+		// A handler that returns without writing has answered 200, unless
+		// the client was gone by then.
+		answered := sw.delivered || r.Context().Err() == nil
+		g.settle(r, res, rec, estimate, p == nil && sw.status < 400 && answered)
 		if p != nil {
 			panic(p)
 		}
@@ -218,28 +227,40 @@ func ReportTokens(ctx context.Context, n int64) {
 	t.reported.Store(true)
 }
 
-// statusWriter remembers the status a handler answered.
+// statusWriter remembers the status a handler answered, and whether it
+// answered before the request's context ended.
 type statusWriter struct {
 	http.ResponseWriter
+	ctx         context.Context // the request's
 	status      int
 	wroteHeader bool
+	delivered   bool // the status, body bytes or a flush came before ctx ended
+}
+
+// answer records that the handler answered with its status.
+func (s *statusWriter) answer() {
+	s.wroteHeader = true
+	if s.ctx.Err() == nil {
+		s.delivered = true
+	}
 }
 
 func (s *statusWriter) WriteHeader(code int) {
 	if !s.wroteHeader && code >= 200 { // 1xx are informational, not the answer
-		s.status, s.wroteHeader = code, true
+		s.status = code
+		s.answer()
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
 
 // Flush lets streaming handlers that assert http.Flusher flush through.
 func (s *statusWriter) Flush() {
-	s.wroteHeader = true
+	s.answer()
 	http.NewResponseController(s.ResponseWriter).Flush()
 }
 
 func (s *statusWriter) Write(b []byte) (int, error) {
-	s.wroteHeader = true
+	s.answer()
 	return s.ResponseWriter.Write(b)
 }
 
