@@ -143,7 +143,7 @@ func (g *Gate) serveGated(w http.ResponseWriter, r *http.Request, next http.Hand
 		// A handler that returns without writing has answered 200, unless
 		// the client was gone by then.
 		answered := sw.delivered || r.Context().Err() == nil
-		g.settle(r, res, rec, estimate, p == nil && sw.status < 400 && answered)
+		g.settle(r, user, res, rec, estimate, p == nil && sw.status < 400 && answered)
 		if p != nil {
 			panic(p)
 		}
@@ -152,7 +152,7 @@ func (g *Gate) serveGated(w http.ResponseWriter, r *http.Request, next http.Hand
 }
 
 // settle commits or cancels res after the handler.
-func (g *Gate) settle(r *http.Request, res *Reservation, rec *tokenRecorder, estimate int64, succeeded bool) {
+func (g *Gate) settle(r *http.Request, user string, res *Reservation, rec *tokenRecorder, estimate int64, succeeded bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), settleTimeout)
 	defer cancel()
 	tokens, reported := rec.total()
@@ -166,7 +166,8 @@ func (g *Gate) settle(r *http.Request, res *Reservation, rec *tokenRecorder, est
 		err = res.Cancel(ctx)
 	}
 	if err != nil {
-		g.cfg.Logger.ErrorContext(ctx, "freemium: settling a reservation", "reservation", res.ID(), "err", err)
+		// Not the reservation's ID: it commits the hold, like a bearer token.
+		g.cfg.Logger.ErrorContext(ctx, "freemium: settling a reservation", "user_id", user, "err", err)
 	}
 }
 

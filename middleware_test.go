@@ -434,3 +434,27 @@ func TestMiddlewareCountsAStreamTheClientLeftAfterDone(t *testing.T) {
 		}
 	})
 }
+
+// failingCommits is a MemoryStore whose Commit fails.
+type failingCommits struct{ *freemium.MemoryStore }
+
+func (failingCommits) Commit(context.Context, freemium.HoldRef, int64, time.Time) error {
+	return errStoreDown
+}
+
+// A reservation ID commits its hold, like a bearer token: when settling
+// fails, the log names the user and the error, never the ID.
+func TestMiddlewareLogsNoReservationID(t *testing.T) {
+	var logs strings.Builder
+	g, err := freemium.New(freemium.Config{Store: failingCommits{freemium.NewMemoryStore()},
+		Free: freemium.Plan{Limit: 1000}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.NoError(t, err)
+	h := g.Middleware(freemium.MiddlewareOptions{UserID: headerUser})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "report")
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), request(http.MethodPost, "/x", "u1"))
+	require.Contains(t, logs.String(), "settling a reservation")
+	assert.Contains(t, logs.String(), "u1")
+	assert.Contains(t, logs.String(), errStoreDown.Error())
+	assert.NotContains(t, logs.String(), "rsv_", "no reservation ID in the log")
+}

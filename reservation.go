@@ -115,7 +115,7 @@ func (g *Gate) commit(ctx context.Context, h HoldRef, tokens int64) error {
 		return err
 	}
 	if err := g.cfg.Store.Commit(ctx, h, tokens, g.now()); err != nil {
-		return fmt.Errorf("freemium: commit %s: %w", h.ID, err)
+		return fmt.Errorf("freemium: commit: %w", err) // not the ID: it is a bearer token
 	}
 	return nil
 }
@@ -127,7 +127,7 @@ func (g *Gate) CancelReservation(ctx context.Context, id string) error {
 		return ErrReservationNotFound
 	}
 	if err := g.cfg.Store.Cancel(ctx, id, g.now()); err != nil {
-		return fmt.Errorf("freemium: cancel %s: %w", id, err)
+		return fmt.Errorf("freemium: cancel: %w", err) // not the ID: it is a bearer token
 	}
 	return nil
 }
