@@ -171,9 +171,10 @@ type DeliveryConfig struct {
 	MaxAttempts int
 	// Backoff is the wait before the first retry; each later one doubles
 	// it, up to MaxBackoff, with jitter, and at least the provider's
-	// Retry-After. Default 30s.
+	// Retry-After (up to MaxBackoff too). Default 30s.
 	Backoff time.Duration
-	// MaxBackoff caps the wait between attempts. Default 1h.
+	// MaxBackoff caps the wait between attempts, a provider's Retry-After
+	// included. Default 1h.
 	MaxBackoff time.Duration
 	// BatchSize is how many notifications one DispatchOnce claims.
 	// Default 50.

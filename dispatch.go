@@ -100,7 +100,7 @@ func (g *Gate) wakeDispatcher() {
 // sends them through Config.Notifier, and records each outcome: sent (with
 // the provider's message ID when the Notifier is a MessageSender), retried
 // later with exponential backoff and jitter (at least the provider's
-// Retry-After), or failed for good (a permanent *NotifyError, or
+// Retry-After, up to Delivery.MaxBackoff), or failed for good (a permanent *NotifyError, or
 // Delivery.MaxAttempts tries). It returns how many were sent. It is for
 // hosts that drive delivery from their own job runner; Start runs it in a
 // loop. The error is for the Store: a failed send is retried, not returned.
@@ -195,7 +195,9 @@ func (g *Gate) outcome(ctx context.Context, o Outbound, err error, now time.Time
 	}
 	wait := g.backoff(attempts)
 	if ne != nil && ne.RetryAfter > wait {
-		wait = ne.RetryAfter
+		// Capped: a provider's hours-long Retry-After must not carry the
+		// retry past its idempotency window.
+		wait = min(ne.RetryAfter, g.cfg.Delivery.MaxBackoff)
 	}
 	return Outcome{State: DeliveryPending, Retry: now.Add(wait), Error: err.Error()}
 }

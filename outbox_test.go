@@ -116,13 +116,14 @@ func TestOutboxRetriesA500(t *testing.T) {
 	})
 }
 
-// A 429 waits for its Retry-After, longer than the backoff.
+// A 429 waits for its Retry-After, longer than the backoff (and within
+// MaxBackoff).
 func TestOutboxHonoursRetryAfter(t *testing.T) {
 	e := newOutboxEnv(t, freemium.NewMemoryStore())
 	e.block("u1")
-	e.resend.failNext(resendFault{status: 429, retryAfter: "120"})
+	e.resend.failNext(resendFault{status: 429, retryAfter: "50"})
 	assert.Equal(t, 0, e.dispatch(e.gate))
-	e.clock.Advance(119 * time.Second)
+	e.clock.Advance(49 * time.Second)
 	assert.Equal(t, 0, e.dispatch(e.gate), "still inside Retry-After")
 	assert.Equal(t, 1, e.resend.requestCount())
 	e.clock.Advance(time.Second)
@@ -438,6 +439,21 @@ func TestOutboxLateOutcomeDropped(t *testing.T) {
 		assert.Equal(t, 1, rs[0].Attempts)
 		e.clock.Advance(time.Hour)
 		assert.Equal(t, 0, e.dispatch(e.gate), "and it is not sent again")
+		assert.Len(t, e.resend.delivered(), 1)
+	})
+}
+
+// A Retry-After past MaxBackoff (25 hours: Resend's header is taken up to
+// 1e9 seconds) waits MaxBackoff, so that the retry stays inside the
+// provider's idempotency window.
+func TestOutboxCapsRetryAfterAtMaxBackoff(t *testing.T) {
+	bothStores(t, func(t *testing.T, store freemium.Store) {
+		e := newOutboxEnv(t, store)
+		e.block("u1")
+		e.resend.failNext(resendFault{status: 429, retryAfter: "90000"})
+		assert.Equal(t, 0, e.dispatch(e.gate))
+		e.clock.Advance(time.Minute) // MaxBackoff
+		assert.Equal(t, 1, e.dispatch(e.gate), "retried after MaxBackoff, not 25 hours")
 		assert.Len(t, e.resend.delivered(), 1)
 	})
 }
