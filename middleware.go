@@ -54,9 +54,11 @@ const settleTimeout = 10 * time.Second
 // panicked (re-panicked after), answered an error status (400 and up), or
 // wrote nothing before the request's context ended (the client went away
 // first), and even then tokens reported with ReportTokens are committed:
-// usage that happened is recorded. Every gated response carries X-Usage-Plan, X-Usage-Used,
-// X-Usage-Limit, X-Usage-Remaining and, for periods that end, X-Usage-Reset
-// (RFC 3339), as they stood before the request.
+// usage that happened is recorded.
+//
+// Every gated response carries X-Usage-Plan, X-Usage-Used, X-Usage-Limit,
+// X-Usage-Remaining and, for periods that end, X-Usage-Reset (RFC 3339), as
+// they stood before the request.
 //
 // The X-Usage-* headers are used rather than the IETF RateLimit fields,
 // which are still a draft whose syntax has changed between revisions, and
@@ -212,8 +214,9 @@ func handlePattern(mux *http.ServeMux, p string) (err error) {
 
 // ReportTokens tells Gate.Middleware that the handler serving ctx's request
 // spent n tokens; calls add up, from any goroutine. The middleware commits
-// the total instead of the estimate. Outside a gated request it does
-// nothing.
+// the total instead of the estimate, even when the handler then fails (see
+// Gate.Middleware for when the estimate is committed). Outside a gated
+// request it does nothing.
 func ReportTokens(ctx context.Context, n int64) {
 	t, ok := ctx.Value(tokenKey{}).(*tokenRecorder)
 	if !ok || n < 0 {
