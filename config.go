@@ -179,9 +179,10 @@ type DeliveryConfig struct {
 	MaxAttempts int
 	// Backoff is the wait before the first retry; each later one doubles
 	// it, up to MaxBackoff, with jitter, and at least the provider's
-	// Retry-After. Default 30s.
+	// Retry-After (up to MaxBackoff too). Default 30s.
 	Backoff time.Duration
-	// MaxBackoff caps the wait between attempts. Default 1h.
+	// MaxBackoff caps the wait between attempts, a provider's Retry-After
+	// included. Default 1h.
 	MaxBackoff time.Duration
 	// BatchSize is how many notifications one DispatchOnce claims.
 	// Default 50.
@@ -193,6 +194,16 @@ type DeliveryConfig struct {
 	// PollInterval is how often Start's loop looks for due notifications
 	// when it has not been woken by an enqueue. Default 1s.
 	PollInterval time.Duration
+	// IdempotencyWindow is how long the Notifier's provider keeps a
+	// Notification.ID as an idempotency key: within it, a retry of a send
+	// the provider accepted (its reply lost) is not delivered again. No
+	// retry starts later than IdempotencyWindow less SendTimeout after the
+	// notification was made: its first attempt came no earlier, so the
+	// provider still knows the key. A notification that would need one
+	// fails instead, logged. A first attempt goes however late: nothing
+	// was sent before it. Raise it for a provider that keeps keys longer.
+	// Default 24h, Resend's.
+	IdempotencyWindow time.Duration
 }
 
 func (d DeliveryConfig) withDefaults() DeliveryConfig {
@@ -213,6 +224,7 @@ func (d DeliveryConfig) withDefaults() DeliveryConfig {
 	setDur(&d.MaxBackoff, time.Hour)
 	setDur(&d.SendTimeout, 30*time.Second)
 	setDur(&d.PollInterval, time.Second)
+	setDur(&d.IdempotencyWindow, 24*time.Hour)
 	return d
 }
 
@@ -221,13 +233,17 @@ func (d DeliveryConfig) validate() error {
 		name string
 		v    int64
 	}{{"MaxAttempts", int64(d.MaxAttempts)}, {"BatchSize", int64(d.BatchSize)}, {"Concurrency", int64(d.Concurrency)},
-		{"Backoff", int64(d.Backoff)}, {"MaxBackoff", int64(d.MaxBackoff)}, {"SendTimeout", int64(d.SendTimeout)}, {"PollInterval", int64(d.PollInterval)}} {
+		{"Backoff", int64(d.Backoff)}, {"MaxBackoff", int64(d.MaxBackoff)}, {"SendTimeout", int64(d.SendTimeout)}, {"PollInterval", int64(d.PollInterval)},
+		{"IdempotencyWindow", int64(d.IdempotencyWindow)}} {
 		if f.v < 0 {
 			return fmt.Errorf("freemium: Config.Delivery.%s is negative: use a positive value, or 0 for the default", f.name)
 		}
 	}
 	if d.MaxBackoff < d.Backoff {
 		return fmt.Errorf("freemium: Config.Delivery.MaxBackoff (%v) is less than Backoff (%v): raise MaxBackoff", d.MaxBackoff, d.Backoff)
+	}
+	if d.IdempotencyWindow <= d.SendTimeout {
+		return fmt.Errorf("freemium: Config.Delivery.IdempotencyWindow (%v) is not longer than SendTimeout (%v): no retry would fit in it; use the provider's window (Resend: 24h)", d.IdempotencyWindow, d.SendTimeout)
 	}
 	return nil
 }

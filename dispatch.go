@@ -100,8 +100,9 @@ func (g *Gate) wakeDispatcher() {
 // sends them through Config.Notifier, and records each outcome: sent (with
 // the provider's message ID when the Notifier is a MessageSender), retried
 // later with exponential backoff and jitter (at least the provider's
-// Retry-After), or failed for good (a permanent *NotifyError, or
-// Delivery.MaxAttempts tries). It returns how many were sent. It is for
+// Retry-After, up to Delivery.MaxBackoff), or failed for good (a permanent
+// *NotifyError, Delivery.MaxAttempts tries, or a retry that would come
+// after Delivery.IdempotencyWindow). It returns how many were sent. It is for
 // hosts that drive delivery from their own job runner; Start runs it in a
 // loop. The error is for the Store: a failed send is retried, not returned.
 func (g *Gate) DispatchOnce(ctx context.Context) (int, error) {
@@ -153,17 +154,22 @@ func (g *Gate) dispatchOnce(ctx context.Context) (claimed, sent int, err error) 
 // deliver sends one claimed notification and records the outcome. It
 // reports whether it was sent; the error is for the Store.
 func (g *Gate) deliver(ctx context.Context, o Outbound) (bool, error) {
-	sctx, cancel := context.WithTimeout(ctx, g.cfg.Delivery.SendTimeout)
+	var out Outcome
 	var id string
-	var err error
-	if ms, ok := g.cfg.Notifier.(MessageSender); ok {
-		id, err = ms.Send(sctx, o.Notification)
+	if o.Attempts > 0 && g.now().After(g.lastRetry(o)) {
+		out = g.tooLate(ctx, o, o.Attempts, nil)
 	} else {
-		err = g.cfg.Notifier.Notify(sctx, o.Notification)
+		sctx, cancel := context.WithTimeout(ctx, g.cfg.Delivery.SendTimeout)
+		var err error
+		if ms, ok := g.cfg.Notifier.(MessageSender); ok {
+			id, err = ms.Send(sctx, o.Notification)
+		} else {
+			err = g.cfg.Notifier.Notify(sctx, o.Notification)
+		}
+		cancel()
+		out = g.outcome(ctx, o, err, g.now())
 	}
-	cancel()
 	now := g.now()
-	out := g.outcome(ctx, o, err, now)
 	out.MessageID, out.Claim = id, o.ClaimedUntil
 	// The outcome is recorded even when ctx ended (Stop): what was sent
 	// must not be sent again.
@@ -195,9 +201,38 @@ func (g *Gate) outcome(ctx context.Context, o Outbound, err error, now time.Time
 	}
 	wait := g.backoff(attempts)
 	if ne != nil && ne.RetryAfter > wait {
-		wait = ne.RetryAfter
+		// Capped: a provider's hours-long Retry-After must not carry the
+		// retry past its idempotency window.
+		wait = min(ne.RetryAfter, g.cfg.Delivery.MaxBackoff)
 	}
-	return Outcome{State: DeliveryPending, Retry: now.Add(wait), Error: err.Error()}
+	retry := now.Add(wait)
+	if retry.After(g.lastRetry(o)) {
+		return g.tooLate(ctx, o, attempts, err)
+	}
+	return Outcome{State: DeliveryPending, Retry: retry, Error: err.Error()}
+}
+
+// lastRetry is the latest start of a retry of o that ends inside the
+// provider's idempotency window. The window is counted from o's creation,
+// which is no later than its first attempt, so it ends no later than the
+// provider's.
+func (g *Gate) lastRetry(o Outbound) time.Time {
+	return o.CreatedAt.Add(g.cfg.Delivery.IdempotencyWindow - g.cfg.Delivery.SendTimeout)
+}
+
+// tooLate fails o, whose next attempt would come after the provider's
+// idempotency window: it could deliver a second email if an earlier
+// attempt was accepted. attempts were made; cause is the last one's error,
+// when it was just made.
+func (g *Gate) tooLate(ctx context.Context, o Outbound, attempts int, cause error) Outcome {
+	err := fmt.Errorf("not retried: the provider's idempotency window (Delivery.IdempotencyWindow, %v from the "+
+		"notification's creation) has passed, and a send it accepted earlier would be delivered again", g.cfg.Delivery.IdempotencyWindow)
+	if cause != nil {
+		err = fmt.Errorf("%w; last attempt: %w", err, cause)
+	}
+	g.cfg.Logger.ErrorContext(ctx, "freemium: notification failed for good: past the idempotency window", "id", o.ID, "kind", o.Kind,
+		"attempts", attempts, "created_at", o.CreatedAt, "err", err)
+	return Outcome{State: DeliveryFailed, Error: err.Error()}
 }
 
 // backoff is the wait after the attempts-th failure: Backoff doubled for

@@ -23,6 +23,10 @@ type EmailData struct {
 	Limit   string // Usage.Limit likewise, or "unlimited"
 	Percent string // Usage.Percentage rounded down, such as "85"
 	Bar     int    // Usage.Percentage rounded down into [0, 100], for a progress bar's width
+	// Reached is set when Usage.Used has reached Usage.Limit (a limit of 0
+	// always is); never for Unlimited. The default templates say "reached"
+	// only when it is set.
+	Reached bool
 	// Resets is when the allowance resets: Usage.PeriodEnd in UTC, such as
 	// "December 1, 2026", or "never" for a period that never ends (Lifetime).
 	Resets string
@@ -38,6 +42,7 @@ func newEmailData(n Notification, name string) EmailData {
 	}
 	if n.Usage.Limit != Unlimited {
 		d.Limit = groupDigits(n.Usage.Limit)
+		d.Reached = n.Usage.Used >= n.Usage.Limit
 	}
 	pct := math.Floor(n.Usage.Percentage)
 	if math.IsNaN(pct) || pct < 0 {

@@ -130,3 +130,22 @@ func TestEmailTemplatesReplaceable(t *testing.T) {
 	assert.Equal(t, "You've reached the limit of your free plan", email.Subject, "other kinds keep the defaults")
 	assert.Contains(t, email.HTML, "Upgrade now")
 }
+
+// The default emails say a limit is reached only when it is: a LimitReached
+// or UpgradePrompt made below the limit (as the Gate made them when holds
+// filled it) says how much is used instead.
+func TestEmailNeverClaimsReachedBelowTheLimit(t *testing.T) {
+	for _, kind := range []freemium.NotificationKind{freemium.LimitReached, freemium.UpgradePrompt} {
+		below := sendEmail(t, resendConfig(newResendStandIn(t)), freemium.Notification{ID: "n1", Kind: kind, UserID: "u1",
+			Usage: freemium.Usage{Plan: "pro", Used: 0, Limit: 1000, Remaining: 0, Reserved: 1000}})
+		for part, text := range map[string]string{"subject": below.Subject, "html": below.HTML, "text": below.Text} {
+			assert.NotContains(t, strings.ToLower(text), "reached", "%s %s below the limit", kind, part)
+			assert.Contains(t, text, "0%", "%s %s says how much is used", kind, part)
+		}
+		at := sendEmail(t, resendConfig(newResendStandIn(t)), freemium.Notification{ID: "n2", Kind: kind, UserID: "u1",
+			Usage: freemium.Usage{Plan: "pro", Used: 1000, Limit: 1000, Percentage: 100}})
+		for part, text := range map[string]string{"subject": at.Subject, "html": at.HTML, "text": at.Text} {
+			assert.Contains(t, text, "reached", "%s %s at the limit", kind, part)
+		}
+	}
+}

@@ -45,12 +45,20 @@ const settleTimeout = 10 * time.Second
 // Middleware gates requests: it reserves the estimate before the handler and
 // answers a blocked request itself (402, see WriteProblem). After the
 // handler it commits the tokens reported with ReportTokens, or the estimate
-// when none were. When the handler panics (re-panicked after), answers an
-// error status (400 and up) or its client goes away, it cancels the
-// reservation, unless tokens were reported: usage that happened is
-// recorded. Every gated response carries X-Usage-Plan, X-Usage-Used,
-// X-Usage-Limit, X-Usage-Remaining and, for periods that end, X-Usage-Reset
-// (RFC 3339), as they stood before the request.
+// when none were.
+//
+// Delivered work is counted: the reservation is committed when the handler
+// answered a success (a 2xx or 3xx status, or body bytes, or a flush),
+// whatever the client did afterwards; a client that hangs up after reading
+// a streamed report has had it. It is canceled only when the handler
+// panicked (re-panicked after), answered an error status (400 and up), or
+// wrote nothing before the request's context ended (the client went away
+// first), and even then tokens reported with ReportTokens are committed:
+// usage that happened is recorded.
+//
+// Every gated response carries X-Usage-Plan, X-Usage-Used, X-Usage-Limit,
+// X-Usage-Remaining and, for periods that end, X-Usage-Reset (RFC 3339), as
+// they stood before the request.
 //
 // The X-Usage-* headers are used rather than the IETF RateLimit fields,
 // which are still a draft whose syntax has changed between revisions, and
@@ -131,10 +139,13 @@ func (g *Gate) serveGated(w http.ResponseWriter, r *http.Request, next http.Hand
 	}
 
 	rec := &tokenRecorder{}
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	sw := &statusWriter{ResponseWriter: w, ctx: r.Context(), status: http.StatusOK}
 	defer func() {
 		p := recover()
-		g.settle(r, res, rec, estimate, p == nil && sw.status < 400 && r.Context().Err() == nil)
+		// A handler that returns without writing has answered 200, unless
+		// the client was gone by then.
+		answered := sw.delivered || r.Context().Err() == nil
+		g.settle(r, user, res, rec, estimate, p == nil && sw.status < 400 && answered)
 		if p != nil {
 			panic(p)
 		}
@@ -143,7 +154,7 @@ func (g *Gate) serveGated(w http.ResponseWriter, r *http.Request, next http.Hand
 }
 
 // settle commits or cancels res after the handler.
-func (g *Gate) settle(r *http.Request, res *Reservation, rec *tokenRecorder, estimate int64, succeeded bool) {
+func (g *Gate) settle(r *http.Request, user string, res *Reservation, rec *tokenRecorder, estimate int64, succeeded bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), settleTimeout)
 	defer cancel()
 	tokens, reported := rec.total()
@@ -157,7 +168,8 @@ func (g *Gate) settle(r *http.Request, res *Reservation, rec *tokenRecorder, est
 		err = res.Cancel(ctx)
 	}
 	if err != nil {
-		g.cfg.Logger.ErrorContext(ctx, "freemium: settling a reservation", "reservation", res.ID(), "err", err)
+		// Not the reservation's ID: it commits the hold, like a bearer token.
+		g.cfg.Logger.ErrorContext(ctx, "freemium: settling a reservation", "user_id", user, "err", err)
 	}
 }
 
@@ -202,8 +214,9 @@ func handlePattern(mux *http.ServeMux, p string) (err error) {
 
 // ReportTokens tells Gate.Middleware that the handler serving ctx's request
 // spent n tokens; calls add up, from any goroutine. The middleware commits
-// the total instead of the estimate. Outside a gated request it does
-// nothing.
+// the total instead of the estimate, even when the handler then fails (see
+// Gate.Middleware for when the estimate is committed). Outside a gated
+// request it does nothing.
 func ReportTokens(ctx context.Context, n int64) {
 	t, ok := ctx.Value(tokenKey{}).(*tokenRecorder)
 	if !ok || n < 0 {
@@ -218,28 +231,40 @@ func ReportTokens(ctx context.Context, n int64) {
 	t.reported.Store(true)
 }
 
-// statusWriter remembers the status a handler answered.
+// statusWriter remembers the status a handler answered, and whether it
+// answered before the request's context ended.
 type statusWriter struct {
 	http.ResponseWriter
+	ctx         context.Context // the request's
 	status      int
 	wroteHeader bool
+	delivered   bool // the status, body bytes or a flush came before ctx ended
+}
+
+// answer records that the handler answered with its status.
+func (s *statusWriter) answer() {
+	s.wroteHeader = true
+	if s.ctx.Err() == nil {
+		s.delivered = true
+	}
 }
 
 func (s *statusWriter) WriteHeader(code int) {
 	if !s.wroteHeader && code >= 200 { // 1xx are informational, not the answer
-		s.status, s.wroteHeader = code, true
+		s.status = code
+		s.answer()
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
 
 // Flush lets streaming handlers that assert http.Flusher flush through.
 func (s *statusWriter) Flush() {
-	s.wroteHeader = true
+	s.answer()
 	http.NewResponseController(s.ResponseWriter).Flush()
 }
 
 func (s *statusWriter) Write(b []byte) (int, error) {
-	s.wroteHeader = true
+	s.answer()
 	return s.ResponseWriter.Write(b)
 }
 

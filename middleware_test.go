@@ -1,9 +1,11 @@
 package freemium_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -371,4 +373,88 @@ func TestMiddlewareInformationalStatus(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
 	assert.Equal(t, int64(0), e.usage("u1").Used, "canceled, not committed")
+}
+
+// A report streamed in full is delivered work, and is counted, even when the
+// client hangs up before the handler returns: each of 20 SSE streams runs
+// to [DONE], the client closes the connection on reading it, and the
+// handler finishes its post-processing only after the request's context has
+// ended. With ReportTokens the reported tokens are committed, without it the
+// estimate. Both stores.
+func TestMiddlewareCountsAStreamTheClientLeftAfterDone(t *testing.T) {
+	bothStores(t, func(t *testing.T, store freemium.Store) {
+		for _, report := range []bool{false, true} {
+			g, err := freemium.New(freemium.Config{Store: store, Free: freemium.Plan{Limit: freemium.Unlimited},
+				Logger: slog.New(slog.DiscardHandler)})
+			require.NoError(t, err)
+			user := fmt.Sprint("reporting-", report)
+			done := make(chan struct{}, 1) // the middleware has settled a request
+			gated := g.Middleware(freemium.MiddlewareOptions{UserID: headerUser,
+				Estimate: func(*http.Request) int64 { return 100 }})(
+				http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Type", "text/event-stream")
+					for i := range 3 {
+						fmt.Fprintf(w, "data: part %d\n\n", i)
+						w.(http.Flusher).Flush()
+					}
+					io.WriteString(w, "data: [DONE]\n\n")
+					w.(http.Flusher).Flush()
+					<-r.Context().Done() // post-processing outlasts the client
+					if report {
+						freemium.ReportTokens(r.Context(), 30)
+					}
+				}))
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				defer func() { done <- struct{}{} }()
+				gated.ServeHTTP(w, r)
+			}))
+			for range 20 {
+				r, err := http.NewRequest(http.MethodPost, srv.URL+"/report", nil)
+				require.NoError(t, err)
+				r.Header.Set("X-User-ID", user)
+				resp, err := srv.Client().Do(r)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusOK, resp.StatusCode)
+				sc := bufio.NewScanner(resp.Body)
+				for sc.Scan() && sc.Text() != "data: [DONE]" {
+				}
+				require.Equal(t, "data: [DONE]", sc.Text(), "the stream ran to [DONE]")
+				resp.Body.Close() // hang up mid-response: the connection closes
+				<-done
+			}
+			srv.Close()
+			u, err := g.Usage(context.Background(), user)
+			require.NoError(t, err)
+			want := int64(20 * 100)
+			if report {
+				want = 20 * 30
+			}
+			assert.Equal(t, want, u.Used, "20 complete reports are counted (ReportTokens: %v)", report)
+			assert.Zero(t, u.Reserved, "no hold is left behind")
+		}
+	})
+}
+
+// failingCommits is a MemoryStore whose Commit fails.
+type failingCommits struct{ *freemium.MemoryStore }
+
+func (failingCommits) Commit(context.Context, freemium.HoldRef, int64, time.Time) error {
+	return errStoreDown
+}
+
+// A reservation ID commits its hold, like a bearer token: when settling
+// fails, the log names the user and the error, never the ID.
+func TestMiddlewareLogsNoReservationID(t *testing.T) {
+	var logs strings.Builder
+	g, err := freemium.New(freemium.Config{Store: failingCommits{freemium.NewMemoryStore()},
+		Free: freemium.Plan{Limit: 1000}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.NoError(t, err)
+	h := g.Middleware(freemium.MiddlewareOptions{UserID: headerUser})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "report")
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), request(http.MethodPost, "/x", "u1"))
+	require.Contains(t, logs.String(), "settling a reservation")
+	assert.Contains(t, logs.String(), "u1")
+	assert.Contains(t, logs.String(), errStoreDown.Error())
+	assert.NotContains(t, logs.String(), "rsv_", "no reservation ID in the log")
 }

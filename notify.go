@@ -128,16 +128,20 @@ type MessageSender interface {
 // already has one of its kind in the window st is in: UpgradePrompt when a
 // user on Free is blocked, LimitReached when a paid user is, UsageWarning
 // when an allowed user's usage has reached Config.WarnAt on a plan with a
-// limit. Without a Notifier, blocks are still recorded (Funnel counts
-// them) and warnings are not. The state read with the decision carries the
-// marks, so a repeat costs no write. A failure to enqueue is logged, not
-// returned: the decision stands.
+// limit. A block goes only when the user is out (see out): one refused
+// because of holds or of its own size sends nothing and leaves the
+// period's mark for the block that does. Without a Notifier, blocks are
+// still recorded (Funnel counts them) and warnings are not. The state read
+// with the decision carries the marks, so a repeat costs no write. A
+// failure to enqueue is logged, not returned: the decision stands.
 func (g *Gate) notice(ctx context.Context, userID string, plan *Plan, st State, d Decision) {
 	if st.fallback {
 		return // on Free only because the subscription is unknown: no prompt
 	}
 	var kind NotificationKind
 	switch {
+	case !d.Allowed && !out(plan, st):
+		return // holds or the estimate are in the way, not usage
 	case !d.Allowed && plan == &g.cfg.Free:
 		kind = UpgradePrompt
 	case !d.Allowed:
@@ -167,6 +171,21 @@ func (g *Gate) notice(ctx context.Context, userID string, plan *Plan, st State, 
 	if added {
 		g.wakeDispatcher()
 	}
+}
+
+// out reports whether usage alone leaves the user nothing on plan p in
+// state s, whatever is held and whatever a request asks: the plan has a
+// hard limit that the tokens used have reached, and its free first report,
+// if any, is used (a held one may be canceled and be free again). Only
+// such a user is told that the limit is reached.
+func out(p *Plan, s State) bool {
+	if p.SoftLimit || p.Limit == Unlimited {
+		return false
+	}
+	if p.FirstReportFree && !s.FirstReportUsed {
+		return false
+	}
+	return s.Used >= p.Limit
 }
 
 // notificationID is stable for a user, kind and window, so that every

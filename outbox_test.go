@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -116,13 +117,14 @@ func TestOutboxRetriesA500(t *testing.T) {
 	})
 }
 
-// A 429 waits for its Retry-After, longer than the backoff.
+// A 429 waits for its Retry-After, longer than the backoff (and within
+// MaxBackoff).
 func TestOutboxHonoursRetryAfter(t *testing.T) {
 	e := newOutboxEnv(t, freemium.NewMemoryStore())
 	e.block("u1")
-	e.resend.failNext(resendFault{status: 429, retryAfter: "120"})
+	e.resend.failNext(resendFault{status: 429, retryAfter: "50"})
 	assert.Equal(t, 0, e.dispatch(e.gate))
-	e.clock.Advance(119 * time.Second)
+	e.clock.Advance(49 * time.Second)
 	assert.Equal(t, 0, e.dispatch(e.gate), "still inside Retry-After")
 	assert.Equal(t, 1, e.resend.requestCount())
 	e.clock.Advance(time.Second)
@@ -439,5 +441,79 @@ func TestOutboxLateOutcomeDropped(t *testing.T) {
 		e.clock.Advance(time.Hour)
 		assert.Equal(t, 0, e.dispatch(e.gate), "and it is not sent again")
 		assert.Len(t, e.resend.delivered(), 1)
+	})
+}
+
+// A Retry-After past MaxBackoff (25 hours: Resend's header is taken up to
+// 1e9 seconds) waits MaxBackoff, so that the retry stays inside the
+// provider's idempotency window.
+func TestOutboxCapsRetryAfterAtMaxBackoff(t *testing.T) {
+	bothStores(t, func(t *testing.T, store freemium.Store) {
+		e := newOutboxEnv(t, store)
+		e.block("u1")
+		e.resend.failNext(resendFault{status: 429, retryAfter: "90000"})
+		assert.Equal(t, 0, e.dispatch(e.gate))
+		e.clock.Advance(time.Minute) // MaxBackoff
+		assert.Equal(t, 1, e.dispatch(e.gate), "retried after MaxBackoff, not 25 hours")
+		assert.Len(t, e.resend.delivered(), 1)
+	})
+}
+
+// No attempt goes out once Delivery.IdempotencyWindow (24 hours, Resend's)
+// has passed since the notification was made, less SendTimeout: a send the
+// provider accepted but whose reply came too late, then a day of 503s, ends
+// as failed, logged, and the user has the one email. A notification whose
+// first attempt was more than a day before a dispatcher's return is not
+// tried again; one never tried goes, however late: nothing can repeat it.
+func TestOutboxNoRetryAfterTheIdempotencyWindow(t *testing.T) {
+	bothStores(t, func(t *testing.T, store freemium.Store) {
+		var logs strings.Builder
+		e := newOutboxEnv(t, store)
+		e.cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		e.cfg.Delivery = freemium.DeliveryConfig{Backoff: time.Hour, MaxBackoff: time.Hour, MaxAttempts: 1000}
+		e.gate = e.newGate()
+		last := outboxT0.Add(24*time.Hour - 30*time.Second) // the window, less SendTimeout
+
+		e.block("u1")
+		e.resend.failNext(resendFault{drop: true, deliver: true}) // accepted; the reply is lost
+		for range 30 {
+			before := e.resend.requestCount()
+			e.resend.failNext(resendFault{status: 503})
+			e.dispatch(e.gate)
+			if e.resend.requestCount() > before {
+				assert.False(t, e.clock.Now().After(last), "an attempt at %v, past the window", e.clock.Now())
+			}
+			e.clock.Advance(time.Hour)
+		}
+		assert.Len(t, e.resend.delivered(), 1, "the user has one email")
+		rs := e.records()
+		require.Len(t, rs, 1)
+		assert.Equal(t, freemium.DeliveryFailed, rs[0].State)
+		assert.Contains(t, rs[0].LastError, "idempotency window")
+		assert.Contains(t, logs.String(), "idempotency window")
+	})
+}
+
+// A dispatcher back after more than a day sends what was never tried, and
+// gives up on what was.
+func TestOutboxAfterADispatcherOutage(t *testing.T) {
+	bothStores(t, func(t *testing.T, store freemium.Store) {
+		e := newOutboxEnv(t, store)
+		e.block("tried")
+		e.resend.failNext(resendFault{drop: true, deliver: true})
+		assert.Equal(t, 0, e.dispatch(e.gate))
+		e.block("untried")
+
+		e.clock.Advance(25 * time.Hour)
+		assert.Equal(t, 1, e.dispatch(e.gate))
+		sent := e.resend.delivered()
+		require.Len(t, sent, 2, "the tried one once, the untried one now")
+		assert.Equal(t, []string{"untried@example.com"}, sent[1].Body.To)
+		assert.Equal(t, 2, e.resend.requestCount(), "no second attempt at the tried one")
+		states := map[string]freemium.DeliveryState{}
+		for _, r := range e.records() {
+			states[r.UserID] = r.State
+		}
+		assert.Equal(t, map[string]freemium.DeliveryState{"tried": freemium.DeliveryFailed, "untried": freemium.DeliverySent}, states)
 	})
 }

@@ -118,7 +118,7 @@ func (g *Gate) commit(ctx context.Context, h HoldRef, tokens int64) error {
 		return err
 	}
 	if err := g.cfg.Store.Commit(ctx, h, tokens, g.now()); err != nil {
-		return fmt.Errorf("freemium: commit %s: %w", h.ID, err)
+		return fmt.Errorf("freemium: commit: %w", err) // not the ID: it is a bearer token
 	}
 	return nil
 }
@@ -139,7 +139,7 @@ func (g *Gate) CancelReservation(ctx context.Context, userID, id string) error {
 // cancel cancels the hold h names.
 func (g *Gate) cancel(ctx context.Context, h HoldRef) error {
 	if err := g.cfg.Store.Cancel(ctx, h, g.now()); err != nil {
-		return fmt.Errorf("freemium: cancel %s: %w", h.ID, err)
+		return fmt.Errorf("freemium: cancel: %w", err) // not the ID: it is a bearer token
 	}
 	return nil
 }

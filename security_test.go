@@ -84,8 +84,11 @@ func TestSecurityNoSecretsInLogsOrErrors(t *testing.T) {
 
 	// Stripe answers 500 to the refresh behind u1's check: the Gate logs it
 	// and decides on the free plan (which blocks, without a prompt: u1's
-	// plan is unknown). u2 and u3, who have no subscription, are blocked
-	// and prompted.
+	// plan is unknown). u2 and u3, who have no subscription and have used
+	// the free plan's 10 tokens, are blocked and prompted.
+	for _, user := range []string{"u2", "u3"} {
+		require.NoError(t, g.Record(ctx, user, 10, ""))
+	}
 	stripe.fail(500, 500) // the search, and stripe-go's one retry
 	for _, user := range []string{"u1", "u2", "u3"} {
 		d, err := g.Check(ctx, user, 100)

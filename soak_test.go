@@ -86,7 +86,10 @@ func soak(t *testing.T, store freemium.Store, opsPerPhase int) {
 	provider := &soakNotifier{Notifier: freemiumtest.NewNotifier(), ok: map[string]int{}}
 	provider.SetError(errors.New("provider down"))
 	cfg := freemium.Config{Store: store, Subscriptions: subs, Free: free, Plans: []freemium.Plan{pro},
-		ReservationTTL: soakTTL, Now: clock.Now, Notifier: provider, Logger: slog.New(slog.DiscardHandler)}
+		ReservationTTL: soakTTL, Now: clock.Now, Notifier: provider, Logger: slog.New(slog.DiscardHandler),
+		// The provider is down for two windows; like freemiumtest.Notifier,
+		// it keeps idempotency keys for good, so retries may come that late.
+		Delivery: freemium.DeliveryConfig{IdempotencyWindow: 365 * 24 * time.Hour}}
 	gate, err := freemium.New(cfg)
 	require.NoError(t, err)
 	other, err := freemium.New(cfg) // a second instance, delivering too

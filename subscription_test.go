@@ -165,7 +165,7 @@ func TestMirrorStripeDown(t *testing.T) {
 			e := newMirrorEnv(t, freemium.Config{SubscriptionFallback: fallback, Notifier: notifier})
 			e.subscribe("u1")
 			assert.Equal(t, "pro", e.check("u1", 1).Plan)
-			require.NoError(t, e.gate.Record(e.ctx, "u1", 9_000, ""))
+			require.NoError(t, e.gate.Record(e.ctx, "u1", 10_000, ""))
 
 			e.stripe.fail(500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500)
 			e.clock.Advance(64 * time.Minute) // stale (5m), inside the hour of grace after it

@@ -87,14 +87,30 @@ func testReportsFlow(t *testing.T, store freemium.Store) {
 	require.Equal(t, http.StatusPaymentRequired, resp.StatusCode, "the pro allowance runs out")
 	assert.Equal(t, string(freemium.ReasonLimitExceeded), body["reason"])
 
+	// 750 tokens are left, fewer than a report's estimate: the report is
+	// refused, but the limit is not reached, and no email says it is. The
+	// warning at 80% went.
+	kinds := func() []freemium.NotificationKind {
+		var kinds []freemium.NotificationKind
+		for _, n := range notifier.Sent() {
+			kinds = append(kinds, n.Kind)
+		}
+		return kinds
+	}
 	sent, err = a.gate.DispatchOnce(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, 2, sent)
-	var kinds []freemium.NotificationKind
-	for _, n := range notifier.Sent() {
-		kinds = append(kinds, n.Kind)
-	}
-	assert.ElementsMatch(t, []freemium.NotificationKind{freemium.UpgradePrompt, freemium.UsageWarning, freemium.LimitReached}, kinds)
+	assert.Equal(t, 1, sent)
+	assert.ElementsMatch(t, []freemium.NotificationKind{freemium.UpgradePrompt, freemium.UsageWarning}, kinds())
+
+	// Work recorded elsewhere uses the rest: the next refusal is at the
+	// limit, and says so.
+	require.NoError(t, a.gate.Record(ctx, "alice", 750, ""))
+	resp, _ = c.do(http.MethodPost, "/api/reports", "alice")
+	require.Equal(t, http.StatusPaymentRequired, resp.StatusCode)
+	sent, err = a.gate.DispatchOnce(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, sent)
+	assert.ElementsMatch(t, []freemium.NotificationKind{freemium.UpgradePrompt, freemium.UsageWarning, freemium.LimitReached}, kinds())
 	assert.Equal(t, 1, c.funnel().LimitHit, "a user blocked twice is one limit hit")
 
 	resp, _ = c.do(http.MethodPost, "/api/reports", "")
@@ -106,7 +122,7 @@ func testReportsFlow(t *testing.T, store freemium.Store) {
 	resp = c.decode(http.MethodGet, "/api/usage", "alice", &u)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "pro", u.Plan)
-	assert.Equal(t, int64(11*(estimatedTokens-250)), u.Used)
+	assert.Equal(t, int64(11*(estimatedTokens-250)+750), u.Used)
 }
 
 // TestEmailsWithoutResend: with nothing set, each notification is written

@@ -1,7 +1,8 @@
 // Package email holds the default notification emails: for each kind of
 // notification, KIND.html (html/template, in the frame of layout.html) and
 // KIND.txt (text/template), and its subject line. They are executed with a
-// freemium.EmailData.
+// freemium.EmailData, and say that a limit is reached only when .Reached
+// is set.
 package email
 
 import (
@@ -16,8 +17,8 @@ var files embed.FS
 // Subjects are the default subject lines by kind, text/template sources.
 var Subjects = map[string]string{
 	"usage_warning":  "You've used {{.Percent}}% of your {{.Usage.Plan}} allowance",
-	"upgrade_prompt": "You've reached the free plan's limit: upgrade to continue",
-	"limit_reached":  "You've reached the limit of your {{.Usage.Plan}} plan",
+	"upgrade_prompt": "{{if .Reached}}You've reached the free plan's limit: upgrade to continue{{else}}You've used {{.Percent}}% of the free plan: upgrade to continue{{end}}",
+	"limit_reached":  "{{if .Reached}}You've reached the limit of your {{.Usage.Plan}} plan{{else}}You've used {{.Percent}}% of your {{.Usage.Plan}} plan{{end}}",
 }
 
 // HTML returns the default HTML email of kind.
