@@ -40,6 +40,10 @@ type MirroredSubscription struct {
 	// PaidPlan is the paid plan this subscription placed the user on when it
 	// was written, "" for none. It marks conversions.
 	PaidPlan string
+
+	// WasPaid is set when this news, without a PaidPlan, replaced news of
+	// the subscription with one: the user was on a paid plan until AsOf.
+	WasPaid bool
 }
 
 // SubscriptionUpdate is news of a user's subscriptions, for
@@ -63,21 +67,25 @@ type SubscriptionUpdate struct {
 // write (under a lock, or on a row locked for update).
 //
 // An event replaces the held news of its subscription when it is newer, or
-// as new and at least as entitling (Stripe stamps events to the second and
-// delivers them out of order; when a subscription is created incomplete and
-// turns active within one second, the tie goes to the active one). News of
-// a subscription the mirror does not hold is added unless it is older than
-// the last pull. A pull older than the last pull changes nothing; otherwise
-// it replaces the mirror, but keeps the news of events newer than itself,
-// and drops the subscriptions that give no access.
+// as new and winning the tie (Stripe stamps events to the second and
+// delivers them out of order): an ended subscription stays ended; else the
+// more entitling status wins (created incomplete and active within one
+// second). News of a subscription the mirror does not hold is added when it
+// is newer than the last pull (which saw everything up to its AsOf). A pull
+// older than the last pull, or of the same second and begun earlier
+// (SyncedAt), changes nothing; otherwise it replaces the mirror, but keeps
+// the news of events newer than itself, and drops the subscriptions that
+// give no access.
 //
 // A conversion is a write that leaves some subscription with a PaidPlan
 // where none had one, over a mirror that held news before (a subscriber
-// seen for the first time did not convert here).
+// seen for the first time did not convert here), unless a subscription was
+// paid after the write's time (WasPaid): events of a move from one paid
+// plan to another, delivered out of order, are no conversion.
 func (m SubscriptionMirror) Apply(u SubscriptionUpdate) (next SubscriptionMirror, changed, converted bool) {
 	if u.Pulled {
-		if u.AsOf.Before(m.PulledAsOf) {
-			return m, false, false
+		if u.AsOf.Before(m.PulledAsOf) || u.AsOf.Equal(m.PulledAsOf) && u.SyncedAt.Before(m.SyncedAt) {
+			return m, false, false // an older fetch, or one of the same second that began earlier
 		}
 		next = SubscriptionMirror{PulledAsOf: u.AsOf, SyncedAt: u.SyncedAt}
 		for _, s := range u.Subscriptions {
@@ -101,11 +109,12 @@ func (m SubscriptionMirror) Apply(u SubscriptionUpdate) (next SubscriptionMirror
 			s.AsOf = u.AsOf
 			i := slices.IndexFunc(next.Subscriptions, func(held MirroredSubscription) bool { return held.ID == s.ID })
 			switch {
-			case i < 0 && !u.AsOf.Before(m.PulledAsOf):
+			case i < 0 && u.AsOf.After(m.PulledAsOf):
 				next.Subscriptions = append(next.Subscriptions, s)
 				changed = true
 			case i >= 0 && (u.AsOf.After(next.Subscriptions[i].AsOf) ||
-				u.AsOf.Equal(next.Subscriptions[i].AsOf) && statusRank(s.Status) >= statusRank(next.Subscriptions[i].Status)):
+				u.AsOf.Equal(next.Subscriptions[i].AsOf) && winsTie(s.Status, next.Subscriptions[i].Status)):
+				s.WasPaid = s.PaidPlan == "" && (next.Subscriptions[i].PaidPlan != "" || next.Subscriptions[i].WasPaid)
 				next.Subscriptions[i] = s
 				changed = true
 			}
@@ -114,7 +123,24 @@ func (m SubscriptionMirror) Apply(u SubscriptionUpdate) (next SubscriptionMirror
 			return m, false, false
 		}
 	}
-	return next, true, m.held() && !m.paid() && next.paid()
+	paidLater := slices.ContainsFunc(m.Subscriptions, func(s MirroredSubscription) bool { return s.WasPaid && s.AsOf.After(u.AsOf) })
+	return next, true, m.held() && !m.paid() && next.paid() && !paidLater
+}
+
+// winsTie reports whether news of a subscription with status s replaces
+// held news of it with status held from the same second: an ended
+// subscription stays ended (Stripe never revives one); otherwise the more
+// entitling status wins (created incomplete, active within the second).
+func winsTie(s, held SubscriptionStatus) bool {
+	if ended(s) || ended(held) {
+		return ended(s)
+	}
+	return statusRank(s) >= statusRank(held)
+}
+
+// ended reports whether a subscription with status s is over for good.
+func ended(s SubscriptionStatus) bool {
+	return s == StatusCanceled || s == StatusIncompleteExpired
 }
 
 // find returns the held news of subscription id.

@@ -882,6 +882,7 @@ type pgSubscription struct {
 	CancelAtPeriodEnd bool      `json:"cancel_at_period_end"`
 	AsOf              time.Time `json:"as_of"`
 	PaidPlan          string    `json:"paid_plan"`
+	WasPaid           bool      `json:"was_paid,omitempty"`
 }
 
 // pgSubscriptions is subs as the subs column keeps them.
@@ -890,7 +891,7 @@ func pgSubscriptions(subs []MirroredSubscription) []pgSubscription {
 	for i, m := range subs {
 		out[i] = pgSubscription{ID: m.ID, CustomerID: m.CustomerID, PriceIDs: m.PriceIDs, Status: string(m.Status),
 			PeriodStart: m.CurrentPeriodStart, PeriodEnd: m.CurrentPeriodEnd, CancelAtPeriodEnd: m.CancelAtPeriodEnd,
-			AsOf: m.AsOf, PaidPlan: m.PaidPlan}
+			AsOf: m.AsOf, PaidPlan: m.PaidPlan, WasPaid: m.WasPaid}
 	}
 	return out
 }
@@ -913,6 +914,7 @@ func pgMirror(subs []byte, pulledAsOf, syncedAt pgtype.Timestamptz) (Subscriptio
 				CurrentPeriodStart: zeroUTC(r.PeriodStart), CurrentPeriodEnd: zeroUTC(r.PeriodEnd), CancelAtPeriodEnd: r.CancelAtPeriodEnd},
 			AsOf:     zeroUTC(r.AsOf),
 			PaidPlan: r.PaidPlan,
+			WasPaid:  r.WasPaid,
 		}
 	}
 	return m, nil

@@ -463,3 +463,36 @@ func TestPostgresMigration9DownAndUp(t *testing.T) {
 	assert.Equal(t, t0, m.PulledAsOf)
 	assert.Equal(t, t0, m.SyncedAt)
 }
+
+// Migration 9 writes a version-8 mirror's times into JSON that Go reads,
+// whatever the session's time zone: Go's zero time (a subscription without a
+// known period) in Europe/Berlin would otherwise read
+// "0001-01-01T00:53:28+00:53:28", which Go cannot parse.
+func TestPostgresMigration9AnyTimeZone(t *testing.T) {
+	ctx := context.Background()
+	conn, schema := migratedTo(t, 8)
+	_, err := conn.Exec(ctx, `INSERT INTO subscriptions (user_id, customer_id, sub_id, sub_customer_id, price_id, status,
+		paid_plan, status_rank, as_of, synced_at, pulled)
+		VALUES ('u1', 'cus_1', 'sub_1', 'cus_1', 'price_pro', 'active', 'pro', 3, '2026-11-15 10:00:00+00', '2026-11-15 10:00:00+00', true)`)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "RESET search_path")
+	require.NoError(t, err)
+
+	cfg, err := pgxpool.ParseConfig(os.Getenv("FREEMIUM_TEST_DATABASE_URL"))
+	require.NoError(t, err)
+	cfg.ConnConfig.RuntimeParams["timezone"] = "Europe/Berlin" // the server's default on many installs
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer pool.Close()
+	store, err := freemium.NewPostgresStore(pool, &freemium.PostgresConfig{Schema: schema})
+	require.NoError(t, err)
+	require.NoError(t, store.Migrate(ctx))
+
+	var raw string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT subs::text FROM "+schema+".subscriptions").Scan(&raw))
+	t.Logf("subs after migration 9: %s", raw)
+	_, err = store.Load(ctx, "u1", time.Date(2026, 11, 15, 11, 0, 0, 0, time.UTC), func(freemium.Account) freemium.Window {
+		return freemium.Window{Start: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	})
+	assert.NoError(t, err, "the migrated user can be loaded")
+}
