@@ -384,27 +384,38 @@ func TestPostgresPruneHandsOnCommits(t *testing.T) {
 	assert.Equal(t, int64(0), st.Reserved)
 }
 
+// migrateDown runs the down migrations of schema from the latest version to
+// version from, and returns the connection it used.
+func migrateDown(t *testing.T, schema string, from int) *pgxpool.Conn {
+	t.Helper()
+	ctx := context.Background()
+	ms, err := migrations.Up()
+	require.NoError(t, err)
+	conn, err := pgPool(t).Acquire(ctx)
+	require.NoError(t, err)
+	t.Cleanup(conn.Release)
+	_, err = conn.Exec(ctx, "SET search_path TO "+schema)
+	require.NoError(t, err)
+	for i := len(ms) - 1; i >= 0 && ms[i].Version >= from; i-- {
+		down, err := fs.ReadFile(freemium.Migrations, ms[i].Name+".down.sql")
+		require.NoError(t, err)
+		for _, sql := range []string{string(down), fmt.Sprint("DELETE FROM schema_migrations WHERE version = ", ms[i].Version)} {
+			_, err := conn.Exec(ctx, sql)
+			require.NoError(t, err, sql)
+		}
+	}
+	_, err = conn.Exec(ctx, "RESET search_path")
+	require.NoError(t, err)
+	return conn
+}
+
 // TestPostgresMigration8Down takes the chain down to version 7 (through
 // every later version's down migration), where each row says committed
 // itself, and up again.
 func TestPostgresMigration8Down(t *testing.T) {
 	ctx := context.Background()
 	store, schema, refs := committedChain(t)
-	ms, err := migrations.Up()
-	require.NoError(t, err)
-	steps := []string{"SET search_path TO " + schema}
-	for i := len(ms) - 1; i >= 0 && ms[i].Version >= 8; i-- {
-		down, err := fs.ReadFile(freemium.Migrations, ms[i].Name+".down.sql")
-		require.NoError(t, err)
-		steps = append(steps, string(down), fmt.Sprint("DELETE FROM schema_migrations WHERE version = ", ms[i].Version))
-	}
-	conn, err := pgPool(t).Acquire(ctx)
-	require.NoError(t, err)
-	defer conn.Release()
-	for _, sql := range append(steps, "RESET search_path") {
-		_, err := conn.Exec(ctx, sql)
-		require.NoError(t, err, sql)
-	}
+	conn := migrateDown(t, schema, 8)
 	var held int
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM "+schema+".reservations WHERE state <> 'committed'").Scan(&held))
 	assert.Zero(t, held, "reservations not committed at version 7")
@@ -432,21 +443,7 @@ func TestPostgresMigration9DownAndUp(t *testing.T) {
 	_, err := store.PutSubscriptions(ctx, "u1", freemium.SubscriptionUpdate{Pulled: true, AsOf: t0, SyncedAt: t0,
 		Subscriptions: []freemium.MirroredSubscription{sub("addon", freemium.StatusActive, ""), sub("pro", freemium.StatusPastDue, "pro")}}, t0)
 	require.NoError(t, err)
-	ms, err := migrations.Up()
-	require.NoError(t, err)
-	steps := []string{"SET search_path TO " + schema}
-	for i := len(ms) - 1; i >= 0 && ms[i].Version >= 9; i-- {
-		down, err := fs.ReadFile(freemium.Migrations, ms[i].Name+".down.sql")
-		require.NoError(t, err)
-		steps = append(steps, string(down), fmt.Sprint("DELETE FROM schema_migrations WHERE version = ", ms[i].Version))
-	}
-	conn, err := pgPool(t).Acquire(ctx)
-	require.NoError(t, err)
-	defer conn.Release()
-	for _, sql := range append(steps, "RESET search_path") {
-		_, err := conn.Exec(ctx, sql)
-		require.NoError(t, err, sql)
-	}
+	conn := migrateDown(t, schema, 9)
 	var id, price, status string
 	var pulled bool
 	require.NoError(t, conn.QueryRow(ctx, "SELECT sub_id, price_id, status, pulled FROM "+schema+".subscriptions WHERE user_id = 'u1'").
