@@ -16,6 +16,9 @@ import (
 
 	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/freemiumtest"
+	"github.com/freemiumkit/freemium/internal/resendtest"
+	"github.com/freemiumkit/freemium/internal/testenv"
+	"github.com/freemiumkit/freemium/pgstore"
 )
 
 // Benchmarks report ratios against a baseline measured in the same loop,
@@ -34,29 +37,6 @@ func benchGate(b *testing.B, store freemium.Store) *freemium.Gate {
 	g, err := freemium.New(cfg)
 	require.NoError(b, err)
 	return g
-}
-
-// measure runs op and baseline alternately for b.N rounds and reports both.
-func measure(b *testing.B, baseline, op func(i int) error) {
-	b.Helper()
-	var baseT, opT time.Duration
-	i := 0
-	for b.Loop() {
-		t0 := time.Now()
-		if err := baseline(i); err != nil {
-			b.Fatal(err)
-		}
-		t1 := time.Now()
-		if err := op(i); err != nil {
-			b.Fatal(err)
-		}
-		opT += time.Since(t1)
-		baseT += t1.Sub(t0)
-		i++
-	}
-	b.ReportMetric(float64(opT.Nanoseconds())/float64(i), "ns/op")
-	b.ReportMetric(float64(baseT.Nanoseconds())/float64(i), "base-ns/op")
-	b.ReportMetric(float64(opT)/float64(baseT), "x-base")
 }
 
 func BenchmarkMemoryCheck(b *testing.B) {
@@ -131,8 +111,8 @@ func BenchmarkMemoryReserveCommit(b *testing.B) {
 // more than 1.1x.
 func BenchmarkPostgres(b *testing.B) {
 	ctx := context.Background()
-	pool := pgPool(b)
-	store, schema := newPostgresSchema(b)
+	pool := testenv.Pool(b)
+	store, schema := testenv.PostgresSchema(b)
 	subs := freemiumtest.NewSubscriptions()
 	cfg := benchPlans
 	cfg.Store, cfg.Subscriptions = store, subs
@@ -161,12 +141,12 @@ func BenchmarkPostgres(b *testing.B) {
 			return err
 		}
 	}
-	b.Run("Check/vs-SELECT-1", func(b *testing.B) { measure(b, selectOne, check(core)) })
-	b.Run("CheckMirrored/vs-Check", func(b *testing.B) { measure(b, check(core), check(g)) })
+	b.Run("Check/vs-SELECT-1", func(b *testing.B) { testenv.Measure(b, selectOne, check(core)) })
+	b.Run("CheckMirrored/vs-Check", func(b *testing.B) { testenv.Measure(b, check(core), check(g)) })
 	b.Run("CheckBlockedPrompted/vs-Check", func(b *testing.B) {
 		// A blocked user already prompted: the prompt's mark is read with
 		// the usage, and nothing is written.
-		measure(b, check(core), func(int) error {
+		testenv.Measure(b, check(core), func(int) error {
 			d, err := g.Check(ctx, "free", 100)
 			if err == nil && d.Allowed {
 				err = fmt.Errorf("allowed: %+v", d)
@@ -175,7 +155,7 @@ func BenchmarkPostgres(b *testing.B) {
 		})
 	})
 	b.Run("CheckBlocked/vs-SELECT-1", func(b *testing.B) {
-		measure(b, selectOne, func(int) error {
+		testenv.Measure(b, selectOne, func(int) error {
 			d, err := g.Check(ctx, "free", 100)
 			if err == nil && d.Allowed {
 				err = fmt.Errorf("allowed: %+v", d)
@@ -192,8 +172,8 @@ func BenchmarkPostgres(b *testing.B) {
 			return r.Commit(ctx, 90)
 		}
 	}
-	b.Run("ReserveCommit/vs-INSERT", func(b *testing.B) { measure(b, insert, reserveCommit(core)) })
-	b.Run("ReserveCommitMirrored/vs-INSERT", func(b *testing.B) { measure(b, insert, reserveCommit(g)) })
+	b.Run("ReserveCommit/vs-INSERT", func(b *testing.B) { testenv.Measure(b, insert, reserveCommit(core)) })
+	b.Run("ReserveCommitMirrored/vs-INSERT", func(b *testing.B) { testenv.Measure(b, insert, reserveCommit(g)) })
 	// The usual hand-written gate: read the account, the subscription and
 	// the usage, decide in Go, then write the usage: four round trips, and
 	// racing requests both pass the check.
@@ -220,9 +200,9 @@ func BenchmarkPostgres(b *testing.B) {
 			"ON CONFLICT (user_id, period_start) DO UPDATE SET used = u.used + excluded.used", "payer-rtw", start, 90)
 		return err
 	}
-	b.Run("ReserveCommit/vs-ReadThenWrite", func(b *testing.B) { measure(b, readThenWrite, reserveCommit(core)) })
+	b.Run("ReserveCommit/vs-ReadThenWrite", func(b *testing.B) { testenv.Measure(b, readThenWrite, reserveCommit(core)) })
 	b.Run("Record/vs-INSERT", func(b *testing.B) {
-		measure(b, insert, func(i int) error {
+		testenv.Measure(b, insert, func(i int) error {
 			return core.Record(ctx, "payer", 90, "")
 		})
 	})
@@ -233,8 +213,8 @@ func BenchmarkPostgres(b *testing.B) {
 // latency and the ratio of the p50s.
 func BenchmarkPostgresLatency(b *testing.B) {
 	ctx := context.Background()
-	pool := pgPool(b)
-	g, err := freemium.New(freemium.Config{Store: newPostgresStore(b), Free: freemium.Plan{Limit: freemium.MaxTokens}})
+	pool := testenv.Pool(b)
+	g, err := freemium.New(freemium.Config{Store: testenv.PostgresStore(b), Free: freemium.Plan{Limit: freemium.MaxTokens}})
 	require.NoError(b, err)
 	for i := range 1000 {
 		require.NoError(b, g.Record(ctx, fmt.Sprint("user-", i), 10, ""))
@@ -304,7 +284,7 @@ func BenchmarkPostgresCheckUsers(b *testing.B) {
 	}
 	gSmall, gBig := monthly(small), monthly(big)
 	b.Run(fmt.Sprintf("%d-vs-1000", large), func(b *testing.B) {
-		measure(b, func(i int) error {
+		testenv.Measure(b, func(i int) error {
 			_, err := gSmall.Check(ctx, fmt.Sprintf("user-%d", rand.IntN(1_000)), 100)
 			return err
 		}, func(i int) error {
@@ -316,10 +296,10 @@ func BenchmarkPostgresCheckUsers(b *testing.B) {
 
 // seededStore is a PostgresStore with n users, each with a first report used,
 // usage in the current calendar month and a committed reservation.
-func seededStore(b *testing.B, n int) *freemium.PostgresStore {
+func seededStore(b *testing.B, n int) *pgstore.Store {
 	b.Helper()
 	ctx := context.Background()
-	s, schema := newPostgresSchema(b)
+	s, schema := testenv.PostgresSchema(b)
 	month := time.Now().UTC()
 	start := time.Date(month.Year(), month.Month(), 1, 0, 0, 0, 0, time.UTC)
 	for _, st := range []struct {
@@ -334,7 +314,7 @@ func seededStore(b *testing.B, n int) *freemium.PostgresStore {
 		  SELECT 'rsv_' || i, 'user-' || i, $1, false, 'committed', $1 FROM generate_series(0, $2 - 1) i`, []any{start, n}},
 		{`ANALYZE %[1]s.accounts, %[1]s.usage_windows, %[1]s.reservations`, nil},
 	} {
-		_, err := pgPool(b).Exec(ctx, fmt.Sprintf(st.sql, schema), st.args...)
+		_, err := testenv.Pool(b).Exec(ctx, fmt.Sprintf(st.sql, schema), st.args...)
 		require.NoError(b, err)
 	}
 	return s
@@ -346,11 +326,11 @@ func seededStore(b *testing.B, n int) *freemium.PostgresStore {
 // emails a second. Issue 4 asks for at least 200.
 func BenchmarkDispatch(b *testing.B) {
 	ctx := context.Background()
-	store := newPostgresStore(b)
-	resend := newResendStandIn(b)
-	cfg := resendConfig(resend)
+	store := testenv.PostgresStore(b)
+	resend := resendtest.New(b)
+	cfg := resendtest.Config(resend)
 	cfg.Recipient = func(_ context.Context, user string) (string, string, error) { return user + "@example.com", "", nil }
-	notifier := newResendNotifier(b, cfg)
+	notifier := resendtest.Notifier(b, cfg)
 	g, err := freemium.New(freemium.Config{Store: store, Notifier: notifier})
 	require.NoError(b, err)
 	now := time.Now().UTC().Truncate(time.Microsecond)

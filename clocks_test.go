@@ -10,6 +10,8 @@ import (
 
 	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/freemiumtest"
+	"github.com/freemiumkit/freemium/internal/testenv"
+	"github.com/freemiumkit/freemium/pgstore"
 )
 
 // clockedGates returns two Gates on one Postgres schema, each with a
@@ -17,8 +19,8 @@ import (
 // ahead, past the 1-minute TTL; and the clocks.
 func clockedGates(t *testing.T) (a, b *freemium.Gate, clockA, clockB *freemiumtest.Clock) {
 	t.Helper()
-	storeA, schema := newPostgresSchema(t)
-	storeB, err := freemium.NewPostgresStore(pgPool(t), &freemium.PostgresConfig{Schema: schema})
+	storeA, schema := testenv.PostgresSchema(t)
+	storeB, err := pgstore.New(testenv.Pool(t), &pgstore.Config{Schema: schema})
 	require.NoError(t, err)
 	plan := freemium.Plan{Limit: 1000, Period: freemium.CalendarMonth}
 	clockA, clockB = freemiumtest.NewClock(freemiumtest.T0), freemiumtest.NewClock(freemiumtest.T0.Add(90*time.Second))
@@ -81,8 +83,8 @@ func TestPostgresClocksApartBehindCountsByTheDatabase(t *testing.T) {
 // with B's clock two minutes on.
 func TestPostgresOtherInstancesHoldsExpireByTheDatabase(t *testing.T) {
 	ctx := context.Background()
-	storeA, schema := newPostgresSchema(t)
-	storeB, err := freemium.NewPostgresStore(pgPool(t), &freemium.PostgresConfig{Schema: schema})
+	storeA, schema := testenv.PostgresSchema(t)
+	storeB, err := pgstore.New(testenv.Pool(t), &pgstore.Config{Schema: schema})
 	require.NoError(t, err)
 	t0 := freemiumtest.T0
 	w := freemium.Window{Start: t0, End: t0.Add(time.Hour)}
@@ -107,46 +109,4 @@ func TestPostgresOtherInstancesHoldsExpireByTheDatabase(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, r.Admitted, "80 fit beside the live 20")
 	assert.Equal(t, int64(20), r.State.Reserved)
-}
-
-// TestPostgresMigration10RecountsHolds takes the state case 8 left at
-// version 8 (a recount stamped at B's time, then A's hold of 900 placed and
-// counted although it expires before the stamp; an earlier hold dropped by
-// the recount) through migration 10: the 900 are given back by their
-// Commit, and the dropped hold gives back nothing.
-func TestPostgresMigration10RecountsHolds(t *testing.T) {
-	ctx := context.Background()
-	conn, schema := migratedTo(t, 8)
-	t0 := freemiumtest.T0
-	month := freemium.Window{Start: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
-	for _, sql := range []string{
-		`INSERT INTO accounts (user_id, anchor, held, held_until, pruned_at, latest_start, latest_used,
-			last_hold, last_tokens, last_expires, last_start)
-		 VALUES ('u1', $1, 900, $1::timestamptz + interval '60 seconds', $1::timestamptz + interval '90 seconds', $2, 0,
-			'h2', 900, $1::timestamptz + interval '60 seconds', $2)`,
-		`INSERT INTO reservations (id, user_id, period_start, first_report, expires_at, tokens) VALUES
-			('h1', 'u1', $2, false, $1::timestamptz + interval '30 seconds', 10),
-			('h2', 'u1', $2, false, $1::timestamptz + interval '60 seconds', 900)`,
-		"RESET search_path",
-	} {
-		args := []any{t0, month.Start}
-		if sql == "RESET search_path" {
-			args = nil
-		}
-		_, err := conn.Exec(ctx, sql, args...)
-		require.NoError(t, err, sql)
-	}
-	store, err := freemium.NewPostgresStore(pgPool(t), &freemium.PostgresConfig{Schema: schema})
-	require.NoError(t, err)
-	require.NoError(t, store.Migrate(ctx))
-	require.NoError(t, store.Cancel(ctx, freemium.HoldRef{ID: "h1", UserID: "u1"}, t0))
-	require.NoError(t, store.Commit(ctx, freemium.HoldRef{ID: "h2", UserID: "u1"}, 900, t0))
-	st, err := store.Load(ctx, "u1", t0, func(freemium.Account) freemium.Window { return month })
-	require.NoError(t, err)
-	assert.Equal(t, int64(900), st.Used)
-	assert.Equal(t, int64(0), st.Reserved, "the Commit gave the 900 back")
-	r, err := store.Reserve(ctx, freemium.Hold{ID: "h3", UserID: "u1", Window: month, Tokens: 100, Limit: 1000,
-		ExpiresAt: t0.Add(time.Minute)}, t0)
-	require.NoError(t, err)
-	assert.True(t, r.Admitted, "the last 100 fit")
 }

@@ -7,10 +7,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/freemiumtest"
@@ -110,41 +107,4 @@ func ExampleGate_Middleware() {
 	// Output:
 	// 200 OK text/plain; charset=utf-8
 	// 402 Payment Required application/problem+json
-}
-
-// Production wiring: usage in Postgres (migrated at start, safely from many
-// instances at once), subscriptions from Stripe.
-func ExampleNewPostgresStore() {
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer pool.Close()
-	store, err := freemium.NewPostgresStore(pool, nil) // schema "freemium"
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := store.Migrate(ctx); err != nil {
-		log.Fatal(err)
-	}
-	subs, err := freemium.NewStripeSubscriptions(freemium.StripeConfig{
-		APIKey:          os.Getenv("STRIPE_SECRET_KEY"),
-		SearchCustomers: true, // customers carry metadata user_id
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	gate, err := freemium.New(freemium.Config{
-		Store:         store,
-		Subscriptions: subs,
-		Free:          freemium.Plan{FirstReportFree: true, Period: freemium.Lifetime},
-		Plans: []freemium.Plan{
-			{Name: "pro", PriceIDs: []string{"price_pro_monthly"}, Limit: 200_000, Period: freemium.BillingCycle},
-		},
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	_ = gate // serve with gate.Middleware(...)
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/freemiumkit/freemium"
+	"github.com/freemiumkit/freemium/internal/testenv"
+	"github.com/freemiumkit/freemium/pgstore"
 )
 
 // tcpProxy forwards loopback connections to a target, and can cut them all,
@@ -107,9 +109,9 @@ func (p *tcpProxy) cut() {
 
 // proxiedStore is a PostgresStore in a schema of its own, whose pool
 // reaches Postgres through a proxy.
-func proxiedStore(t *testing.T) (*freemium.PostgresStore, *tcpProxy, string) {
-	_, schema := newPostgresSchema(t) // migrated, dropped at the end
-	u, err := url.Parse(pgPool(t).Config().ConnString())
+func proxiedStore(t *testing.T) (*pgstore.Store, *tcpProxy, string) {
+	_, schema := testenv.PostgresSchema(t) // migrated, dropped at the end
+	u, err := url.Parse(testenv.Pool(t).Config().ConnString())
 	require.NoError(t, err)
 	proxy := newTCPProxy(t, u.Host)
 	u.Host = proxy.ln.Addr().String()
@@ -119,7 +121,7 @@ func proxiedStore(t *testing.T) (*freemium.PostgresStore, *tcpProxy, string) {
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	store, err := freemium.NewPostgresStore(pool, &freemium.PostgresConfig{Schema: schema})
+	store, err := pgstore.New(pool, &pgstore.Config{Schema: schema})
 	require.NoError(t, err)
 	return store, proxy, schema
 }
@@ -210,7 +212,7 @@ func TestPostgresDeadlineHolds(t *testing.T) {
 	store, _, schema := proxiedStore(t)
 	g, err := freemium.New(freemium.Config{Store: store, Free: freemium.Plan{Limit: 100}})
 	require.NoError(t, err)
-	lock, err := pgPool(t).Begin(context.Background())
+	lock, err := testenv.Pool(t).Begin(context.Background())
 	require.NoError(t, err)
 	defer lock.Rollback(context.Background())
 	// Hold the user's account row, so a Reserve waits for the lock.

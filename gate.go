@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -205,6 +206,10 @@ func render(msg string, u Usage) string {
 		"{period_end}", periodEnd,
 	).Replace(msg)
 }
+
+// Logger returns the Config.Logger the Gate reports to, for adapters that
+// serve on the Gate's behalf (webhook handlers) to report to the same place.
+func (g *Gate) Logger() *slog.Logger { return g.cfg.Logger }
 
 // now is the Gate's clock in UTC, at the microsecond precision Stores keep.
 func (g *Gate) now() time.Time {

@@ -16,7 +16,7 @@ type MemoryStore struct {
 	shards [memShards]memShard
 
 	holdsMu sync.Mutex
-	holds   map[string]*memHold // by ID, until holdRetention after expiry
+	holds   map[string]*memHold // by ID, until HoldRetention after expiry
 
 	// Lock order: customersMu, then a shard's mu.
 	customersMu sync.Mutex
@@ -55,7 +55,7 @@ type memUser struct {
 	used      map[int64]int64 // window start (Unix µs) -> tokens
 	notified  map[int64]NotifiedKinds
 	live      []*memHold // held holds, expired ones until the next Reserve
-	retained  []*memHold // every hold, oldest first, until holdRetention after expiry
+	retained  []*memHold // every hold, oldest first, until HoldRetention after expiry
 	keys      map[string]struct{}
 }
 
@@ -171,14 +171,14 @@ func (s *MemoryStore) Reserve(ctx context.Context, h Hold, now time.Time) (Reser
 }
 
 // prune drops ended and expired holds from the live list, and forgets holds
-// that expired more than holdRetention ago. Holds are retained in creation
+// that expired more than HoldRetention ago. Holds are retained in creation
 // order, so forgetting stops at the first one still kept: amortized O(1).
 // The caller holds the user's shard lock.
 func (s *MemoryStore) prune(u *memUser, now time.Time) {
 	u.live = slices.DeleteFunc(u.live, func(h *memHold) bool {
 		return h.state != stateHeld || !h.expires.After(now)
 	})
-	cutoff := now.Add(-holdRetention)
+	cutoff := now.Add(-HoldRetention)
 	n := 0
 	for n < len(u.retained) && u.retained[n].expires.Before(cutoff) {
 		h := u.retained[n]
@@ -191,7 +191,7 @@ func (s *MemoryStore) prune(u *memUser, now time.Time) {
 	u.retained = slices.Delete(u.retained, 0, n)
 }
 
-// lookup finds ref's hold, if it is ref.UserID's and not yet holdRetention
+// lookup finds ref's hold, if it is ref.UserID's and not yet HoldRetention
 // past expiry, and locks its user's shard. The caller unlocks it.
 func (s *MemoryStore) lookup(ref HoldRef, now time.Time) (*memHold, *memShard, error) {
 	s.holdsMu.Lock()
@@ -202,7 +202,7 @@ func (s *MemoryStore) lookup(ref HoldRef, now time.Time) (*memHold, *memShard, e
 	}
 	sh := s.shard(h.userID)
 	sh.mu.Lock()
-	if h.state == stateGone || h.expires.Before(now.Add(-holdRetention)) {
+	if h.state == stateGone || h.expires.Before(now.Add(-HoldRetention)) {
 		sh.mu.Unlock()
 		return nil, nil, ErrReservationNotFound
 	}

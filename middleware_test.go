@@ -21,6 +21,7 @@ import (
 
 	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/freemiumtest"
+	"github.com/freemiumkit/freemium/internal/testenv"
 )
 
 // flakyStore is a MemoryStore whose Reserve, Load, CustomerUser and
@@ -382,7 +383,7 @@ func TestMiddlewareInformationalStatus(t *testing.T) {
 // ended. With ReportTokens the reported tokens are committed, without it the
 // estimate. Both stores.
 func TestMiddlewareCountsAStreamTheClientLeftAfterDone(t *testing.T) {
-	bothStores(t, func(t *testing.T, store freemium.Store) {
+	testenv.EachStore(t, func(t *testing.T, store freemium.Store) {
 		for _, report := range []bool{false, true} {
 			g, err := freemium.New(freemium.Config{Store: store, Free: freemium.Plan{Limit: freemium.Unlimited},
 				Logger: slog.New(slog.DiscardHandler)})
@@ -457,4 +458,49 @@ func TestMiddlewareLogsNoReservationID(t *testing.T) {
 	assert.Contains(t, logs.String(), "u1")
 	assert.Contains(t, logs.String(), errStoreDown.Error())
 	assert.NotContains(t, logs.String(), "rsv_", "no reservation ID in the log")
+}
+
+// statusOf is the status h answers a request by user u1.
+func statusOf(h http.Handler, method, path string) int {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, request(method, path, "u1"))
+	return rec.Code
+}
+
+// Config.Gated is the middleware's default; MiddlewareOptions.Gated, when
+// given, replaces it.
+func TestMiddlewareConfigGated(t *testing.T) {
+	g, err := freemium.New(freemium.Config{Store: freemium.NewMemoryStore(), Free: freemium.Plan{Limit: 0},
+		Gated: []string{"POST /api/features/"}, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+
+	byConfig := g.Middleware(freemium.MiddlewareOptions{UserID: headerUser})(ok)
+	assert.Equal(t, 402, statusOf(byConfig, http.MethodPost, "/api/features/x"))
+	assert.Equal(t, 200, statusOf(byConfig, http.MethodGet, "/api/other"))
+	assert.Equal(t, 200, statusOf(byConfig, http.MethodGet, "/api/features/x"))
+
+	byOptions := g.Middleware(freemium.MiddlewareOptions{UserID: headerUser, Gated: []string{"GET /api/other"}})(ok)
+	assert.Equal(t, 200, statusOf(byOptions, http.MethodPost, "/api/features/x"))
+	assert.Equal(t, 402, statusOf(byOptions, http.MethodGet, "/api/other"))
+}
+
+// New refuses Config.Gated patterns that would make Middleware panic.
+func TestNewRejectsInvalidGated(t *testing.T) {
+	tests := []struct {
+		name  string
+		gated []string
+		want  string
+	}{
+		{"empty", []string{""}, `Config.Gated[0] ""`},
+		{"bad wildcard", []string{"/a/", "/b/{x"}, `Config.Gated[1] "/b/{x"`},
+		{"twice", []string{"POST /a/", "POST /a/"}, `Config.Gated[1] "POST /a/"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := freemium.New(freemium.Config{Store: freemium.NewMemoryStore(), Gated: tc.gated})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
 }

@@ -98,8 +98,10 @@ func (e *NotifyError) Unwrap() error { return e.Err }
 // wrapped in a permanent *NotifyError.
 var ErrNoRecipient = errors.New("freemium: user has no address to notify")
 
-// validate checks what every Notifier relies on, with a permanent error.
-func (n Notification) validate() error {
+// Validate checks what every Notifier may rely on (an ID, a known kind, a
+// valid user ID), for a Notifier whose caller is not the Gate: it returns
+// a permanent *NotifyError that says what is wrong, or nil.
+func (n Notification) Validate() error {
 	var err error
 	switch {
 	case n.ID == "":
@@ -119,7 +121,7 @@ func (n Notification) validate() error {
 
 // A MessageSender is a Notifier that also returns the provider's message ID,
 // which the outbox records. The dispatcher finds the capability by type
-// assertion; ResendNotifier has it.
+// assertion; resendnotify.Notifier has it.
 type MessageSender interface {
 	Send(ctx context.Context, n Notification) (messageID string, err error)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/freemiumtest"
+	"github.com/freemiumkit/freemium/internal/testenv"
 )
 
 // notices returns the kinds of the notifications store holds, with the
@@ -33,7 +34,7 @@ func notices(t *testing.T, store freemium.Store) []freemium.Notification {
 // neither sends anything nor spends the period's mark; the refusal once
 // 1,000 are used sends the one LimitReached, saying 1,000 of 1,000.
 func TestLimitReachedOnlyWhenUsageLeavesNoRoom(t *testing.T) {
-	bothStores(t, func(t *testing.T, store freemium.Store) {
+	testenv.EachStore(t, func(t *testing.T, store freemium.Store) {
 		ctx := context.Background()
 		clock := freemiumtest.NewClock(outboxT0)
 		subs := freemiumtest.NewSubscriptions()
@@ -95,7 +96,7 @@ func TestLimitReachedOnlyWhenUsageLeavesNoRoom(t *testing.T) {
 // and free again. Once it is used, the next refusal prompts, once. A Free
 // plan that allows nothing prompts at the first refusal.
 func TestUpgradePromptOnlyWhenTheFreeReportIsUsed(t *testing.T) {
-	bothStores(t, func(t *testing.T, store freemium.Store) {
+	testenv.EachStore(t, func(t *testing.T, store freemium.Store) {
 		ctx := context.Background()
 		clock := freemiumtest.NewClock(outboxT0)
 		g, err := freemium.New(freemium.Config{Store: store, Notifier: freemiumtest.NewNotifier(),

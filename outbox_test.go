@@ -15,6 +15,8 @@ import (
 
 	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/freemiumtest"
+	"github.com/freemiumkit/freemium/internal/resendtest"
+	"github.com/freemiumkit/freemium/internal/testenv"
 )
 
 // outboxEnv is a Gate on a store that sends through a ResendNotifier to the
@@ -24,7 +26,7 @@ type outboxEnv struct {
 	ctx    context.Context
 	store  freemium.Store
 	clock  *freemiumtest.Clock
-	resend *resendStandIn
+	resend *resendtest.StandIn
 	cfg    freemium.Config
 	gate   *freemium.Gate
 }
@@ -32,11 +34,11 @@ type outboxEnv struct {
 var outboxT0 = time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC)
 
 func newOutboxEnv(t *testing.T, store freemium.Store) *outboxEnv {
-	e := &outboxEnv{t: t, ctx: context.Background(), store: store, clock: freemiumtest.NewClock(outboxT0), resend: newResendStandIn(t)}
-	rcfg := resendConfig(e.resend)
+	e := &outboxEnv{t: t, ctx: context.Background(), store: store, clock: freemiumtest.NewClock(outboxT0), resend: resendtest.New(t)}
+	rcfg := resendtest.Config(e.resend)
 	rcfg.Recipient = func(_ context.Context, user string) (string, string, error) { return user + "@example.com", "", nil }
 	e.cfg = freemium.Config{
-		Store: store, Notifier: newResendNotifier(t, rcfg), Now: e.clock.Now, Logger: slog.New(slog.DiscardHandler),
+		Store: store, Notifier: resendtest.Notifier(t, rcfg), Now: e.clock.Now, Logger: slog.New(slog.DiscardHandler),
 		Free:       freemium.Plan{Limit: 100, Period: freemium.CalendarMonth},
 		UpgradeURL: "https://app.example/upgrade",
 		Delivery:   freemium.DeliveryConfig{Backoff: 10 * time.Second, MaxBackoff: time.Minute, MaxAttempts: 5},
@@ -75,19 +77,13 @@ func (e *outboxEnv) records() []freemium.NotificationRecord {
 	return rs
 }
 
-// bothStores runs f on a MemoryStore and on a PostgresStore.
-func bothStores(t *testing.T, f func(t *testing.T, store freemium.Store)) {
-	t.Run("Memory", func(t *testing.T) { f(t, freemium.NewMemoryStore()) })
-	t.Run("Postgres", func(t *testing.T) { f(t, newPostgresStore(t)) })
-}
-
 // A 500 is retried after the backoff, with the same idempotency key, and
 // the email goes out once.
 func TestOutboxRetriesA500(t *testing.T) {
-	bothStores(t, func(t *testing.T, store freemium.Store) {
+	testenv.EachStore(t, func(t *testing.T, store freemium.Store) {
 		e := newOutboxEnv(t, store)
 		e.block("u1")
-		e.resend.failNext(resendFault{status: 500})
+		e.resend.FailNext(resendtest.Fault{Status: 500})
 		assert.Equal(t, 0, e.dispatch(e.gate))
 		rs := e.records()
 		require.Len(t, rs, 1)
@@ -96,11 +92,11 @@ func TestOutboxRetriesA500(t *testing.T) {
 		assert.Contains(t, rs[0].LastError, "500")
 
 		assert.Equal(t, 0, e.dispatch(e.gate), "not due before the backoff")
-		assert.Equal(t, 1, e.resend.requestCount())
+		assert.Equal(t, 1, e.resend.Requests())
 		e.clock.Advance(10 * time.Second) // the first backoff is at most Backoff
 		assert.Equal(t, 1, e.dispatch(e.gate))
 
-		sent := e.resend.delivered()
+		sent := e.resend.Delivered()
 		require.Len(t, sent, 1)
 		assert.Equal(t, rs[0].ID, sent[0].Header.Get("Idempotency-Key"))
 		assert.Equal(t, []string{"u1@example.com"}, sent[0].Body.To)
@@ -122,25 +118,25 @@ func TestOutboxRetriesA500(t *testing.T) {
 func TestOutboxHonoursRetryAfter(t *testing.T) {
 	e := newOutboxEnv(t, freemium.NewMemoryStore())
 	e.block("u1")
-	e.resend.failNext(resendFault{status: 429, retryAfter: "50"})
+	e.resend.FailNext(resendtest.Fault{Status: 429, RetryAfter: "50"})
 	assert.Equal(t, 0, e.dispatch(e.gate))
 	e.clock.Advance(49 * time.Second)
 	assert.Equal(t, 0, e.dispatch(e.gate), "still inside Retry-After")
-	assert.Equal(t, 1, e.resend.requestCount())
+	assert.Equal(t, 1, e.resend.Requests())
 	e.clock.Advance(time.Second)
 	assert.Equal(t, 1, e.dispatch(e.gate))
-	assert.Len(t, e.resend.delivered(), 1)
+	assert.Len(t, e.resend.Delivered(), 1)
 }
 
 // A 422 is permanent: failed at once, never retried.
 func TestOutboxGivesUpOnAValidationError(t *testing.T) {
 	e := newOutboxEnv(t, freemium.NewMemoryStore())
 	e.block("u1")
-	e.resend.failNext(resendFault{status: 422, name: "validation_error"})
+	e.resend.FailNext(resendtest.Fault{Status: 422, Name: "validation_error"})
 	assert.Equal(t, 0, e.dispatch(e.gate))
 	e.clock.Advance(24 * time.Hour)
 	assert.Equal(t, 0, e.dispatch(e.gate))
-	assert.Equal(t, 1, e.resend.requestCount())
+	assert.Equal(t, 1, e.resend.Requests())
 	rs := e.records()
 	require.Len(t, rs, 1)
 	assert.Equal(t, freemium.DeliveryFailed, rs[0].State)
@@ -152,20 +148,20 @@ func TestOutboxStopsAtMaxAttempts(t *testing.T) {
 	e := newOutboxEnv(t, freemium.NewMemoryStore())
 	e.block("u1")
 	for range 5 {
-		e.resend.failNext(resendFault{status: 503})
+		e.resend.FailNext(resendtest.Fault{Status: 503})
 		e.dispatch(e.gate)
 		e.clock.Advance(time.Minute)
 	}
-	e.resend.failNext(resendFault{status: 503})
+	e.resend.FailNext(resendtest.Fault{Status: 503})
 	assert.Equal(t, 0, e.dispatch(e.gate))
-	assert.Equal(t, 5, e.resend.requestCount())
+	assert.Equal(t, 5, e.resend.Requests())
 	assert.Equal(t, freemium.DeliveryFailed, e.records()[0].State)
 }
 
 // The provider down for a while and back: every pending email is delivered,
 // each exactly once.
 func TestOutboxProviderDownThenBack(t *testing.T) {
-	bothStores(t, func(t *testing.T, store freemium.Store) {
+	testenv.EachStore(t, func(t *testing.T, store freemium.Store) {
 		e := newOutboxEnv(t, store)
 		const users = 30
 		for i := range users {
@@ -175,11 +171,11 @@ func TestOutboxProviderDownThenBack(t *testing.T) {
 			for i := range users {
 				switch i % 3 {
 				case 0:
-					e.resend.failNext(resendFault{status: 500})
+					e.resend.FailNext(resendtest.Fault{Status: 500})
 				case 1:
-					e.resend.failNext(resendFault{drop: true})
+					e.resend.FailNext(resendtest.Fault{Drop: true})
 				default:
-					e.resend.failNext(resendFault{status: 429, retryAfter: "5"})
+					e.resend.FailNext(resendtest.Fault{Status: 429, RetryAfter: "5"})
 				}
 			}
 			assert.Equal(t, 0, e.dispatch(e.gate))
@@ -187,7 +183,7 @@ func TestOutboxProviderDownThenBack(t *testing.T) {
 		}
 		assert.Equal(t, users, e.dispatch(e.gate))
 		keys := map[string]int{}
-		for _, d := range e.resend.delivered() {
+		for _, d := range e.resend.Delivered() {
 			keys[d.Header.Get("Idempotency-Key")]++
 		}
 		assert.Len(t, keys, users, "every user's email went out")
@@ -202,7 +198,7 @@ func TestOutboxProviderDownThenBack(t *testing.T) {
 // A dispatcher that dies with notifications claimed leaves them to another
 // Gate on the same Postgres once the claim's lease ends.
 func TestOutboxNewGatePicksUpWhatTheOldLeft(t *testing.T) {
-	e := newOutboxEnv(t, newPostgresStore(t))
+	e := newOutboxEnv(t, testenv.PostgresStore(t))
 	for i := range 5 {
 		e.block(fmt.Sprint("u", i))
 	}
@@ -214,7 +210,7 @@ func TestOutboxNewGatePicksUpWhatTheOldLeft(t *testing.T) {
 	assert.Equal(t, 2, e.dispatch(restarted), "the unclaimed ones go at once")
 	e.clock.Advance(10 * time.Minute)
 	assert.Equal(t, 3, e.dispatch(restarted), "the claimed ones once the lease ends")
-	assert.Len(t, e.resend.delivered(), 5)
+	assert.Len(t, e.resend.Delivered(), 5)
 }
 
 // signalNotifier is a recording Notifier that signals each send.
@@ -273,7 +269,7 @@ func TestOutboxStartStop(t *testing.T) {
 // The funnel from a scripted history: who hit a limit, who was prompted,
 // who converted within the attribution window, how fast, to which plan.
 func TestFunnel(t *testing.T) {
-	bothStores(t, func(t *testing.T, store freemium.Store) {
+	testenv.EachStore(t, func(t *testing.T, store freemium.Store) {
 		ctx := context.Background()
 		clock := freemiumtest.NewClock(outboxT0)
 		subs := freemiumtest.NewSubscriptions()
@@ -346,7 +342,7 @@ func (c *enqueueCounter) Enqueue(ctx context.Context, n freemium.Notification, s
 // blocked checks through three Gates (three app instances); a repeated
 // block costs no write.
 func TestOutboxOncePerWindow(t *testing.T) {
-	bothStores(t, func(t *testing.T, store freemium.Store) {
+	testenv.EachStore(t, func(t *testing.T, store freemium.Store) {
 		ctx := context.Background()
 		counter := &enqueueCounter{Store: store}
 		clock := freemiumtest.NewClock(outboxT0)
@@ -422,7 +418,7 @@ func TestOutboxOncePerWindow(t *testing.T) {
 // A dispatcher whose claim ran out, and whose notification another
 // dispatcher then claimed and sent, cannot undo that with its late outcome.
 func TestOutboxLateOutcomeDropped(t *testing.T) {
-	bothStores(t, func(t *testing.T, store freemium.Store) {
+	testenv.EachStore(t, func(t *testing.T, store freemium.Store) {
 		e := newOutboxEnv(t, store)
 		e.block("u1")
 		slow, err := store.ClaimNotifications(e.ctx, e.clock.Now(), 10, time.Minute)
@@ -440,7 +436,7 @@ func TestOutboxLateOutcomeDropped(t *testing.T) {
 		assert.Equal(t, 1, rs[0].Attempts)
 		e.clock.Advance(time.Hour)
 		assert.Equal(t, 0, e.dispatch(e.gate), "and it is not sent again")
-		assert.Len(t, e.resend.delivered(), 1)
+		assert.Len(t, e.resend.Delivered(), 1)
 	})
 }
 
@@ -448,14 +444,14 @@ func TestOutboxLateOutcomeDropped(t *testing.T) {
 // 1e9 seconds) waits MaxBackoff, so that the retry stays inside the
 // provider's idempotency window.
 func TestOutboxCapsRetryAfterAtMaxBackoff(t *testing.T) {
-	bothStores(t, func(t *testing.T, store freemium.Store) {
+	testenv.EachStore(t, func(t *testing.T, store freemium.Store) {
 		e := newOutboxEnv(t, store)
 		e.block("u1")
-		e.resend.failNext(resendFault{status: 429, retryAfter: "90000"})
+		e.resend.FailNext(resendtest.Fault{Status: 429, RetryAfter: "90000"})
 		assert.Equal(t, 0, e.dispatch(e.gate))
 		e.clock.Advance(time.Minute) // MaxBackoff
 		assert.Equal(t, 1, e.dispatch(e.gate), "retried after MaxBackoff, not 25 hours")
-		assert.Len(t, e.resend.delivered(), 1)
+		assert.Len(t, e.resend.Delivered(), 1)
 	})
 }
 
@@ -466,7 +462,7 @@ func TestOutboxCapsRetryAfterAtMaxBackoff(t *testing.T) {
 // first attempt was more than a day before a dispatcher's return is not
 // tried again; one never tried goes, however late: nothing can repeat it.
 func TestOutboxNoRetryAfterTheIdempotencyWindow(t *testing.T) {
-	bothStores(t, func(t *testing.T, store freemium.Store) {
+	testenv.EachStore(t, func(t *testing.T, store freemium.Store) {
 		var logs strings.Builder
 		e := newOutboxEnv(t, store)
 		e.cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -475,17 +471,17 @@ func TestOutboxNoRetryAfterTheIdempotencyWindow(t *testing.T) {
 		last := outboxT0.Add(24*time.Hour - 30*time.Second) // the window, less SendTimeout
 
 		e.block("u1")
-		e.resend.failNext(resendFault{drop: true, deliver: true}) // accepted; the reply is lost
+		e.resend.FailNext(resendtest.Fault{Drop: true, Deliver: true}) // accepted; the reply is lost
 		for range 30 {
-			before := e.resend.requestCount()
-			e.resend.failNext(resendFault{status: 503})
+			before := e.resend.Requests()
+			e.resend.FailNext(resendtest.Fault{Status: 503})
 			e.dispatch(e.gate)
-			if e.resend.requestCount() > before {
+			if e.resend.Requests() > before {
 				assert.False(t, e.clock.Now().After(last), "an attempt at %v, past the window", e.clock.Now())
 			}
 			e.clock.Advance(time.Hour)
 		}
-		assert.Len(t, e.resend.delivered(), 1, "the user has one email")
+		assert.Len(t, e.resend.Delivered(), 1, "the user has one email")
 		rs := e.records()
 		require.Len(t, rs, 1)
 		assert.Equal(t, freemium.DeliveryFailed, rs[0].State)
@@ -497,19 +493,19 @@ func TestOutboxNoRetryAfterTheIdempotencyWindow(t *testing.T) {
 // A dispatcher back after more than a day sends what was never tried, and
 // gives up on what was.
 func TestOutboxAfterADispatcherOutage(t *testing.T) {
-	bothStores(t, func(t *testing.T, store freemium.Store) {
+	testenv.EachStore(t, func(t *testing.T, store freemium.Store) {
 		e := newOutboxEnv(t, store)
 		e.block("tried")
-		e.resend.failNext(resendFault{drop: true, deliver: true})
+		e.resend.FailNext(resendtest.Fault{Drop: true, Deliver: true})
 		assert.Equal(t, 0, e.dispatch(e.gate))
 		e.block("untried")
 
 		e.clock.Advance(25 * time.Hour)
 		assert.Equal(t, 1, e.dispatch(e.gate))
-		sent := e.resend.delivered()
+		sent := e.resend.Delivered()
 		require.Len(t, sent, 2, "the tried one once, the untried one now")
 		assert.Equal(t, []string{"untried@example.com"}, sent[1].Body.To)
-		assert.Equal(t, 2, e.resend.requestCount(), "no second attempt at the tried one")
+		assert.Equal(t, 2, e.resend.Requests(), "no second attempt at the tried one")
 		states := map[string]freemium.DeliveryState{}
 		for _, r := range e.records() {
 			states[r.UserID] = r.State

@@ -16,6 +16,7 @@ import (
 
 	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/freemiumtest"
+	"github.com/freemiumkit/freemium/internal/testenv"
 )
 
 var soakOps = flag.Int("soak.ops", 40000, "operations per soak phase (each phase is one usage window); about two minutes under -race on 2 cores")
@@ -36,11 +37,7 @@ var soakOps = flag.Int("soak.ops", 40000, "operations per soak phase (each phase
 // window. -soak.ops sets the operations per phase (longer runs: -soak.ops
 // 100000).
 func TestSoak(t *testing.T) {
-	stores := map[string]func(*testing.T) freemium.Store{
-		"memory":   func(*testing.T) freemium.Store { return freemium.NewMemoryStore() },
-		"postgres": func(t *testing.T) freemium.Store { return newPostgresStore(t) },
-	}
-	for name, newStore := range stores {
+	for name, newStore := range testenv.Stores {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			soak(t, newStore(t), *soakOps)

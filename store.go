@@ -39,7 +39,7 @@ type Store interface {
 	// hold; a first-report hold marks the first report used. It records a
 	// held, expired or canceled hold alike. Committing a committed hold
 	// does nothing. An unknown ID, a hold of another user than h.UserID,
-	// or a hold more than a day past its expiry at now, is
+	// or a hold more than HoldRetention past its expiry at now, is
 	// ErrReservationNotFound, and nothing is written.
 	Commit(ctx context.Context, h HoldRef, tokens int64, now time.Time) error
 
@@ -212,13 +212,13 @@ func (w Window) Bounds(anchor, now time.Time) (start, end time.Time) {
 	return start, start.Add(w.Every)
 }
 
-// end completes the bounds of a window that a Store resolved to start.
-func (w Window) end(start time.Time) (time.Time, time.Time) {
-	start = start.UTC()
+// EndOf returns the end of the window that a Store resolved to start: for
+// an Every window, start plus its length; for a fixed window, End.
+func (w Window) EndOf(start time.Time) time.Time {
 	if w.Every > 0 {
-		return start, start.Add(w.Every)
+		return start.Add(w.Every)
 	}
-	return start, w.End
+	return w.End
 }
 
 // State is a user's state in one window.
@@ -291,12 +291,12 @@ func (h Hold) Admit(s State) (admitted, firstReport bool) {
 	return addSat(addSat(s.Used, s.Reserved), h.Tokens) <= h.Limit, false
 }
 
-// holdRetention is how long after it expires a hold is kept, so that a late
-// Commit still records and a repeated one is still recognized.
-const holdRetention = 24 * time.Hour
+// HoldRetention is how long after it expires a Store keeps a hold, so that
+// a late Commit still records and a repeated one is still recognized.
+const HoldRetention = 24 * time.Hour
 
 // ErrReservationNotFound is returned for a reservation ID the Store does not
-// know: never issued, or more than a day (holdRetention) past its expiry.
+// know: never issued, or more than HoldRetention past its expiry.
 var ErrReservationNotFound = errors.New("freemium: reservation not found")
 
 // addSat adds two non-negative counts, stopping at math.MaxInt64.

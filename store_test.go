@@ -5,6 +5,7 @@ import (
 
 	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/freemiumtest"
+	"github.com/freemiumkit/freemium/internal/testenv"
 )
 
 func TestMemoryStore(t *testing.T) {
@@ -12,5 +13,5 @@ func TestMemoryStore(t *testing.T) {
 }
 
 func TestPostgresStore(t *testing.T) {
-	freemiumtest.RunStoreTests(t, func(t *testing.T) freemium.Store { return newPostgresStore(t) })
+	freemiumtest.RunStoreTests(t, func(t *testing.T) freemium.Store { return testenv.PostgresStore(t) })
 }

@@ -61,7 +61,7 @@ var ErrSubscriptionUnavailable = errors.New("freemium: subscription unavailable"
 // A CustomerChecker is a SubscriptionChecker that can look up the
 // subscriptions of a customer the Gate knows: one linked to the user with
 // LinkCustomer, by a checkout or by a webhook. The Gate finds the
-// capability by type assertion; StripeSubscriptions has it.
+// capability by type assertion; stripesub.Checker has it.
 type CustomerChecker interface {
 	// CustomerSubscriptions is Subscriptions for userID, whose customer is
 	// customerID.
@@ -336,6 +336,50 @@ func (g *Gate) LinkCustomer(ctx context.Context, userID, customerID string) erro
 	return nil
 }
 
+// ApplySubscription mirrors one subscription as a billing provider's
+// webhook tells of it at asOf (the event's time), for webhook handlers such
+// as stripesub's. The subscription is the user's whose customer it belongs
+// to (Gate.LinkCustomer, checkouts), else the user namedUser (from the
+// subscription's metadata), whose customer it then becomes. News older than
+// the mirror's is ignored, so duplicate and out-of-order deliveries are
+// harmless.
+//
+// Nothing is written, and the error says why, for a subscription whose
+// customer is linked to another user than namedUser (ErrCustomerLinked:
+// metadata can be edited, a link cannot be taken over by an event) and for
+// one of no known user (ErrInvalidUserID: not one of the host's users yet;
+// the checkout's link makes the next check refresh). Other errors are the
+// Store's: the webhook should be retried.
+func (g *Gate) ApplySubscription(ctx context.Context, sub Subscription, namedUser string, asOf time.Time) error {
+	linked := ""
+	if sub.CustomerID != "" {
+		var err error
+		if linked, err = g.cfg.Store.CustomerUser(ctx, sub.CustomerID); err != nil {
+			return fmt.Errorf("freemium: apply subscription: %w", err)
+		}
+	}
+	user := linked
+	switch {
+	case linked != "" && namedUser != "" && namedUser != linked:
+		return fmt.Errorf("%w: subscription %s names user %q", ErrCustomerLinked, sub.ID, namedUser)
+	case linked == "":
+		user = namedUser
+	}
+	if err := validateUserID(user); err != nil {
+		return fmt.Errorf("freemium: subscription %s: %w", sub.ID, err)
+	}
+	now := g.now()
+	if sub.CustomerID != "" && linked == "" {
+		if err := g.cfg.Store.LinkCustomer(ctx, user, sub.CustomerID, now); err != nil {
+			return fmt.Errorf("freemium: apply subscription: %w", err) // ErrCustomerLinked: linked to another user meanwhile
+		}
+	}
+	if _, err := g.cfg.Store.PutSubscriptions(ctx, user, g.update([]Subscription{sub}, asOf.UTC(), now), now); err != nil {
+		return fmt.Errorf("freemium: apply subscription: %w", err)
+	}
+	return nil
+}
+
 // CheckoutParams shapes the checkout page of Gate.CheckoutURL.
 type CheckoutParams struct {
 	// SuccessURL is where the provider sends the user after paying: the
@@ -357,14 +401,14 @@ type CheckoutParams struct {
 
 // A CheckoutCreator is a SubscriptionChecker that can also start the
 // provider's checkout for a user and a price. The Gate finds the capability
-// by type assertion; StripeSubscriptions has it.
+// by type assertion; stripesub.Checker has it.
 type CheckoutCreator interface {
 	CheckoutURL(ctx context.Context, userID, priceID string, p CheckoutParams) (string, error)
 }
 
 // A CheckoutReader is a SubscriptionChecker that can read back a completed
 // checkout: the user it was for and the customer it made or used. The Gate
-// finds the capability by type assertion; StripeSubscriptions has it.
+// finds the capability by type assertion; stripesub.Checker has it.
 type CheckoutReader interface {
 	CheckoutSession(ctx context.Context, sessionID string) (userID, customerID string, err error)
 }
@@ -386,7 +430,7 @@ func (g *Gate) CompleteCheckout(ctx context.Context, userID, sessionID string) e
 	}
 	reader, ok := g.cfg.Subscriptions.(CheckoutReader)
 	if !ok {
-		return fmt.Errorf("freemium: CompleteCheckout: Config.Subscriptions (%T) cannot read checkouts: use NewStripeSubscriptions", g.cfg.Subscriptions)
+		return fmt.Errorf("freemium: CompleteCheckout: Config.Subscriptions (%T) cannot read checkouts: use stripesub.New", g.cfg.Subscriptions)
 	}
 	owner, customerID, err := reader.CheckoutSession(ctx, sessionID)
 	if err != nil {
@@ -420,7 +464,7 @@ func (g *Gate) CheckoutURL(ctx context.Context, userID, priceID string, p Checko
 	}
 	creator, ok := g.cfg.Subscriptions.(CheckoutCreator)
 	if !ok {
-		return "", fmt.Errorf("freemium: CheckoutURL: Config.Subscriptions (%T) cannot create checkouts: use NewStripeSubscriptions", g.cfg.Subscriptions)
+		return "", fmt.Errorf("freemium: CheckoutURL: Config.Subscriptions (%T) cannot create checkouts: use stripesub.New", g.cfg.Subscriptions)
 	}
 	if p.CustomerID == "" {
 		st, err := g.cfg.Store.Load(ctx, userID, g.now(), lifetimeWindow)

@@ -15,6 +15,9 @@ import (
 
 	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/freemiumtest"
+	"github.com/freemiumkit/freemium/internal/stripetest"
+	"github.com/freemiumkit/freemium/internal/testenv"
+	"github.com/freemiumkit/freemium/stripesub"
 )
 
 // mirrorEnv is a Gate on a Stripe stand-in, through StripeSubscriptions, with
@@ -22,7 +25,7 @@ import (
 type mirrorEnv struct {
 	t      *testing.T
 	ctx    context.Context
-	stripe *stripeStandIn
+	stripe *stripetest.StandIn
 	clock  *freemiumtest.Clock
 	store  freemium.Store
 	gate   *freemium.Gate
@@ -31,12 +34,12 @@ type mirrorEnv struct {
 var mirrorT0 = time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC)
 
 func newMirrorEnv(t *testing.T, cfg freemium.Config) *mirrorEnv {
-	e := &mirrorEnv{t: t, ctx: context.Background(), stripe: newStripeStandIn(t), clock: freemiumtest.NewClock(mirrorT0)}
+	e := &mirrorEnv{t: t, ctx: context.Background(), stripe: stripetest.New(t), clock: freemiumtest.NewClock(mirrorT0)}
 	if cfg.Store == nil {
 		cfg.Store = freemium.NewMemoryStore()
 	}
 	e.store = cfg.Store
-	cfg.Subscriptions = newStripeChecker(t, freemium.StripeConfig{APIKey: testStripeKey, BackendURL: e.stripe.srv.URL, SearchCustomers: true})
+	cfg.Subscriptions = stripetest.Checker(t, stripesub.Config{APIKey: stripetest.Key, BackendURL: e.stripe.URL(), SearchCustomers: true})
 	cfg.Now, cfg.Logger = e.clock.Now, slog.New(slog.DiscardHandler)
 	cfg.Free = freemium.Plan{Limit: 100, Period: freemium.CalendarMonth}
 	cfg.Plans = []freemium.Plan{{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 10_000, Period: freemium.BillingCycle}}
@@ -48,8 +51,8 @@ func newMirrorEnv(t *testing.T, cfg freemium.Config) *mirrorEnv {
 
 func (e *mirrorEnv) subscribe(user string) {
 	cus := "cus_" + user
-	e.stripe.setCustomer(user, cus)
-	e.stripe.setSubs(cus, stripeSub("sub_"+user, cus, "active", mirrorT0.Add(-time.Hour), mirrorT0.Add(-time.Hour).AddDate(0, 1, 0), "price_pro"))
+	e.stripe.SetCustomer(user, cus)
+	e.stripe.SetSubs(cus, stripetest.Sub("sub_"+user, cus, "active", mirrorT0.Add(-time.Hour), mirrorT0.Add(-time.Hour).AddDate(0, 1, 0), "price_pro"))
 }
 
 func (e *mirrorEnv) check(user string, tokens int64) freemium.Decision {
@@ -61,41 +64,36 @@ func (e *mirrorEnv) check(user string, tokens int64) freemium.Decision {
 
 // stripeCalls counts the requests that found customers and listed subscriptions.
 func (e *mirrorEnv) stripeCalls() int {
-	return e.stripe.count("/v1/subscriptions") + e.stripe.count("/v1/customers/search")
+	return e.stripe.Count("/v1/subscriptions") + e.stripe.Count("/v1/customers/search")
 }
 
 // With a fresh mirror, checks do not ask Stripe: 1,000 checks over 100
 // users make no call once each user is mirrored.
 func TestMirrorFreshChecksMakeNoCalls(t *testing.T) {
-	for name, store := range map[string]func(*testing.T) freemium.Store{
-		"Memory":   func(*testing.T) freemium.Store { return freemium.NewMemoryStore() },
-		"Postgres": func(t *testing.T) freemium.Store { return newPostgresStore(t) }, // the subtest's t: a skip ends the subtest
-	} {
-		t.Run(name, func(t *testing.T) {
-			e := newMirrorEnv(t, freemium.Config{Store: store(t)})
-			for i := range 100 {
-				if i%2 == 0 {
-					e.subscribe(fmt.Sprint("u", i))
-				}
-				e.check(fmt.Sprint("u", i), 1) // mirrors the user
+	testenv.EachStore(t, func(t *testing.T, store freemium.Store) {
+		e := newMirrorEnv(t, freemium.Config{Store: store})
+		for i := range 100 {
+			if i%2 == 0 {
+				e.subscribe(fmt.Sprint("u", i))
 			}
-			mirrored := e.stripeCalls()
-			thousandChecks := func() {
-				t.Helper()
-				for i := range 1000 {
-					d := e.check(fmt.Sprint("u", i%100), 500)
-					assert.Equal(t, i%2 == 0, d.Allowed, "user u%d: subscribers have room, free users not", i%100)
-				}
+			e.check(fmt.Sprint("u", i), 1) // mirrors the user
+		}
+		mirrored := e.stripeCalls()
+		thousandChecks := func() {
+			t.Helper()
+			for i := range 1000 {
+				d := e.check(fmt.Sprint("u", i%100), 500)
+				assert.Equal(t, i%2 == 0, d.Allowed, "user u%d: subscribers have room, free users not", i%100)
 			}
-			e.clock.Advance(30 * time.Second) // a blocked check trusts a mirror younger than a minute
-			thousandChecks()
-			assert.Equal(t, mirrored, e.stripeCalls(), "1,000 checks with a fresh mirror make no Stripe call")
+		}
+		e.clock.Advance(30 * time.Second) // a blocked check trusts a mirror younger than a minute
+		thousandChecks()
+		assert.Equal(t, mirrored, e.stripeCalls(), "1,000 checks with a fresh mirror make no Stripe call")
 
-			e.clock.Advance(6 * time.Minute) // past SubscriptionMaxAge: one refresh per user, then none
-			thousandChecks()
-			assert.Equal(t, 2*mirrored, e.stripeCalls())
-		})
-	}
+		e.clock.Advance(6 * time.Minute) // past SubscriptionMaxAge: one refresh per user, then none
+		thousandChecks()
+		assert.Equal(t, 2*mirrored, e.stripeCalls())
+	})
 }
 
 // Concurrent checks of a user nobody has mirrored share one Stripe call.
@@ -117,7 +115,7 @@ func TestMirrorConcurrentChecksShareOneCall(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	assert.Equal(t, 1, e.stripe.count("/v1/subscriptions"), "100 parallel checks, one Stripe call")
+	assert.Equal(t, 1, e.stripe.Count("/v1/subscriptions"), "100 parallel checks, one Stripe call")
 }
 
 // A check about to block refreshes a mirror older than a minute, so a user
@@ -167,7 +165,7 @@ func TestMirrorStripeDown(t *testing.T) {
 			assert.Equal(t, "pro", e.check("u1", 1).Plan)
 			require.NoError(t, e.gate.Record(e.ctx, "u1", 10_000, ""))
 
-			e.stripe.fail(500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500)
+			e.stripe.Fail(500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500)
 			e.clock.Advance(64 * time.Minute) // stale (5m), inside the hour of grace after it
 			calls := e.stripeCalls()
 			d := e.check("u1", 5_000)
@@ -211,7 +209,7 @@ func TestMirrorStripeDown(t *testing.T) {
 // not longer, and the checks waiting on it share that wait.
 func TestMirrorStripeHangs(t *testing.T) {
 	e := newMirrorEnv(t, freemium.Config{SubscriptionTimeout: 200 * time.Millisecond})
-	e.stripe.hangAll()
+	e.stripe.HangAll()
 	began := time.Now()
 	_, err := e.gate.Check(e.ctx, "u1", 1)
 	assert.ErrorIs(t, err, freemium.ErrSubscriptionUnavailable)
@@ -232,8 +230,8 @@ func TestMirrorPastDue(t *testing.T) {
 		t.Run(grace.String(), func(t *testing.T) {
 			e := newMirrorEnv(t, freemium.Config{PastDueGrace: grace})
 			end := mirrorT0.Add(24 * time.Hour)
-			e.stripe.setCustomer("u1", "cus_1")
-			e.stripe.setSubs("cus_1", stripeSub("sub_1", "cus_1", "past_due", end.AddDate(0, -1, 0), end, "price_pro"))
+			e.stripe.SetCustomer("u1", "cus_1")
+			e.stripe.SetSubs("cus_1", stripetest.Sub("sub_1", "cus_1", "past_due", end.AddDate(0, -1, 0), end, "price_pro"))
 			assert.Equal(t, "pro", e.check("u1", 1).Plan, "past_due inside the period")
 			require.NoError(t, e.gate.Record(e.ctx, "u1", 10_000, ""))
 			e.clock.Set(end.Add(grace - time.Second))
@@ -262,8 +260,8 @@ func TestCompleteCheckout(t *testing.T) {
 
 	// The user pays: Stripe makes a customer with the subscription. No
 	// webhook arrives, and a customer search would not find it.
-	e.stripe.complete("cs_test_1", "cus_new")
-	e.stripe.setSubs("cus_new", stripeSub("sub_new", "cus_new", "active", mirrorT0, mirrorT0.AddDate(0, 1, 0), "price_pro"))
+	e.stripe.Complete("cs_test_1", "cus_new")
+	e.stripe.SetSubs("cus_new", stripetest.Sub("sub_new", "cus_new", "active", mirrorT0, mirrorT0.AddDate(0, 1, 0), "price_pro"))
 	assert.ErrorContains(t, e.gate.CompleteCheckout(e.ctx, "u2", "cs_test_1"), "not u2's")
 	user, err := e.store.CustomerUser(e.ctx, "cus_new")
 	require.NoError(t, err)

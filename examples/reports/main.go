@@ -43,6 +43,9 @@ import (
 
 	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/freemiumtest"
+	"github.com/freemiumkit/freemium/pgstore"
+	"github.com/freemiumkit/freemium/resendnotify"
+	"github.com/freemiumkit/freemium/stripesub"
 )
 
 // page is the demo's one page, served at /.
@@ -163,7 +166,7 @@ func connect(ctx context.Context, getenv func(string) string) (options, func(), 
 		if opts.PriceID == "" {
 			return fail(errors.New("STRIPE_PRICE_ID is empty: with STRIPE_SECRET_KEY, set the Pro plan's price (price_...)"))
 		}
-		stripe, err := freemium.NewStripeSubscriptions(freemium.StripeConfig{APIKey: key})
+		stripe, err := stripesub.New(stripesub.Config{APIKey: key})
 		if err != nil {
 			return fail(err)
 		}
@@ -180,7 +183,7 @@ func connect(ctx context.Context, getenv func(string) string) (options, func(), 
 
 	opts.Notifier, opts.describe.email = logNotifier{slog.Default()}, "to the log (set RESEND_API_KEY and RESEND_FROM for Resend)"
 	if key := getenv("RESEND_API_KEY"); key != "" {
-		resend, err := freemium.NewResendNotifier(freemium.ResendConfig{
+		resend, err := resendnotify.New(resendnotify.Config{
 			APIKey:    key,
 			From:      getenv("RESEND_FROM"),
 			Recipient: emailRecipient,
@@ -194,12 +197,12 @@ func connect(ctx context.Context, getenv func(string) string) (options, func(), 
 }
 
 // openPostgres opens the pool and brings the schema up to date.
-func openPostgres(ctx context.Context, dsn string) (*freemium.PostgresStore, *pgxpool.Pool, error) {
+func openPostgres(ctx context.Context, dsn string) (*pgstore.Store, *pgxpool.Pool, error) {
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := freemium.NewPostgresStore(pool, nil)
+	s, err := pgstore.New(pool, nil)
 	if err == nil {
 		err = s.Migrate(ctx)
 	}
@@ -284,7 +287,7 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("POST /api/subscribe", a.subscribe)
 	mux.HandleFunc("GET /checkout/success", a.checkoutSuccess)
 	if a.webhookSecret != "" {
-		mux.Handle("POST /webhooks/stripe", a.gate.StripeWebhookHandler(a.webhookSecret))
+		mux.Handle("POST /webhooks/stripe", stripesub.WebhookHandler(a.gate, stripesub.WebhookConfig{Secret: a.webhookSecret}))
 	}
 	return mux
 }

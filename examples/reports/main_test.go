@@ -3,22 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/freemiumtest"
+	"github.com/freemiumkit/freemium/internal/testenv"
+	"github.com/freemiumkit/freemium/resendnotify"
+	"github.com/freemiumkit/freemium/stripesub"
 )
 
 // TestReportsFlow walks a user through the loop the demo shows, on each
@@ -156,14 +156,14 @@ func TestEmailsWithResend(t *testing.T) {
 	_, _, err := connect(context.Background(), env(map[string]string{"RESEND_API_KEY": "re_test"}))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "RESEND_API_KEY is set")
-	assert.Contains(t, err.Error(), "ResendConfig.From is empty", "the missing RESEND_FROM is named")
+	assert.Contains(t, err.Error(), "Config.From is empty", "the missing RESEND_FROM is named")
 
 	opts, closeServices, err := connect(context.Background(), env(map[string]string{
 		"RESEND_API_KEY": "re_test", "RESEND_FROM": "Reports <reports@example.com>",
 	}))
 	require.NoError(t, err)
 	defer closeServices()
-	require.IsType(t, &freemium.ResendNotifier{}, opts.Notifier)
+	require.IsType(t, &resendnotify.Notifier{}, opts.Notifier)
 
 	// A user without an address is a permanent failure, decided before any
 	// request: the outbox does not retry it.
@@ -205,7 +205,7 @@ func TestServicesFromTheEnvironment(t *testing.T) {
 	}))
 	require.NoError(t, err)
 	closeServices()
-	assert.IsType(t, &freemium.StripeSubscriptions{}, opts.Subscriptions)
+	assert.IsType(t, &stripesub.Checker{}, opts.Subscriptions)
 	assert.Equal(t, "price_live_pro", opts.PriceID)
 	assert.Contains(t, opts.describe.subscriptions, "Stripe")
 
@@ -224,14 +224,8 @@ func TestServicesFromTheEnvironment(t *testing.T) {
 // Checkout page, which returns to /checkout/success; it runs against
 // stripe-mock on FREEMIUM_TEST_STRIPE_URL.
 func TestStripeCheckout(t *testing.T) {
-	backend := os.Getenv("FREEMIUM_TEST_STRIPE_URL")
-	if backend == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("FREEMIUM_TEST_STRIPE_URL is not set, and CI=true: scripts/test.sh starts stripe-mock and sets it")
-		}
-		t.Skip("FREEMIUM_TEST_STRIPE_URL is not set: skipping the stripe-mock test (scripts/test.sh starts stripe-mock and sets it)")
-	}
-	stripe, err := freemium.NewStripeSubscriptions(freemium.StripeConfig{APIKey: "sk_test_123", BackendURL: backend})
+	backend := testenv.Need(t, testenv.StripeMockURL, "the stripe-mock tests")
+	stripe, err := stripesub.New(stripesub.Config{APIKey: "sk_test_123", BackendURL: backend})
 	require.NoError(t, err)
 	a, err := newApp(options{Store: freemium.NewMemoryStore(), Subscriptions: stripe, PriceID: "price_123", Notifier: freemiumtest.NewNotifier()})
 	require.NoError(t, err)
@@ -299,29 +293,9 @@ func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
-// newPostgresStore is a migrated PostgresStore in a schema of its own on
-// FREEMIUM_TEST_DATABASE_URL, dropped when the test ends. Without the URL
-// the test is skipped, unless CI=true, where it fails.
+// newPostgresStore is a migrated pgstore.Store in a schema of its own,
+// dropped when the test ends (see testenv.Need for when it skips).
 func newPostgresStore(t *testing.T) freemium.Store {
 	t.Helper()
-	url := os.Getenv("FREEMIUM_TEST_DATABASE_URL")
-	if url == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("FREEMIUM_TEST_DATABASE_URL is not set, and CI=true: scripts/test.sh starts a Postgres and sets it")
-		}
-		t.Skip("FREEMIUM_TEST_DATABASE_URL is not set: skipping the Postgres run (scripts/test.sh starts a Postgres and sets it)")
-	}
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	schema := "reports_" + strings.ToLower(rand.Text())
-	s, err := freemium.NewPostgresStore(pool, &freemium.PostgresConfig{Schema: schema})
-	require.NoError(t, err)
-	require.NoError(t, s.Migrate(ctx))
-	t.Cleanup(func() {
-		_, err := pool.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-		assert.NoError(t, err)
-	})
-	return s
+	return testenv.PostgresStore(t)
 }

@@ -1,17 +1,18 @@
-package freemium_test
+package configfile_test
 
 import (
 	"fmt"
 	"log"
 
 	"github.com/freemiumkit/freemium"
+	"github.com/freemiumkit/freemium/configfile"
 )
 
 // A freemium loop from a config file: the file sets the limits, periods,
 // message and gated endpoint; code supplies the Store (and, in production,
 // the subscription checker and notifier).
-func ExampleParseConfig() {
-	cfg, err := freemium.ParseConfig([]byte(`
+func ExampleParse() {
+	cfg, err := configfile.Parse([]byte(`
 type: freemium
 steps:
   - trigger: {type: api, endpoint: /api/features/*, method: POST}
@@ -38,7 +39,7 @@ steps:
 		log.Fatal(err)
 	}
 
-	_, err = freemium.ParseConfig([]byte(`
+	_, err = configfile.Parse([]byte(`
 type: freemium
 steps:
   - trigger: {type: api, endpoint: /api/features/*}

@@ -1,22 +1,24 @@
-package freemium
+package resendnotify
 
 import (
 	"fmt"
 	htmltemplate "html/template"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	texttemplate "text/template"
 	"time"
 
+	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/internal/email"
 )
 
 // EmailData is what the templates of notification emails are executed with:
 // the Notification, the recipient's name, and the usage in words.
 type EmailData struct {
-	Notification // .Kind, .UserID, .Usage, .UpgradeURL, .CreatedAt, .ID
+	freemium.Notification // .Kind, .UserID, .Usage, .UpgradeURL, .CreatedAt, .ID
 
 	Name    string // the recipient's name, "" when unknown
 	Used    string // Usage.Used with thousands separators, such as "8,500"
@@ -32,7 +34,7 @@ type EmailData struct {
 	Resets string
 }
 
-func newEmailData(n Notification, name string) EmailData {
+func newEmailData(n freemium.Notification, name string) EmailData {
 	d := EmailData{
 		Notification: n,
 		Name:         name,
@@ -40,7 +42,7 @@ func newEmailData(n Notification, name string) EmailData {
 		Limit:        "unlimited",
 		Resets:       "never",
 	}
-	if n.Usage.Limit != Unlimited {
+	if n.Usage.Limit != freemium.Unlimited {
 		d.Limit = groupDigits(n.Usage.Limit)
 		d.Reached = n.Usage.Used >= n.Usage.Limit
 	}
@@ -73,6 +75,9 @@ func groupDigits(n int64) string {
 	return sign + b.String()
 }
 
+// kinds are the notification kinds, in the order they happen.
+var kinds = []freemium.NotificationKind{freemium.UsageWarning, freemium.UpgradePrompt, freemium.LimitReached}
+
 // emailTemplates are the templates of one kind's email.
 type emailTemplates struct {
 	subject *texttemplate.Template
@@ -81,28 +86,28 @@ type emailTemplates struct {
 }
 
 // emails are the templates of every kind's email.
-type emails map[NotificationKind]emailTemplates
+type emails map[freemium.NotificationKind]emailTemplates
 
 // parseEmails parses the host's template sources over the defaults, and
 // tries each on sample data, so that a mistake shows when the notifier is
 // made rather than when it sends. cfg names the config type in errors.
-func parseEmails(cfg string, subjects, html, text map[NotificationKind]string) (emails, error) {
+func parseEmails(cfg string, subjects, html, text map[freemium.NotificationKind]string) (emails, error) {
 	for _, f := range []struct {
 		name string
-		m    map[NotificationKind]string
+		m    map[freemium.NotificationKind]string
 	}{{"Subjects", subjects}, {"HTMLTemplates", html}, {"TextTemplates", text}} {
 		for k := range f.m {
-			if !k.valid() {
-				return nil, fmt.Errorf("freemium: %s.%s has kind %q: use UsageWarning, UpgradePrompt or LimitReached", cfg, f.name, k)
+			if !slices.Contains(kinds, k) {
+				return nil, fmt.Errorf("resendnotify: %s.%s has kind %q: use freemium.UsageWarning, UpgradePrompt or LimitReached", cfg, f.name, k)
 			}
 		}
 	}
 	e := emails{}
-	for _, k := range notificationKinds {
+	for _, k := range kinds {
 		var t emailTemplates
 		var err error
 		fail := func(field string, err error) error {
-			return fmt.Errorf("freemium: %s.%s[%s]: %w: fix the template, or leave the kind out for the default", cfg, field, k, err)
+			return fmt.Errorf("resendnotify: %s.%s[%s]: %w: fix the template, or leave the kind out for the default", cfg, field, k, err)
 		}
 		src := subjects[k]
 		if src == "" {
@@ -142,17 +147,17 @@ func parseEmails(cfg string, subjects, html, text map[NotificationKind]string) (
 	return e, nil
 }
 
-func sampleNotification(k NotificationKind) Notification {
-	return Notification{
+func sampleNotification(k freemium.NotificationKind) freemium.Notification {
+	return freemium.Notification{
 		ID: "sample", Kind: k, UserID: "user",
-		Usage: Usage{Plan: "pro", Used: 850, Limit: 1000, Remaining: 150, Percentage: 85, Warning: true,
+		Usage: freemium.Usage{Plan: "pro", Used: 850, Limit: 1000, Remaining: 150, Percentage: 85, Warning: true,
 			PeriodStart: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), PeriodEnd: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)},
 		UpgradeURL: "https://example.com/upgrade",
 	}
 }
 
 // render executes n's templates for a recipient called name.
-func (e emails) render(n Notification, name string) (subject, html, text string, err error) {
+func (e emails) render(n freemium.Notification, name string) (subject, html, text string, err error) {
 	t := e[n.Kind]
 	d := newEmailData(n, name)
 	var b strings.Builder

@@ -1,9 +1,10 @@
-package freemium_test
+package stripesub_test
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/freemiumtest"
+	"github.com/freemiumkit/freemium/internal/testenv"
+	"github.com/freemiumkit/freemium/stripesub"
 )
 
 const webhookSecret = "whsec_test_secret"
@@ -51,7 +54,7 @@ func newWebhookEnv(t *testing.T, store freemium.Store) *webhookEnv {
 		Logger:             slog.New(slog.DiscardHandler),
 	})
 	require.NoError(t, err)
-	e.gate, e.handler = g, g.StripeWebhookHandler(webhookSecret)
+	e.gate, e.handler = g, stripesub.WebhookHandler(g, stripesub.WebhookConfig{Secret: webhookSecret})
 	return e
 }
 
@@ -162,10 +165,7 @@ func (e *webhookEnv) plan(user string) string {
 }
 
 func TestStripeWebhook(t *testing.T) {
-	stores := map[string]func(t *testing.T) freemium.Store{
-		"Memory":   func(*testing.T) freemium.Store { return freemium.NewMemoryStore() },
-		"Postgres": func(t *testing.T) freemium.Store { return newPostgresStore(t) },
-	}
+	stores := testenv.Stores
 	for name, newStore := range stores {
 		t.Run(name, func(t *testing.T) {
 			t.Run("AppliesAndChecksMakeNoCalls", func(t *testing.T) {
@@ -370,9 +370,7 @@ func TestStripeWebhookRefuses(t *testing.T) {
 }
 
 func TestStripeWebhookStoreDownIs500(t *testing.T) {
-	store := &flakyStore{MemoryStore: freemium.NewMemoryStore()}
-	e := newWebhookEnv(t, store)
-	store.down.Store(true)
+	e := newWebhookEnv(t, downStore{freemium.NewMemoryStore()})
 	rec := e.deliver(fixture(t, "subscription_updated_active.json"), webhookSecret, time.Now())
 	assert.Equal(t, http.StatusInternalServerError, rec.Code, "Stripe retries a 500")
 	var problem map[string]any
@@ -380,9 +378,20 @@ func TestStripeWebhookStoreDownIs500(t *testing.T) {
 	assert.Equal(t, "Internal Server Error", problem["title"])
 }
 
-func TestStripeWebhookHandlerNeedsASecret(t *testing.T) {
+func TestWebhookHandlerNeedsASecret(t *testing.T) {
 	g, err := freemium.New(freemium.Config{Store: freemium.NewMemoryStore()})
 	require.NoError(t, err)
-	assert.PanicsWithValue(t, "freemium: StripeWebhookHandler: the signing secret is empty: pass the endpoint's whsec_... secret",
-		func() { g.StripeWebhookHandler("") })
+	assert.PanicsWithValue(t, "stripesub: WebhookHandler: WebhookConfig.Secret is empty: set the endpoint's whsec_... secret",
+		func() { stripesub.WebhookHandler(g, stripesub.WebhookConfig{}) })
+}
+
+// downStore is a MemoryStore whose reads and writes of the mirror fail.
+type downStore struct{ *freemium.MemoryStore }
+
+var errStoreDown = errors.New("store down")
+
+func (downStore) CustomerUser(context.Context, string) (string, error) { return "", errStoreDown }
+
+func (downStore) PutSubscriptions(context.Context, string, freemium.SubscriptionUpdate, time.Time) (bool, error) {
+	return false, errStoreDown
 }

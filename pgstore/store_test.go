@@ -1,4 +1,4 @@
-package freemium_test
+package pgstore_test
 
 import (
 	"context"
@@ -18,7 +18,9 @@ import (
 
 	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/freemiumtest"
-	"github.com/freemiumkit/freemium/internal/migrations"
+	"github.com/freemiumkit/freemium/internal/testenv"
+	"github.com/freemiumkit/freemium/pgstore"
+	"github.com/freemiumkit/freemium/pgstore/migrations"
 )
 
 // TestPostgresMigrationsKeepState applies migrations 1 to 3, writes state as
@@ -30,7 +32,7 @@ import (
 // statements out.
 func TestPostgresMigrationsKeepState(t *testing.T) {
 	ctx := context.Background()
-	pool := pgPool(t)
+	pool := testenv.Pool(t)
 	conn, schema := migratedTo(t, 3)
 	// u1: usage in two months, a live first-report hold and an expired one;
 	// u2: only an upgrade prompt's mark.
@@ -48,7 +50,7 @@ func TestPostgresMigrationsKeepState(t *testing.T) {
 	_, err = conn.Exec(ctx, "RESET search_path")
 	require.NoError(t, err)
 
-	store, err := freemium.NewPostgresStore(pool, &freemium.PostgresConfig{Schema: schema})
+	store, err := pgstore.New(pool, &pgstore.Config{Schema: schema})
 	require.NoError(t, err)
 	require.NoError(t, store.Migrate(ctx))
 	month := func(start time.Time) func(freemium.Account) freemium.Window {
@@ -110,14 +112,14 @@ func TestPostgresMigrationsKeepState(t *testing.T) {
 // reservations' pruning into Reserve's statement once did that).
 func TestPostgresHotStatementsKeepGenericPlans(t *testing.T) {
 	ctx := context.Background()
-	_, schema := newPostgresSchema(t)
+	_, schema := testenv.PostgresSchema(t)
 	cfg, err := pgxpool.ParseConfig(os.Getenv("FREEMIUM_TEST_DATABASE_URL"))
 	require.NoError(t, err)
 	cfg.MaxConns = 1 // so that every statement is prepared on one connection
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(t, err)
 	defer pool.Close()
-	store, err := freemium.NewPostgresStore(pool, &freemium.PostgresConfig{Schema: schema})
+	store, err := pgstore.New(pool, &pgstore.Config{Schema: schema})
 	require.NoError(t, err)
 	now := freemiumtest.T0
 	fixed := freemium.Window{Start: now, End: now.AddDate(0, 1, 0)}
@@ -163,11 +165,11 @@ func TestPostgresHotStatementsKeepGenericPlans(t *testing.T) {
 // older-window Reserve once refused every limit above 2^31-1 that way).
 func TestPostgresStatementParameterTypes(t *testing.T) {
 	ctx := context.Background()
-	store := newPostgresStore(t)
-	conn, err := pgPool(t).Acquire(ctx)
+	store := testenv.PostgresStore(t)
+	conn, err := testenv.Pool(t).Acquire(ctx)
 	require.NoError(t, err)
 	defer conn.Release()
-	for name, sql := range freemium.PostgresStatements(store) {
+	for name, sql := range pgstore.Statements(store) {
 		sd, err := conn.Conn().Prepare(ctx, "", sql)
 		if !assert.NoError(t, err, name) {
 			continue
@@ -184,7 +186,7 @@ func TestPostgresStatementParameterTypes(t *testing.T) {
 // and up again.
 func TestPostgresMigration6UpAndDown(t *testing.T) {
 	ctx := context.Background()
-	pool := pgPool(t)
+	pool := testenv.Pool(t)
 	conn, schema := migratedTo(t, 5)
 	exec := func(sql string, args ...any) {
 		t.Helper()
@@ -199,7 +201,7 @@ func TestPostgresMigration6UpAndDown(t *testing.T) {
 	exec(`INSERT INTO usage_windows (user_id, period_start, used, notified) VALUES ('u1', $1, 90, 4), ('u1', $2, 40, 1)`, nov, dec)
 	exec("RESET search_path")
 
-	store, err := freemium.NewPostgresStore(pool, &freemium.PostgresConfig{Schema: schema})
+	store, err := pgstore.New(pool, &pgstore.Config{Schema: schema})
 	require.NoError(t, err)
 	require.NoError(t, store.Migrate(ctx))
 	usage := func(start time.Time) freemium.State {
@@ -233,7 +235,7 @@ func TestPostgresMigration6UpAndDown(t *testing.T) {
 	ms, err := migrations.Up()
 	require.NoError(t, err)
 	for i := len(ms) - 1; i >= 5; i-- {
-		down, err := fs.ReadFile(freemium.Migrations, ms[i].Name+".down.sql")
+		down, err := fs.ReadFile(pgstore.Migrations, ms[i].Name+".down.sql")
 		require.NoError(t, err)
 		exec(string(down))
 		exec("DELETE FROM schema_migrations WHERE version = $1", ms[i].Version)
@@ -256,7 +258,7 @@ func TestPostgresMigration6UpAndDown(t *testing.T) {
 func migratedTo(t *testing.T, n int) (*pgxpool.Conn, string) {
 	t.Helper()
 	ctx := context.Background()
-	pool := pgPool(t)
+	pool := testenv.Pool(t)
 	schema := "test_" + strings.ToLower(rand.Text())
 	t.Cleanup(func() {
 		_, err := pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
@@ -289,8 +291,8 @@ func migratedTo(t *testing.T, n int) (*pgxpool.Conn, string) {
 // statement looks up by are in the C collation, whatever the database's:
 // under another, each index comparison calls strcoll (migration 7).
 func TestPostgresKeysCompareAsBytes(t *testing.T) {
-	_, schema := newPostgresSchema(t)
-	rows, err := pgPool(t).Query(context.Background(), `
+	_, schema := testenv.PostgresSchema(t)
+	rows, err := testenv.Pool(t).Query(context.Background(), `
 		SELECT table_name || '.' || column_name, coalesce(collation_name, '') FROM information_schema.columns
 		WHERE table_schema = $1`, schema)
 	require.NoError(t, err)
@@ -311,10 +313,10 @@ func TestPostgresKeysCompareAsBytes(t *testing.T) {
 // row alone: x (expiring in two days, so it outlives the others' rows), y
 // and z (a minute), so that y's row carries x's commit, z's row y's, and
 // the account z's. It returns the store's schema and the holds' refs.
-func committedChain(t *testing.T) (*freemium.PostgresStore, string, []freemium.HoldRef) {
+func committedChain(t *testing.T) (*pgstore.Store, string, []freemium.HoldRef) {
 	t.Helper()
 	ctx := context.Background()
-	store, schema := newPostgresSchema(t)
+	store, schema := testenv.PostgresSchema(t)
 	w := chainWindow(freemium.Account{})
 	require.NoError(t, store.Record(ctx, "u1", w, 1, "", freemiumtest.T0))
 	var refs []freemium.HoldRef
@@ -331,7 +333,7 @@ func committedChain(t *testing.T) (*freemium.PostgresStore, string, []freemium.H
 		require.NoError(t, store.Commit(ctx, h.Ref(r), 5, freemiumtest.T0))
 	}
 	var carried []string
-	rows, err := pgPool(t).Query(ctx, "SELECT committed_prev FROM "+schema+".reservations WHERE row_state = 'held' ORDER BY id")
+	rows, err := testenv.Pool(t).Query(ctx, "SELECT committed_prev FROM "+schema+".reservations WHERE row_state = 'held' ORDER BY id")
 	require.NoError(t, err)
 	for rows.Next() {
 		var prev pgtype.Text
@@ -349,7 +351,7 @@ func chainWindow(freemium.Account) freemium.Window {
 }
 
 // loadChain loads u1 of committedChain at now.
-func loadChain(t *testing.T, store *freemium.PostgresStore, now time.Time) freemium.State {
+func loadChain(t *testing.T, store *pgstore.Store, now time.Time) freemium.State {
 	t.Helper()
 	st, err := store.Load(context.Background(), "u1", now, chainWindow)
 	require.NoError(t, err)
@@ -363,9 +365,9 @@ func TestPostgresPruneHandsOnCommits(t *testing.T) {
 	ctx := context.Background()
 	store, schema, refs := committedChain(t)
 	now := freemiumtest.T0.Add(24*time.Hour + 2*time.Minute)
-	require.NoError(t, freemium.PostgresPrune(store, now))
+	require.NoError(t, pgstore.Prune(store, now))
 	var ids, states []string
-	rows, err := pgPool(t).Query(ctx, "SELECT id, row_state FROM "+schema+".reservations ORDER BY id")
+	rows, err := testenv.Pool(t).Query(ctx, "SELECT id, row_state FROM "+schema+".reservations ORDER BY id")
 	require.NoError(t, err)
 	for rows.Next() {
 		var id, state string
@@ -391,13 +393,13 @@ func migrateDown(t *testing.T, schema string, from int) *pgxpool.Conn {
 	ctx := context.Background()
 	ms, err := migrations.Up()
 	require.NoError(t, err)
-	conn, err := pgPool(t).Acquire(ctx)
+	conn, err := testenv.Pool(t).Acquire(ctx)
 	require.NoError(t, err)
 	t.Cleanup(conn.Release)
 	_, err = conn.Exec(ctx, "SET search_path TO "+schema)
 	require.NoError(t, err)
 	for i := len(ms) - 1; i >= 0 && ms[i].Version >= from; i-- {
-		down, err := fs.ReadFile(freemium.Migrations, ms[i].Name+".down.sql")
+		down, err := fs.ReadFile(pgstore.Migrations, ms[i].Name+".down.sql")
 		require.NoError(t, err)
 		for _, sql := range []string{string(down), fmt.Sprint("DELETE FROM schema_migrations WHERE version = ", ms[i].Version)} {
 			_, err := conn.Exec(ctx, sql)
@@ -434,7 +436,7 @@ func TestPostgresMigration8Down(t *testing.T) {
 // again.
 func TestPostgresMigration9DownAndUp(t *testing.T) {
 	ctx := context.Background()
-	store, schema := newPostgresSchema(t)
+	store, schema := testenv.PostgresSchema(t)
 	t0 := freemiumtest.T0
 	sub := func(id string, status freemium.SubscriptionStatus, plan string) freemium.MirroredSubscription {
 		return freemium.MirroredSubscription{Subscription: freemium.Subscription{ID: id, CustomerID: "cus_1", PriceIDs: []string{"price_" + id},
@@ -481,7 +483,7 @@ func TestPostgresMigration9AnyTimeZone(t *testing.T) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(t, err)
 	defer pool.Close()
-	store, err := freemium.NewPostgresStore(pool, &freemium.PostgresConfig{Schema: schema})
+	store, err := pgstore.New(pool, &pgstore.Config{Schema: schema})
 	require.NoError(t, err)
 	require.NoError(t, store.Migrate(ctx))
 
@@ -492,4 +494,46 @@ func TestPostgresMigration9AnyTimeZone(t *testing.T) {
 		return freemium.Window{Start: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
 	})
 	assert.NoError(t, err, "the migrated user can be loaded")
+}
+
+// TestPostgresMigration10RecountsHolds takes the state case 8 left at
+// version 8 (a recount stamped at B's time, then A's hold of 900 placed and
+// counted although it expires before the stamp; an earlier hold dropped by
+// the recount) through migration 10: the 900 are given back by their
+// Commit, and the dropped hold gives back nothing.
+func TestPostgresMigration10RecountsHolds(t *testing.T) {
+	ctx := context.Background()
+	conn, schema := migratedTo(t, 8)
+	t0 := freemiumtest.T0
+	month := freemium.Window{Start: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	for _, sql := range []string{
+		`INSERT INTO accounts (user_id, anchor, held, held_until, pruned_at, latest_start, latest_used,
+			last_hold, last_tokens, last_expires, last_start)
+		 VALUES ('u1', $1, 900, $1::timestamptz + interval '60 seconds', $1::timestamptz + interval '90 seconds', $2, 0,
+			'h2', 900, $1::timestamptz + interval '60 seconds', $2)`,
+		`INSERT INTO reservations (id, user_id, period_start, first_report, expires_at, tokens) VALUES
+			('h1', 'u1', $2, false, $1::timestamptz + interval '30 seconds', 10),
+			('h2', 'u1', $2, false, $1::timestamptz + interval '60 seconds', 900)`,
+		"RESET search_path",
+	} {
+		args := []any{t0, month.Start}
+		if sql == "RESET search_path" {
+			args = nil
+		}
+		_, err := conn.Exec(ctx, sql, args...)
+		require.NoError(t, err, sql)
+	}
+	store, err := pgstore.New(testenv.Pool(t), &pgstore.Config{Schema: schema})
+	require.NoError(t, err)
+	require.NoError(t, store.Migrate(ctx))
+	require.NoError(t, store.Cancel(ctx, freemium.HoldRef{ID: "h1", UserID: "u1"}, t0))
+	require.NoError(t, store.Commit(ctx, freemium.HoldRef{ID: "h2", UserID: "u1"}, 900, t0))
+	st, err := store.Load(ctx, "u1", t0, func(freemium.Account) freemium.Window { return month })
+	require.NoError(t, err)
+	assert.Equal(t, int64(900), st.Used)
+	assert.Equal(t, int64(0), st.Reserved, "the Commit gave the 900 back")
+	r, err := store.Reserve(ctx, freemium.Hold{ID: "h3", UserID: "u1", Window: month, Tokens: 100, Limit: 1000,
+		ExpiresAt: t0.Add(time.Minute)}, t0)
+	require.NoError(t, err)
+	assert.True(t, r.Admitted, "the last 100 fit")
 }

@@ -1,4 +1,4 @@
-package freemium
+package resendnotify
 
 import (
 	"bytes"
@@ -17,15 +17,17 @@ import (
 	"unicode"
 
 	"github.com/resend/resend-go/v2"
+
+	"github.com/freemiumkit/freemium"
 )
 
-// ResendConfig configures a ResendNotifier.
+// Config configures a Notifier.
 //
 // The templates are Go templates executed with an EmailData; a kind left
 // out of a map keeps its default. The defaults (in internal/email) say how
 // much of the allowance is used, when it resets, and link to UpgradeURL with
 // a button.
-type ResendConfig struct {
+type Config struct {
 	// APIKey is the Resend API key. Required.
 	APIKey string
 
@@ -48,17 +50,17 @@ type ResendConfig struct {
 	// Default: "You've used {{.Percent}}% of your {{.Usage.Plan}} allowance",
 	// "You've reached the free plan's limit: upgrade to continue" and
 	// "You've reached the limit of your {{.Usage.Plan}} plan".
-	Subjects map[NotificationKind]string
+	Subjects map[freemium.NotificationKind]string
 
 	// HTMLTemplates are html/template sources of the HTML bodies, by kind;
 	// html/template escapes every value for where it is put, and replaces an
 	// unsafe URL (javascript:) in an href by "#ZgotmplZ". Default:
 	// internal/email/KIND.html.
-	HTMLTemplates map[NotificationKind]string
+	HTMLTemplates map[freemium.NotificationKind]string
 
 	// TextTemplates are text/template sources of the plain-text bodies, by
 	// kind. Default: internal/email/KIND.txt.
-	TextTemplates map[NotificationKind]string
+	TextTemplates map[freemium.NotificationKind]string
 
 	// BaseURL is the Resend API's base URL, for a stand-in in tests or a
 	// proxy. Default: resend-go's, which is Resend's API unless the
@@ -73,12 +75,12 @@ type ResendConfig struct {
 	HTTPClient *http.Client
 }
 
-// ResendNotifier is a Notifier that sends emails through Resend, with
+// Notifier is a Notifier that sends emails through Resend, with
 // resend-go. Every Notify is one request, with Notification.ID as the
 // Idempotency-Key, so that a retry within Resend's 24 hours sends no second
 // email. Its errors never contain the API key or the recipient's address.
 // Safe for simultaneous use.
-type ResendNotifier struct {
+type Notifier struct {
 	client    *resend.Client
 	apiKey    string
 	from      string
@@ -87,33 +89,33 @@ type ResendNotifier struct {
 	emails    emails
 }
 
-var _ Notifier = (*ResendNotifier)(nil)
+var _ freemium.Notifier = (*Notifier)(nil)
 
-// NewResendNotifier returns a ResendNotifier for cfg, or an error that names
+// New returns a Notifier for cfg, or an error that names
 // the invalid field and the fix. It checks the templates on sample data.
-func NewResendNotifier(cfg ResendConfig) (*ResendNotifier, error) {
+func New(cfg Config) (*Notifier, error) {
 	key := strings.TrimSpace(cfg.APIKey)
 	if key == "" {
-		return nil, errors.New("freemium: ResendConfig.APIKey is empty: set the Resend API key")
+		return nil, errors.New("resendnotify: Config.APIKey is empty: set the Resend API key")
 	}
 	if strings.IndexFunc(key, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
-		return nil, errors.New("freemium: ResendConfig.APIKey has spaces or control characters: set the key alone")
+		return nil, errors.New("resendnotify: Config.APIKey has spaces or control characters: set the key alone")
 	}
 	if cfg.From == "" {
-		return nil, errors.New(`freemium: ResendConfig.From is empty: set the sender, such as "Acme <billing@acme.example>"`)
+		return nil, errors.New(`resendnotify: Config.From is empty: set the sender, such as "Acme <billing@acme.example>"`)
 	}
 	if _, err := mail.ParseAddress(cfg.From); err != nil {
-		return nil, fmt.Errorf(`freemium: ResendConfig.From %q is not an address: use "you@your-domain" or "Name <you@your-domain>"`, cfg.From)
+		return nil, fmt.Errorf(`resendnotify: Config.From %q is not an address: use "you@your-domain" or "Name <you@your-domain>"`, cfg.From)
 	}
 	if cfg.ReplyTo != "" {
 		if _, err := mail.ParseAddress(cfg.ReplyTo); err != nil {
-			return nil, fmt.Errorf(`freemium: ResendConfig.ReplyTo %q is not an address: use "you@your-domain", or "" for replies to From`, cfg.ReplyTo)
+			return nil, fmt.Errorf(`resendnotify: Config.ReplyTo %q is not an address: use "you@your-domain", or "" for replies to From`, cfg.ReplyTo)
 		}
 	}
 	if cfg.Recipient == nil {
-		return nil, errors.New("freemium: ResendConfig.Recipient is nil: set a function that returns a user's email address and name")
+		return nil, errors.New("resendnotify: Config.Recipient is nil: set a function that returns a user's email address and name")
 	}
-	emails, err := parseEmails("ResendConfig", cfg.Subjects, cfg.HTMLTemplates, cfg.TextTemplates)
+	emails, err := parseEmails("Config", cfg.Subjects, cfg.HTMLTemplates, cfg.TextTemplates)
 	if err != nil {
 		return nil, err
 	}
@@ -131,14 +133,14 @@ func NewResendNotifier(cfg ResendConfig) (*ResendNotifier, error) {
 	if cfg.BaseURL != "" {
 		u, err := url.Parse(cfg.BaseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("freemium: ResendConfig.BaseURL %q is not an http(s) URL: use one such as http://127.0.0.1:8025/, or \"\" for Resend's API", cfg.BaseURL)
+			return nil, fmt.Errorf("resendnotify: Config.BaseURL %q is not an http(s) URL: use one such as http://127.0.0.1:8025/, or \"\" for Resend's API", cfg.BaseURL)
 		}
 		if !strings.HasSuffix(u.Path, "/") {
 			u.Path += "/" // resend-go resolves "emails" against it
 		}
 		client.BaseURL = u
 	}
-	return &ResendNotifier{
+	return &Notifier{
 		client:    client,
 		apiKey:    key,
 		from:      cfg.From,
@@ -149,15 +151,15 @@ func NewResendNotifier(cfg ResendConfig) (*ResendNotifier, error) {
 }
 
 // Notify implements Notifier: it sends n's email to the user.
-func (r *ResendNotifier) Notify(ctx context.Context, n Notification) error {
+func (r *Notifier) Notify(ctx context.Context, n freemium.Notification) error {
 	_, err := r.Send(ctx, n)
 	return err
 }
 
 // Send is Notify, and returns the ID Resend gave the email, for a caller
 // that records it. A repeated Notification.ID returns the first send's ID.
-func (r *ResendNotifier) Send(ctx context.Context, n Notification) (messageID string, err error) {
-	if err := n.validate(); err != nil {
+func (r *Notifier) Send(ctx context.Context, n freemium.Notification) (messageID string, err error) {
+	if err := n.Validate(); err != nil {
 		return "", err
 	}
 	addr, name, err := r.recipient(ctx, n.UserID)
@@ -165,11 +167,11 @@ func (r *ResendNotifier) Send(ctx context.Context, n Notification) (messageID st
 		return "", fmt.Errorf("freemium: notify: recipient of user %s: %w", n.UserID, err)
 	}
 	if addr == "" {
-		return "", &NotifyError{Permanent: true, Err: fmt.Errorf("user %s: %w", n.UserID, ErrNoRecipient)}
+		return "", &freemium.NotifyError{Permanent: true, Err: fmt.Errorf("user %s: %w", n.UserID, freemium.ErrNoRecipient)}
 	}
 	if a, err := mail.ParseAddress(addr); err != nil || a.Address != addr || a.Name != "" {
 		// Neither the address nor the parser's message, which may quote it.
-		return "", &NotifyError{Permanent: true, Err: fmt.Errorf("the address of user %s is not a valid email address", n.UserID)}
+		return "", &freemium.NotifyError{Permanent: true, Err: fmt.Errorf("the address of user %s is not a valid email address", n.UserID)}
 	}
 	to := addr
 	if name != "" {
@@ -177,7 +179,7 @@ func (r *ResendNotifier) Send(ctx context.Context, n Notification) (messageID st
 	}
 	subject, html, text, err := r.emails.render(n, name)
 	if err != nil {
-		return "", &NotifyError{Permanent: true, Err: fmt.Errorf("email %s: %w", n.Kind, err)}
+		return "", &freemium.NotifyError{Permanent: true, Err: fmt.Errorf("email %s: %w", n.Kind, err)}
 	}
 	req := &resend.SendEmailRequest{
 		From:    r.from,
@@ -198,12 +200,12 @@ func (r *ResendNotifier) Send(ctx context.Context, n Notification) (messageID st
 
 // classify turns a failed send into a *NotifyError from the status the
 // transport observed: resend-go's own errors carry none but for a 429.
-func (r *ResendNotifier) classify(x *exchange, err error, addr string) error {
+func (r *Notifier) classify(x *exchange, err error, addr string) error {
 	switch {
 	case x.status == 0: // no response: a network failure, a timeout, a canceled ctx
-		return &NotifyError{Err: fmt.Errorf("resend: %w", err)}
+		return &freemium.NotifyError{Err: fmt.Errorf("resend: %w", err)}
 	case x.status >= 200 && x.status < 300: // sent, and the reply was cut short: the same key makes a retry safe
-		return &NotifyError{Status: x.status, Err: fmt.Errorf("resend: reading the reply: %w", err)}
+		return &freemium.NotifyError{Status: x.status, Err: fmt.Errorf("resend: reading the reply: %w", err)}
 	}
 	// Resend's error body, not resend-go's error, whose message may quote
 	// the request: the address is taken out of the message either way.
@@ -216,7 +218,7 @@ func (r *ResendNotifier) classify(x *exchange, err error, addr string) error {
 		msg += body.Name + ": "
 	}
 	msg += redact(body.Message, addr, r.apiKey)
-	ne := &NotifyError{Status: x.status, Err: errors.New(msg)}
+	ne := &freemium.NotifyError{Status: x.status, Err: errors.New(msg)}
 	switch {
 	case x.status == http.StatusTooManyRequests:
 		ne.RetryAfter = x.retryAfter

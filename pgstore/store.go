@@ -1,4 +1,4 @@
-package freemium
+package pgstore
 
 import (
 	"context"
@@ -17,17 +17,18 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/freemiumkit/freemium/internal/migrations"
+	"github.com/freemiumkit/freemium"
+	"github.com/freemiumkit/freemium/pgstore/migrations"
 )
 
-// Migrations are the SQL files PostgresStore.Migrate applies, numbered
+// Migrations are the SQL files Store.Migrate applies, numbered
 // NNN_name.up.sql and NNN_name.down.sql, for hosts that run their own
 // migration tool. They create unqualified objects: run them with search_path
 // set to the schema, which must exist.
 var Migrations fs.FS = migrations.FS
 
-// PostgresConfig configures a PostgresStore.
-type PostgresConfig struct {
+// Config configures a Store.
+type Config struct {
 	// Schema holds the store's tables and functions: lower-case letters,
 	// digits and underscores, starting with a letter or underscore, at most
 	// 63 bytes, not starting with pg_ (Postgres reserves it), and neither
@@ -36,7 +37,7 @@ type PostgresConfig struct {
 	Schema string
 }
 
-// PostgresStore is a Store in Postgres, through a pgx pool. Every operation
+// Store is a Store in Postgres, through a pgx pool. Every operation
 // is one statement, so one round trip, in the common case. The user's
 // account row holds the sum of the live holds and the usage of the user's
 // latest window; older windows have a row each. So Load reads two rows by
@@ -47,18 +48,18 @@ type PostgresConfig struct {
 // for the WAL flush (they expire anyway); recorded usage, mirrors and
 // notifications are durable. Safe for simultaneous use.
 //
-// Each PostgresStore is one instance: it judges the expiry of the holds it
+// Each Store is one instance: it judges the expiry of the holds it
 // placed by the now its Gate gives it, and other instances' holds by the
 // database's clock, their TTL after their Reserve. So an instance whose
 // clock is ahead never ends another's holds early, and a Commit or Cancel
 // gives back exactly its hold's tokens, whatever the clocks. An instance
 // whose clock is behind may count another's expired holds up to the
-// difference longer. Gates that share one PostgresStore should share one
+// difference longer. Gates that share one Store should share one
 // clock.
-type PostgresStore struct {
+type Store struct {
 	pool   *pgxpool.Pool
 	schema string
-	// instance identifies this PostgresStore in the holds it places: it
+	// instance identifies this Store in the holds it places: it
 	// judges their expiry by its clock, and other instances' by the
 	// database's.
 	instance int64
@@ -74,17 +75,17 @@ type PostgresStore struct {
 	}
 }
 
-var _ Store = (*PostgresStore)(nil)
+var _ freemium.Store = (*Store)(nil)
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
-// NewPostgresStore returns a PostgresStore on pool. cfg may be nil for the
+// New returns a Store on pool. cfg may be nil for the
 // defaults. Call Migrate (or apply Migrations) before use.
-func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, error) {
+func New(pool *pgxpool.Pool, cfg *Config) (*Store, error) {
 	if pool == nil {
-		return nil, errors.New("freemium: NewPostgresStore: pool is nil: pass a *pgxpool.Pool from pgxpool.New")
+		return nil, errors.New("pgstore: New: pool is nil: pass a *pgxpool.Pool from pgxpool.New")
 	}
-	var c PostgresConfig
+	var c Config
 	if cfg != nil {
 		c = *cfg
 	}
@@ -92,15 +93,15 @@ func NewPostgresStore(pool *pgxpool.Pool, cfg *PostgresConfig) (*PostgresStore, 
 		c.Schema = "freemium"
 	}
 	if strings.HasPrefix(c.Schema, "pg_") {
-		return nil, fmt.Errorf("freemium: PostgresConfig.Schema %q starts with pg_, which Postgres reserves: choose another name", c.Schema)
+		return nil, fmt.Errorf("pgstore: Config.Schema %q starts with pg_, which Postgres reserves: choose another name", c.Schema)
 	}
 	if c.Schema == "public" || c.Schema == "information_schema" {
-		return nil, fmt.Errorf("freemium: PostgresConfig.Schema %q is a schema every database has, shared with other tables: choose a schema of the store's own, such as \"freemium\"", c.Schema)
+		return nil, fmt.Errorf("pgstore: Config.Schema %q is a schema every database has, shared with other tables: choose a schema of the store's own, such as \"freemium\"", c.Schema)
 	}
 	if !schemaName.MatchString(c.Schema) {
-		return nil, fmt.Errorf("freemium: PostgresConfig.Schema %q is not a plain identifier: use lower-case letters, digits and underscores, at most 63 bytes", c.Schema)
+		return nil, fmt.Errorf("pgstore: Config.Schema %q is not a plain identifier: use lower-case letters, digits and underscores, at most 63 bytes", c.Schema)
 	}
-	s := &PostgresStore{pool: pool, schema: c.Schema, instance: rand.Int64()}
+	s := &Store{pool: pool, schema: c.Schema, instance: rand.Int64()}
 	schema := pgx.Identifier{c.Schema}.Sanitize()
 	s.sql.load = statement(loadSQL, schema, "", "", "$2")
 	s.sql.loadSlow = instance(statement(loadSlowSQL, schema, "", "", "$3"), "$4")
@@ -276,7 +277,7 @@ func statement(tmpl, schema, start, every, now string) string {
 }
 
 // instance fills in {me}, the placeholder of the instance's ID
-// (PostgresStore.instance), in a statement.
+// (Store.instance), in a statement.
 func instance(sql, me string) string {
 	return strings.ReplaceAll(sql, "{me}", me+"::bigint")
 }
@@ -429,7 +430,7 @@ WHERE a.user_id = $3::text AND a.last_hold = $1::text AND NOT a.last_committed A
   AND a.last_expires >= $4::timestamptz - interval '1 day' AND {first_guard}
 RETURNING true`
 
-// Commit's slow path and Cancel are a batch (see PostgresStore.batch):
+// Commit's slow path and Cancel are a batch (see Store.batch):
 // lockAccountSQL locks the account row of the user the HoldRef names, and
 // the next statement, which reads what committed before it began, writes,
 // only if the hold is that user's. Either one that ends the account's
@@ -635,12 +636,12 @@ WHERE r.id = gone.committed_prev AND r.row_state = 'held' AND r.id NOT IN (SELEC
 const pruneEvery = 512
 
 // Load implements Store.
-func (s *PostgresStore) Load(ctx context.Context, userID string, now time.Time, window func(Account) Window) (State, error) {
+func (s *Store) Load(ctx context.Context, userID string, now time.Time, window func(freemium.Account) freemium.Window) (freemium.State, error) {
 	// Columns of a missing row are NULL: the statement leaves them so,
 	// since each expression in it costs on every call, and Go reads them
 	// as the zero value.
 	var (
-		st                                                     State
+		st                                                     freemium.State
 		a                                                      = &st.Account
 		anchor, firstHeldUntil, pulledAsOf, syncedAt, winStart pgtype.Timestamptz
 		firstUsed                                              pgtype.Bool
@@ -654,12 +655,12 @@ func (s *PostgresStore) Load(ctx context.Context, userID string, now time.Time, 
 		&customer, &subs, &pulledAsOf, &syncedAt,
 		&winStart, &winUsed, &winNotified)
 	if err != nil {
-		return State{}, err
+		return freemium.State{}, err
 	}
 	st.FirstReportUsed, st.FirstReportHeld = firstUsed.Bool, firstHeldUntil.Valid && firstHeldUntil.Time.After(now)
 	a.Anchor, a.CustomerID = pgTime(anchor), customer.String
 	if a.Subscriptions, err = pgMirror(subs, pulledAsOf, syncedAt); err != nil {
-		return State{}, err
+		return freemium.State{}, err
 	}
 
 	st.PeriodStart, st.PeriodEnd = window(*a).Bounds(a.Anchor, now)
@@ -670,10 +671,10 @@ func (s *PostgresStore) Load(ctx context.Context, userID string, now time.Time, 
 		// A hold expired unpruned, or a window older than the latest.
 		err := s.pool.QueryRow(ctx, s.sql.loadSlow, userID, st.PeriodStart, now, s.instance).Scan(&st.Used, &st.Notified, &st.Reserved)
 		if err != nil {
-			return State{}, err
+			return freemium.State{}, err
 		}
 	case winStart.Valid && st.PeriodStart.Equal(latest):
-		st.Used, st.Notified, st.Reserved = winUsed.Int64, NotifiedKinds(winNotified.Int16), reserved.Int64
+		st.Used, st.Notified, st.Reserved = winUsed.Int64, freemium.NotifiedKinds(winNotified.Int16), reserved.Int64
 	default: // a window newer than any with usage
 		st.Reserved = reserved.Int64
 	}
@@ -690,7 +691,7 @@ func pgTime(t pgtype.Timestamptz) time.Time {
 }
 
 // Reserve implements Store.
-func (s *PostgresStore) Reserve(ctx context.Context, h Hold, now time.Time) (ReserveResult, error) {
+func (s *Store) Reserve(ctx context.Context, h freemium.Hold, now time.Time) (freemium.ReserveResult, error) {
 	sql, window := s.sql.reserve, any(h.Window.Start)
 	if h.FirstReport {
 		sql = s.sql.reserveFirst
@@ -717,14 +718,14 @@ func (s *PostgresStore) Reserve(ctx context.Context, h Hold, now time.Time) (Res
 }
 
 // reserveSlow runs Reserve's slow path: one round trip, one transaction.
-func (s *PostgresStore) reserveSlow(ctx context.Context, h Hold, now time.Time) (ReserveResult, error) {
+func (s *Store) reserveSlow(ctx context.Context, h freemium.Hold, now time.Time) (freemium.ReserveResult, error) {
 	var b pgx.Batch
 	b.Queue(s.sql.reserveCreate, h.UserID)
 	b.Queue(s.sql.reserveLock, h.UserID)
 	b.Queue(s.sql.reserveRecount, h.UserID, now, s.instance)
 	b.Queue(s.sql.reserveSlow, h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, h.Window.Start, h.ExpiresAt, now,
 		h.Window.Every.Microseconds(), s.instance)
-	var r ReserveResult
+	var r freemium.ReserveResult
 	err := s.batch(ctx, &b, func(row pgx.Row) (err error) {
 		r, err = scanReserve(row, h)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -738,7 +739,7 @@ func (s *PostgresStore) reserveSlow(ctx context.Context, h Hold, now time.Time) 
 // batch sends b, one round trip run as one transaction (pgx sends a batch
 // with one Sync, so Postgres runs it as one implicit transaction), and
 // passes the last statement's row to scan, or runs it too when scan is nil.
-func (s *PostgresStore) batch(ctx context.Context, b *pgx.Batch, scan func(pgx.Row) error) error {
+func (s *Store) batch(ctx context.Context, b *pgx.Batch, scan func(pgx.Row) error) error {
 	br := s.pool.SendBatch(ctx, b)
 	var err error
 	for range b.Len() - 1 {
@@ -764,15 +765,16 @@ func retry(err error) bool {
 }
 
 // scanReserve reads a reserve statement's answer.
-func scanReserve(row pgx.Row, h Hold) (ReserveResult, error) {
-	var r ReserveResult
+func scanReserve(row pgx.Row, h freemium.Hold) (freemium.ReserveResult, error) {
+	var r freemium.ReserveResult
 	st := &r.State
 	err := row.Scan(&st.PeriodStart, &st.Used, &st.Notified, &st.Reserved, &st.FirstReportUsed, &st.FirstReportHeld,
 		&r.Admitted, &r.FirstReport, nil)
 	if err != nil {
-		return ReserveResult{}, err
+		return freemium.ReserveResult{}, err
 	}
-	st.PeriodStart, st.PeriodEnd = h.Window.end(st.PeriodStart)
+	st.PeriodStart = st.PeriodStart.UTC()
+	st.PeriodEnd = h.Window.EndOf(st.PeriodStart)
 	return r, nil
 }
 
@@ -780,7 +782,7 @@ func scanReserve(row pgx.Row, h Hold) (ReserveResult, error) {
 // user's latest, in the latest window: the account row records the rest
 // of the hold, and h.FirstReport only picks the statement (the wrong one
 // matches no row). Otherwise it takes the slow batch.
-func (s *PostgresStore) Commit(ctx context.Context, h HoldRef, tokens int64, now time.Time) error {
+func (s *Store) Commit(ctx context.Context, h freemium.HoldRef, tokens int64, now time.Time) error {
 	sql := s.sql.commit
 	if h.FirstReport {
 		sql = s.sql.commitFirst
@@ -794,13 +796,13 @@ func (s *PostgresStore) Commit(ctx context.Context, h HoldRef, tokens int64, now
 }
 
 // Cancel implements Store.
-func (s *PostgresStore) Cancel(ctx context.Context, h HoldRef, now time.Time) error {
+func (s *Store) Cancel(ctx context.Context, h freemium.HoldRef, now time.Time) error {
 	return s.byID(ctx, h.UserID, s.sql.cancel, h.ID, now, h.UserID)
 }
 
 // byID runs a statement on a reservation of the user, $1 its ID, that
 // answers whether it is known, under the lock of the user's account row.
-func (s *PostgresStore) byID(ctx context.Context, userID, sql string, args ...any) error {
+func (s *Store) byID(ctx context.Context, userID, sql string, args ...any) error {
 	var b pgx.Batch
 	b.Queue(s.sql.lockAccount, userID)
 	b.Queue(sql, args...)
@@ -809,14 +811,14 @@ func (s *PostgresStore) byID(ctx context.Context, userID, sql string, args ...an
 		return err
 	}
 	if !found {
-		return ErrReservationNotFound
+		return freemium.ErrReservationNotFound
 	}
 	return nil
 }
 
 // Record implements Store. It takes one statement when the window is the
 // user's latest, and otherwise a batch that anchors a new user first.
-func (s *PostgresStore) Record(ctx context.Context, userID string, w Window, tokens int64, key string, now time.Time) error {
+func (s *Store) Record(ctx context.Context, userID string, w freemium.Window, tokens int64, key string, now time.Time) error {
 	var done bool
 	err := s.pool.QueryRow(ctx, s.sql.record, userID, w.Start, w.Every.Microseconds(), tokens, key, now).Scan(&done)
 	if (err == nil && done) || (err != nil && !retry(err)) {
@@ -830,13 +832,13 @@ func (s *PostgresStore) Record(ctx context.Context, userID string, w Window, tok
 }
 
 // MarkFirstReportUsed implements Store.
-func (s *PostgresStore) MarkFirstReportUsed(ctx context.Context, userID string, now time.Time) error {
+func (s *Store) MarkFirstReportUsed(ctx context.Context, userID string, now time.Time) error {
 	_, err := s.pool.Exec(ctx, s.sql.markFirst, userID, now)
 	return err
 }
 
 // PutSubscriptions implements Store.
-func (s *PostgresStore) PutSubscriptions(ctx context.Context, userID string, u SubscriptionUpdate, now time.Time) (bool, error) {
+func (s *Store) PutSubscriptions(ctx context.Context, userID string, u freemium.SubscriptionUpdate, now time.Time) (bool, error) {
 	var changed bool
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var (
@@ -886,7 +888,7 @@ type pgSubscription struct {
 }
 
 // pgSubscriptions is subs as the subs column keeps them.
-func pgSubscriptions(subs []MirroredSubscription) []pgSubscription {
+func pgSubscriptions(subs []freemium.MirroredSubscription) []pgSubscription {
 	out := make([]pgSubscription, len(subs))
 	for i, m := range subs {
 		out[i] = pgSubscription{ID: m.ID, CustomerID: m.CustomerID, PriceIDs: m.PriceIDs, Status: string(m.Status),
@@ -898,8 +900,8 @@ func pgSubscriptions(subs []MirroredSubscription) []pgSubscription {
 
 // pgMirror is the mirror the subscriptions row keeps: subs is the subs
 // column's JSON (nil for no row).
-func pgMirror(subs []byte, pulledAsOf, syncedAt pgtype.Timestamptz) (SubscriptionMirror, error) {
-	m := SubscriptionMirror{PulledAsOf: pgTime(pulledAsOf), SyncedAt: pgTime(syncedAt)}
+func pgMirror(subs []byte, pulledAsOf, syncedAt pgtype.Timestamptz) (freemium.SubscriptionMirror, error) {
+	m := freemium.SubscriptionMirror{PulledAsOf: pgTime(pulledAsOf), SyncedAt: pgTime(syncedAt)}
 	if len(subs) <= len("[]") {
 		return m, nil
 	}
@@ -907,10 +909,10 @@ func pgMirror(subs []byte, pulledAsOf, syncedAt pgtype.Timestamptz) (Subscriptio
 	if err := json.Unmarshal(subs, &rows); err != nil {
 		return m, fmt.Errorf("subscription mirror: %w", err)
 	}
-	m.Subscriptions = make([]MirroredSubscription, len(rows))
+	m.Subscriptions = make([]freemium.MirroredSubscription, len(rows))
 	for i, r := range rows {
-		m.Subscriptions[i] = MirroredSubscription{
-			Subscription: Subscription{ID: r.ID, CustomerID: r.CustomerID, PriceIDs: r.PriceIDs, Status: SubscriptionStatus(r.Status),
+		m.Subscriptions[i] = freemium.MirroredSubscription{
+			Subscription: freemium.Subscription{ID: r.ID, CustomerID: r.CustomerID, PriceIDs: r.PriceIDs, Status: freemium.SubscriptionStatus(r.Status),
 				CurrentPeriodStart: zeroUTC(r.PeriodStart), CurrentPeriodEnd: zeroUTC(r.PeriodEnd), CancelAtPeriodEnd: r.CancelAtPeriodEnd},
 			AsOf:     zeroUTC(r.AsOf),
 			PaidPlan: r.PaidPlan,
@@ -929,29 +931,29 @@ func zeroUTC(t time.Time) time.Time {
 }
 
 // LinkCustomer implements Store.
-func (s *PostgresStore) LinkCustomer(ctx context.Context, userID, customerID string, now time.Time) error {
+func (s *Store) LinkCustomer(ctx context.Context, userID, customerID string, now time.Time) error {
 	var owner string
 	if err := s.pool.QueryRow(ctx, s.sql.linkCustomer, userID, customerID, now).Scan(&owner); err != nil {
 		return err
 	}
 	if owner != userID {
-		return ErrCustomerLinked
+		return freemium.ErrCustomerLinked
 	}
 	return nil
 }
 
 // CustomerUser implements Store.
-func (s *PostgresStore) CustomerUser(ctx context.Context, customerID string) (string, error) {
+func (s *Store) CustomerUser(ctx context.Context, customerID string) (string, error) {
 	var user string
 	err := s.pool.QueryRow(ctx, s.sql.customerUser, customerID).Scan(&user)
 	return user, err
 }
 
 // Conversions implements Store.
-func (s *PostgresStore) Conversions(ctx context.Context, from, to time.Time) ([]Conversion, error) {
+func (s *Store) Conversions(ctx context.Context, from, to time.Time) ([]freemium.Conversion, error) {
 	rows, _ := s.pool.Query(ctx, s.sql.conversions, from, to)
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Conversion, error) {
-		var c Conversion
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (freemium.Conversion, error) {
+		var c freemium.Conversion
 		err := row.Scan(&c.UserID, &c.Plan, &c.At)
 		c.At = c.At.UTC()
 		return c, err
@@ -964,7 +966,7 @@ const migrateLockClass = 1718775090 // 'frm2'
 // Migrate creates the schema if needed and applies the migrations it lacks,
 // in one transaction. It is idempotent, and safe when many instances start at
 // once: they take turns on an advisory lock.
-func (s *PostgresStore) Migrate(ctx context.Context) error {
+func (s *Store) Migrate(ctx context.Context) error {
 	ms, err := migrations.Up()
 	if err != nil {
 		return fmt.Errorf("freemium: migrate: %w", err)
@@ -1008,19 +1010,19 @@ func (s *PostgresStore) Migrate(ctx context.Context) error {
 }
 
 // Enqueue implements Store.
-func (s *PostgresStore) Enqueue(ctx context.Context, n Notification, windowStart time.Time, deliver bool, now time.Time) (bool, error) {
+func (s *Store) Enqueue(ctx context.Context, n freemium.Notification, windowStart time.Time, deliver bool, now time.Time) (bool, error) {
 	usage, err := json.Marshal(n.Usage)
 	if err != nil {
 		return false, err
 	}
-	state := DeliveryNone
+	state := freemium.DeliveryNone
 	if deliver {
-		state = DeliveryPending
+		state = freemium.DeliveryPending
 	}
 	var b pgx.Batch
 	b.Queue(s.sql.reserveCreate, n.UserID)
 	b.Queue(s.sql.lockAccount, n.UserID)
-	b.Queue(s.sql.enqueue, n.ID, n.UserID, string(n.Kind), int16(kindBit(n.Kind)), windowStart,
+	b.Queue(s.sql.enqueue, n.ID, n.UserID, string(n.Kind), int16(freemium.NotifiedKinds(0).With(n.Kind)), windowStart,
 		usage, n.UpgradeURL, n.CreatedAt, string(state), now)
 	var added bool
 	err = s.batch(ctx, &b, func(row pgx.Row) error { return row.Scan(&added) })
@@ -1028,10 +1030,10 @@ func (s *PostgresStore) Enqueue(ctx context.Context, n Notification, windowStart
 }
 
 // ClaimNotifications implements Store.
-func (s *PostgresStore) ClaimNotifications(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Outbound, error) {
+func (s *Store) ClaimNotifications(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]freemium.Outbound, error) {
 	rows, _ := s.pool.Query(ctx, s.sql.claim, now, limit, lease.Microseconds())
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Outbound, error) {
-		var o Outbound
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (freemium.Outbound, error) {
+		var o freemium.Outbound
 		var usage []byte
 		if err := row.Scan(&o.ID, &o.UserID, &o.Kind, &usage, &o.UpgradeURL, &o.CreatedAt, &o.Attempts, &o.ClaimedUntil); err != nil {
 			return o, err
@@ -1039,21 +1041,21 @@ func (s *PostgresStore) ClaimNotifications(ctx context.Context, now time.Time, l
 		o.CreatedAt, o.ClaimedUntil = o.CreatedAt.UTC(), o.ClaimedUntil.UTC()
 		return o, json.Unmarshal(usage, &o.Usage)
 	})
-	slices.SortFunc(out, func(a, b Outbound) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	slices.SortFunc(out, func(a, b freemium.Outbound) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return out, err
 }
 
 // FinishNotification implements Store.
-func (s *PostgresStore) FinishNotification(ctx context.Context, id string, o Outcome, now time.Time) error {
+func (s *Store) FinishNotification(ctx context.Context, id string, o freemium.Outcome, now time.Time) error {
 	_, err := s.pool.Exec(ctx, s.sql.finish, id, string(o.State), o.MessageID, o.Retry, o.Error, now, o.Claim)
 	return err
 }
 
 // Notifications implements Store.
-func (s *PostgresStore) Notifications(ctx context.Context, from, to time.Time) ([]NotificationRecord, error) {
+func (s *Store) Notifications(ctx context.Context, from, to time.Time) ([]freemium.NotificationRecord, error) {
 	rows, _ := s.pool.Query(ctx, s.sql.notifications, from, to)
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (NotificationRecord, error) {
-		var r NotificationRecord
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (freemium.NotificationRecord, error) {
+		var r freemium.NotificationRecord
 		var usage []byte
 		var sentAt pgtype.Timestamptz
 		if err := row.Scan(&r.ID, &r.UserID, &r.Kind, &usage, &r.UpgradeURL, &r.CreatedAt, &r.State,

@@ -1,4 +1,4 @@
-package freemium
+package stripesub
 
 import (
 	"context"
@@ -9,11 +9,15 @@ import (
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
-	"github.com/stripe/stripe-go/v76/client"
+	checkoutsession "github.com/stripe/stripe-go/v76/checkout/session"
+	"github.com/stripe/stripe-go/v76/customer"
+	"github.com/stripe/stripe-go/v76/subscription"
+
+	"github.com/freemiumkit/freemium"
 )
 
-// StripeConfig configures a StripeSubscriptions.
-type StripeConfig struct {
+// Config configures a Checker.
+type Config struct {
 	// APIKey is the Stripe secret key. Required.
 	APIKey string
 
@@ -44,29 +48,31 @@ type StripeConfig struct {
 	MetadataKey string
 }
 
-// StripeSubscriptions is a SubscriptionChecker that asks Stripe, through
+// Checker is a SubscriptionChecker that asks Stripe, through
 // stripe-go (API version 2023-10-16). Every call reaches Stripe, with at
 // most one retry; the Gate calls it only to refresh its mirror. Safe for
 // simultaneous use.
-type StripeSubscriptions struct {
-	api         *client.API
+type Checker struct {
+	subs        subscription.Client
+	sessions    checkoutsession.Client
+	customers   customer.Client
 	customerID  func(ctx context.Context, userID string) (string, error) // the host's, or nil
 	search      bool
 	metadataKey string
 }
 
 var (
-	_ SubscriptionChecker = (*StripeSubscriptions)(nil)
-	_ CustomerChecker     = (*StripeSubscriptions)(nil)
-	_ CheckoutCreator     = (*StripeSubscriptions)(nil)
-	_ CheckoutReader      = (*StripeSubscriptions)(nil)
+	_ freemium.SubscriptionChecker = (*Checker)(nil)
+	_ freemium.CustomerChecker     = (*Checker)(nil)
+	_ freemium.CheckoutCreator     = (*Checker)(nil)
+	_ freemium.CheckoutReader      = (*Checker)(nil)
 )
 
-// NewStripeSubscriptions returns a StripeSubscriptions for cfg, or an error
+// New returns a Checker for cfg, or an error
 // that names the missing field.
-func NewStripeSubscriptions(cfg StripeConfig) (*StripeSubscriptions, error) {
+func New(cfg Config) (*Checker, error) {
 	if cfg.APIKey == "" {
-		return nil, errors.New("freemium: StripeConfig.APIKey is empty: set the Stripe secret key")
+		return nil, errors.New("stripesub: Config.APIKey is empty: set the Stripe secret key")
 	}
 	if cfg.MetadataKey == "" {
 		cfg.MetadataKey = "user_id"
@@ -83,8 +89,11 @@ func NewStripeSubscriptions(cfg StripeConfig) (*StripeSubscriptions, error) {
 	if cfg.BackendURL != "" {
 		backend.URL = stripe.String(strings.TrimSuffix(cfg.BackendURL, "/"))
 	}
-	s := &StripeSubscriptions{
-		api:         client.New(cfg.APIKey, &stripe.Backends{API: stripe.GetBackendWithConfig(stripe.APIBackend, backend)}),
+	api := stripe.GetBackendWithConfig(stripe.APIBackend, backend)
+	s := &Checker{
+		subs:        subscription.Client{B: api, Key: cfg.APIKey},
+		sessions:    checkoutsession.Client{B: api, Key: cfg.APIKey},
+		customers:   customer.Client{B: api, Key: cfg.APIKey},
 		customerID:  cfg.CustomerID,
 		search:      cfg.SearchCustomers,
 		metadataKey: cfg.MetadataKey,
@@ -94,7 +103,7 @@ func NewStripeSubscriptions(cfg StripeConfig) (*StripeSubscriptions, error) {
 
 // customer finds the user's customer: by the host's function when there is
 // one, else the one the Gate linked (known), else by search when enabled.
-func (s *StripeSubscriptions) customer(ctx context.Context, userID, known string) (string, error) {
+func (s *Checker) customer(ctx context.Context, userID, known string) (string, error) {
 	switch {
 	case s.customerID != nil:
 		return s.customerID(ctx, userID)
@@ -105,16 +114,16 @@ func (s *StripeSubscriptions) customer(ctx context.Context, userID, known string
 }
 
 // Subscriptions implements SubscriptionChecker: every subscription, with
-// every item, of the customer found by StripeConfig.CustomerID or the
+// every item, of the customer found by Config.CustomerID or the
 // search, page after page.
-func (s *StripeSubscriptions) Subscriptions(ctx context.Context, userID string) ([]Subscription, error) {
+func (s *Checker) Subscriptions(ctx context.Context, userID string) ([]freemium.Subscription, error) {
 	return s.CustomerSubscriptions(ctx, userID, "")
 }
 
 // CustomerSubscriptions implements CustomerChecker: Subscriptions, for a
 // user whose customer the Gate knows (customerID, "" for none). The host's
-// StripeConfig.CustomerID, when set, still decides.
-func (s *StripeSubscriptions) CustomerSubscriptions(ctx context.Context, userID, customerID string) ([]Subscription, error) {
+// Config.CustomerID, when set, still decides.
+func (s *Checker) CustomerSubscriptions(ctx context.Context, userID, customerID string) ([]freemium.Subscription, error) {
 	customerID, err := s.customer(ctx, userID, customerID)
 	if err != nil {
 		return nil, fmt.Errorf("stripe customer of %s: %w", userID, err)
@@ -125,8 +134,8 @@ func (s *StripeSubscriptions) CustomerSubscriptions(ctx context.Context, userID,
 	params := &stripe.SubscriptionListParams{Customer: stripe.String(customerID), Status: stripe.String("all")}
 	params.Context = ctx
 	params.Limit = stripe.Int64(100) // Stripe's largest page
-	var subs []Subscription
-	it := s.api.Subscriptions.List(params)
+	var subs []freemium.Subscription
+	it := s.subs.List(params)
 	for it.Next() {
 		subs = append(subs, fromStripe(it.Subscription()))
 	}
@@ -141,7 +150,7 @@ func (s *StripeSubscriptions) CustomerSubscriptions(ctx context.Context, userID,
 // the user (the checkout.session.completed event carries it back), on the
 // user's customer when one is found, and user_id in the session's and the
 // subscription's metadata.
-func (s *StripeSubscriptions) CheckoutURL(ctx context.Context, userID, priceID string, p CheckoutParams) (string, error) {
+func (s *Checker) CheckoutURL(ctx context.Context, userID, priceID string, p freemium.CheckoutParams) (string, error) {
 	customerID, err := s.customer(ctx, userID, p.CustomerID)
 	if err != nil {
 		return "", fmt.Errorf("stripe customer of %s: %w", userID, err)
@@ -172,7 +181,7 @@ func (s *StripeSubscriptions) CheckoutURL(ctx context.Context, userID, priceID s
 	if p.TrialDays > 0 {
 		params.SubscriptionData.TrialPeriodDays = stripe.Int64(p.TrialDays)
 	}
-	session, err := s.api.CheckoutSessions.New(params)
+	session, err := s.sessions.New(params)
 	if err != nil {
 		return "", err
 	}
@@ -185,10 +194,10 @@ func (s *StripeSubscriptions) CheckoutURL(ctx context.Context, userID, priceID s
 // CheckoutSession implements CheckoutReader: the session's
 // client_reference_id and customer, once it is complete, for a session
 // CheckoutURL made (its metadata names the same user).
-func (s *StripeSubscriptions) CheckoutSession(ctx context.Context, sessionID string) (userID, customerID string, err error) {
+func (s *Checker) CheckoutSession(ctx context.Context, sessionID string) (userID, customerID string, err error) {
 	params := &stripe.CheckoutSessionParams{}
 	params.Context = ctx
-	cs, err := s.api.CheckoutSessions.Get(sessionID, params)
+	cs, err := s.sessions.Get(sessionID, params)
 	if err != nil {
 		return "", "", err
 	}
@@ -206,12 +215,12 @@ func (s *StripeSubscriptions) CheckoutSession(ctx context.Context, sessionID str
 }
 
 // searchCustomer finds the customer whose metadata names the user.
-func (s *StripeSubscriptions) searchCustomer(ctx context.Context, userID string) (string, error) {
+func (s *Checker) searchCustomer(ctx context.Context, userID string) (string, error) {
 	params := &stripe.CustomerSearchParams{}
 	params.Context = ctx
 	params.Query = fmt.Sprintf("metadata['%s']:'%s'", searchEscape(s.metadataKey), searchEscape(userID))
 	params.Limit = stripe.Int64(1)
-	it := s.api.Customers.Search(params)
+	it := s.customers.Search(params)
 	if it.Next() {
 		return it.Customer().ID, nil
 	}
@@ -224,10 +233,10 @@ func searchEscape(v string) string {
 }
 
 // fromStripe is sub with the prices of all its items.
-func fromStripe(sub *stripe.Subscription) Subscription {
-	out := Subscription{
+func fromStripe(sub *stripe.Subscription) freemium.Subscription {
+	out := freemium.Subscription{
 		ID:                 sub.ID,
-		Status:             SubscriptionStatus(sub.Status),
+		Status:             freemium.SubscriptionStatus(sub.Status),
 		CurrentPeriodStart: time.Unix(sub.CurrentPeriodStart, 0).UTC(),
 		CurrentPeriodEnd:   time.Unix(sub.CurrentPeriodEnd, 0).UTC(),
 		CancelAtPeriodEnd:  sub.CancelAtPeriodEnd,

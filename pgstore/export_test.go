@@ -1,4 +1,4 @@
-package freemium
+package pgstore
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// PostgresStatements returns s's SQL statements by name, for tests.
-func PostgresStatements(s *PostgresStore) map[string]string {
+// Statements returns s's SQL statements by name, for tests.
+func Statements(s *Store) map[string]string {
 	statements := map[string]string{}
 	v := reflect.ValueOf(s.sql)
 	for i := range v.NumField() {
@@ -16,8 +16,8 @@ func PostgresStatements(s *PostgresStore) map[string]string {
 	return statements
 }
 
-// PostgresPrune runs s's housekeeping as a Reserve at now may.
-func PostgresPrune(s *PostgresStore, now time.Time) error {
+// Prune runs s's housekeeping as a Reserve at now may.
+func Prune(s *Store, now time.Time) error {
 	_, err := s.pool.Exec(context.Background(), s.sql.prune, now)
 	return err
 }

@@ -1,6 +1,7 @@
-package freemium_test
+package configfile_test
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,60 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/freemiumkit/freemium"
+	"github.com/freemiumkit/freemium/configfile"
 )
-
-// statusOf is the status h answers a request by user u1.
-func statusOf(h http.Handler, method, path string) int {
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, request(method, path, "u1"))
-	return rec.Code
-}
-
-// Config.Gated is the middleware's default; MiddlewareOptions.Gated, when
-// given, replaces it.
-func TestMiddlewareConfigGated(t *testing.T) {
-	g, err := freemium.New(freemium.Config{Store: freemium.NewMemoryStore(), Free: freemium.Plan{Limit: 0},
-		Gated: []string{"POST /api/features/"}, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
-
-	byConfig := g.Middleware(freemium.MiddlewareOptions{UserID: headerUser})(ok)
-	assert.Equal(t, 402, statusOf(byConfig, http.MethodPost, "/api/features/x"))
-	assert.Equal(t, 200, statusOf(byConfig, http.MethodGet, "/api/other"))
-	assert.Equal(t, 200, statusOf(byConfig, http.MethodGet, "/api/features/x"))
-
-	byOptions := g.Middleware(freemium.MiddlewareOptions{UserID: headerUser, Gated: []string{"GET /api/other"}})(ok)
-	assert.Equal(t, 200, statusOf(byOptions, http.MethodPost, "/api/features/x"))
-	assert.Equal(t, 402, statusOf(byOptions, http.MethodGet, "/api/other"))
-}
-
-// New refuses Config.Gated patterns that would make Middleware panic.
-func TestNewRejectsInvalidGated(t *testing.T) {
-	tests := []struct {
-		name  string
-		gated []string
-		want  string
-	}{
-		{"empty", []string{""}, `Config.Gated[0] ""`},
-		{"bad wildcard", []string{"/a/", "/b/{x"}, `Config.Gated[1] "/b/{x"`},
-		{"twice", []string{"POST /a/", "POST /a/"}, `Config.Gated[1] "POST /a/"`},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := freemium.New(freemium.Config{Store: freemium.NewMemoryStore(), Gated: tc.gated})
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), tc.want)
-		})
-	}
-}
-
-// designConfig is the Config of the design's defineLoop example.
-var designConfig = freemium.Config{
-	Free:     freemium.Plan{Name: "free", Limit: 100, Period: freemium.Every(30 * 24 * time.Hour)},
-	Plans:    []freemium.Plan{{Name: "paid", Limit: freemium.Unlimited, Period: freemium.Every(30 * 24 * time.Hour)}},
-	Messages: freemium.Messages{FreeLimitExceeded: "You've reached your free tier limit. Upgrade to continue."},
-	Gated:    []string{"POST /api/features/"},
-}
 
 func TestLoadConfigFixtures(t *testing.T) {
 	tests := []struct {
@@ -94,7 +43,7 @@ func TestLoadConfigFixtures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
-			cfg, err := freemium.LoadConfig(filepath.Join("testdata", "config", tc.file))
+			cfg, err := configfile.Load(filepath.Join("testdata", "config", tc.file))
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, cfg)
 			cfg.Store = freemium.NewMemoryStore()
@@ -108,7 +57,7 @@ func TestLoadConfigFixtures(t *testing.T) {
 // endpoint through a middleware without Gated, and nothing else; a blocked
 // free user reads the file's message.
 func TestConfigDesignGatesItsTrigger(t *testing.T) {
-	cfg, err := freemium.LoadConfig("testdata/config/design.yaml")
+	cfg, err := configfile.Load("testdata/config/design.yaml")
 	require.NoError(t, err)
 	cfg.Store, cfg.Logger = freemium.NewMemoryStore(), slog.New(slog.DiscardHandler)
 	g, err := freemium.New(cfg)
@@ -128,7 +77,9 @@ func TestConfigDesignGatesItsTrigger(t *testing.T) {
 		{http.MethodGet, "/api/features/x", 200, false},
 	} {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, request(tc.method, tc.path, "u1"))
+		req := httptest.NewRequest(tc.method, tc.path, nil)
+		req.Header.Set("X-User-ID", "u1")
+		h.ServeHTTP(rec, req)
 		assert.Equal(t, tc.want, rec.Code, "%s %s", tc.method, tc.path)
 		assert.Equal(t, tc.gated, rec.Header().Get("X-Usage-Plan") != "", "%s %s gated", tc.method, tc.path)
 		if rec.Code == 402 {
@@ -249,7 +200,7 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := freemium.ParseConfig([]byte(tc.data))
+			_, err := configfile.Parse([]byte(tc.data))
 			if tc.want == "" {
 				require.NoError(t, err)
 				return
@@ -265,7 +216,7 @@ func TestParseConfigErrors(t *testing.T) {
 func TestParseConfigPlanOrder(t *testing.T) {
 	data := loop(t, "paid: unlimited", "paid: unlimited\n        team: 20\n        pro: 10") +
 		"plans:\n  pro: {priceIds: [price_pro]}\n  team: {priceIds: [price_team]}\n"
-	cfg, err := freemium.ParseConfig([]byte(data))
+	cfg, err := configfile.Parse([]byte(data))
 	require.NoError(t, err)
 	every30d := freemium.Every(30 * 24 * time.Hour)
 	assert.Equal(t, []freemium.Plan{
@@ -281,12 +232,12 @@ func TestLoadConfigErrors(t *testing.T) {
 	bad := filepath.Join(dir, "bad.json") // YAML, whatever its name says
 	require.NoError(t, os.WriteFile(bad, []byte(loop(t, "period: 30d", "period: 30x")), 0o600))
 
-	_, err := freemium.LoadConfig(bad)
+	_, err := configfile.Load(bad)
 	require.Error(t, err)
 	assert.Equal(t, "freemium: config: "+bad+`: steps[0].condition.period: "30x" is not a period (use 30d, 1mo, billing or lifetime)`, err.Error())
 
 	missing := filepath.Join(dir, "missing.yaml")
-	_, err = freemium.LoadConfig(missing)
+	_, err = configfile.Load(missing)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, os.ErrNotExist)
 	assert.Contains(t, err.Error(), missing)
@@ -312,7 +263,7 @@ func TestParseConfigEndpoints(t *testing.T) {
 			if tc.method != "" {
 				method = "\n      method: " + tc.method
 			}
-			cfg, err := freemium.ParseConfig([]byte(loop(t, "endpoint: /api/features/*\n      method: POST", "endpoint: \""+tc.endpoint+"\""+method)))
+			cfg, err := configfile.Parse([]byte(loop(t, "endpoint: /api/features/*\n      method: POST", "endpoint: \""+tc.endpoint+"\""+method)))
 			require.NoError(t, err)
 			assert.Equal(t, []string{tc.want}, cfg.Gated)
 		})
@@ -334,7 +285,7 @@ func TestParseConfigPeriodsAndMessages(t *testing.T) {
 		{"lifetime", freemium.Lifetime},
 	}
 	for _, tc := range periods {
-		cfg, err := freemium.ParseConfig([]byte(loop(t, "period: 30d", "period: "+tc.period)))
+		cfg, err := configfile.Parse([]byte(loop(t, "period: 30d", "period: "+tc.period)))
 		require.NoError(t, err, tc.period)
 		assert.Equal(t, tc.want, cfg.Free.Period, tc.period)
 		assert.Equal(t, tc.want, cfg.Plans[0].Period, tc.period)
@@ -352,8 +303,24 @@ func TestParseConfigPeriodsAndMessages(t *testing.T) {
 		{"free 0 without", "free: 0", "", freemium.Messages{SubscriptionRequiredNoFreeReport: "Upgrade to continue."}},
 	}
 	for _, tc := range messages {
-		cfg, err := freemium.ParseConfig([]byte(loop(t, "free: 100", tc.limit) + tc.plans))
+		cfg, err := configfile.Parse([]byte(loop(t, "free: 100", tc.limit) + tc.plans))
 		require.NoError(t, err, tc.name)
 		assert.Equal(t, tc.want, cfg.Messages, tc.name)
 	}
+}
+
+// designConfig is the Config of the design's defineLoop example.
+var designConfig = freemium.Config{
+	Free:     freemium.Plan{Name: "free", Limit: 100, Period: freemium.Every(30 * 24 * time.Hour)},
+	Plans:    []freemium.Plan{{Name: "paid", Limit: freemium.Unlimited, Period: freemium.Every(30 * 24 * time.Hour)}},
+	Messages: freemium.Messages{FreeLimitExceeded: "You've reached your free tier limit. Upgrade to continue."},
+	Gated:    []string{"POST /api/features/"},
+}
+
+// headerUser is the user a request names in its X-User-ID header.
+func headerUser(r *http.Request) (string, error) {
+	if u := r.Header.Get("X-User-ID"); u != "" {
+		return u, nil
+	}
+	return "", errors.New("no X-User-ID")
 }

@@ -1,4 +1,4 @@
-package freemium_test
+package configfile_test
 
 import (
 	"net/http"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/freemiumkit/freemium"
+	"github.com/freemiumkit/freemium/configfile"
 )
 
 // FuzzParseConfig: any input is an error, or a Config that New accepts once
@@ -26,7 +27,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("{type: freemium}"))
 	f.Add([]byte("a: &a [*a]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := freemium.ParseConfig(data)
+		cfg, err := configfile.Parse(data)
 		if err != nil {
 			return
 		}

@@ -1,8 +1,7 @@
-package freemium_test
+package stripesub_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -13,18 +12,14 @@ import (
 
 	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/freemiumtest"
+	"github.com/freemiumkit/freemium/internal/testenv"
 )
-
-var mirrorStores = map[string]func(t *testing.T) freemium.Store{
-	"Memory":   func(*testing.T) freemium.Store { return freemium.NewMemoryStore() },
-	"Postgres": func(t *testing.T) freemium.Store { return newPostgresStore(t) },
-}
 
 // A plan switch (new subscription on Pro, then the Basic one canceled)
 // whose events Stripe delivers out of order records no second conversion:
 // the user was never on Free.
 func TestMirrorPlanSwitchOutOfOrderIsNotAConversion(t *testing.T) {
-	for name, newStore := range mirrorStores {
+	for name, newStore := range testenv.Stores {
 		t.Run(name, func(t *testing.T) {
 			e := newWebhookEnv(t, newStore(t))
 			e.mirrorFree("u1")
@@ -68,7 +63,7 @@ func (b *blockingChecker) Subscriptions(ctx context.Context, userID string) ([]f
 // Refresh, or two instances): the one whose fetch began first, and saw no
 // subscription, is applied last and must not drop the new subscription.
 func TestMirrorSameSecondStalePullDropsSubscription(t *testing.T) {
-	for name, newStore := range mirrorStores {
+	for name, newStore := range testenv.Stores {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			store := newStore(t)
@@ -105,5 +100,3 @@ func TestMirrorSameSecondDeleteResurrected(t *testing.T) {
 	e.sendEvent(subscriptionEvent(t, "evt_upd", "customer.subscription.updated", webhookT0, "sub_1", "active", "price_pro"))
 	assert.Equal(t, "free", e.plan("u1"), "a deleted subscription never comes back")
 }
-
-var _ = fmt.Sprint

@@ -1,4 +1,4 @@
-package freemium_test
+package resendnotify_test
 
 import (
 	"context"
@@ -13,19 +13,21 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/freemiumkit/freemium"
+	"github.com/freemiumkit/freemium/internal/resendtest"
+	"github.com/freemiumkit/freemium/resendnotify"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden emails in testdata/email")
 
 // sendEmail sends n through a ResendNotifier on a stand-in, and returns the
 // email as Resend received it.
-func sendEmail(t *testing.T, cfg freemium.ResendConfig, n freemium.Notification) resendBody {
+func sendEmail(t *testing.T, cfg resendnotify.Config, n freemium.Notification) resendtest.Body {
 	t.Helper()
-	s := newResendStandIn(t)
-	cfg.BaseURL = s.srv.URL
-	require.NoError(t, newResendNotifier(t, cfg).Notify(context.Background(), n))
-	require.Len(t, s.delivered(), 1)
-	return s.delivered()[0].Body
+	s := resendtest.New(t)
+	cfg.BaseURL = s.URL()
+	require.NoError(t, resendtest.Notifier(t, cfg).Notify(context.Background(), n))
+	require.Len(t, s.Delivered(), 1)
+	return s.Delivered()[0].Body
 }
 
 // golden compares got with testdata/email/name, or rewrites it with -update.
@@ -67,9 +69,9 @@ func TestEmailGolden(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			n := tc.n
-			n.ID, n.UserID, n.CreatedAt = "ntf_"+tc.name, "u1", resendT0
+			n.ID, n.UserID, n.CreatedAt = "ntf_"+tc.name, "u1", resendtest.T0
 			n.UpgradeURL = "https://app.example/upgrade?plan=pro&src=email"
-			email := sendEmail(t, resendConfig(newResendStandIn(t)), n)
+			email := sendEmail(t, resendtest.Config(resendtest.New(t)), n)
 			assert.Equal(t, tc.subject, email.Subject)
 			golden(t, tc.name+".html", email.HTML)
 			golden(t, tc.name+".txt", email.Text)
@@ -78,18 +80,18 @@ func TestEmailGolden(t *testing.T) {
 }
 
 func TestEmailWithoutUpgradeURL(t *testing.T) {
-	n := upgradePrompt("ntf_1")
+	n := resendtest.UpgradePrompt("ntf_1")
 	n.UpgradeURL = ""
-	email := sendEmail(t, resendConfig(newResendStandIn(t)), n)
+	email := sendEmail(t, resendtest.Config(resendtest.New(t)), n)
 	assert.NotContains(t, email.HTML, "Upgrade now", "no button to nowhere")
 	assert.NotContains(t, email.HTML, "href")
 	assert.NotContains(t, email.Text, "http")
 }
 
 func TestEmailEscapesHTML(t *testing.T) {
-	cfg := resendConfig(newResendStandIn(t))
+	cfg := resendtest.Config(resendtest.New(t))
 	const name = `<script>alert(1)</script>`
-	cfg.Recipient = recipients(map[string][2]string{"u1": {testEmail, name}})
+	cfg.Recipient = resendtest.Recipients(map[string][2]string{"u1": {resendtest.Email, name}})
 	for _, tc := range []struct {
 		url, href string
 	}{
@@ -98,7 +100,7 @@ func TestEmailEscapesHTML(t *testing.T) {
 		{`https://app.example/up?a="><img src=x onerror=alert(1)>`, `href="https://app.example/up?a=%22%3e%3cimg%20src=x%20onerror=alert%281%29%3e"`},
 		{`https://app.example/up?q='x' onmouseover='alert(1)`, `href="https://app.example/up?q=%27x%27%20onmouseover=%27alert%281%29"`},
 	} {
-		n := upgradePrompt("ntf_1")
+		n := resendtest.UpgradePrompt("ntf_1")
 		n.UpgradeURL = tc.url
 		n.Usage.Plan = `<b>pro</b>`
 		email := sendEmail(t, cfg, n)
@@ -109,17 +111,17 @@ func TestEmailEscapesHTML(t *testing.T) {
 		assert.NotContains(t, html, "<img", tc.url)
 		assert.NotContains(t, strings.ToLower(html), `href="javascript:`, tc.url)
 		assert.Contains(t, html, tc.href, tc.url)
-		assert.Equal(t, []string{`"<script>alert(1)</script>" <` + testEmail + `>`}, email.To,
+		assert.Equal(t, []string{`"<script>alert(1)</script>" <` + resendtest.Email + `>`}, email.To,
 			"the name is quoted in To, and the stand-in parsed it back")
 	}
 }
 
 func TestEmailTemplatesReplaceable(t *testing.T) {
-	cfg := resendConfig(newResendStandIn(t))
+	cfg := resendtest.Config(resendtest.New(t))
 	cfg.Subjects = map[freemium.NotificationKind]string{freemium.UpgradePrompt: "{{.Name}}:\n{{.Percent}}% used"}
 	cfg.HTMLTemplates = map[freemium.NotificationKind]string{freemium.UpgradePrompt: `<a href="{{.UpgradeURL}}">{{.Used}}/{{.Limit}} until {{.Resets}}</a>`}
 	cfg.TextTemplates = map[freemium.NotificationKind]string{freemium.UpgradePrompt: "{{.Usage.Plan}} {{.UpgradeURL}}"}
-	n := upgradePrompt("ntf_1")
+	n := resendtest.UpgradePrompt("ntf_1")
 	email := sendEmail(t, cfg, n)
 	assert.Equal(t, "Jane Doe: 102% used", email.Subject, "the subject is one line")
 	assert.Equal(t, `<a href="https://app.example/upgrade?plan=pro&amp;from=email">10,250/10,000 until December 1, 2026</a>`, email.HTML)
@@ -136,13 +138,13 @@ func TestEmailTemplatesReplaceable(t *testing.T) {
 // filled it) says how much is used instead.
 func TestEmailNeverClaimsReachedBelowTheLimit(t *testing.T) {
 	for _, kind := range []freemium.NotificationKind{freemium.LimitReached, freemium.UpgradePrompt} {
-		below := sendEmail(t, resendConfig(newResendStandIn(t)), freemium.Notification{ID: "n1", Kind: kind, UserID: "u1",
+		below := sendEmail(t, resendtest.Config(resendtest.New(t)), freemium.Notification{ID: "n1", Kind: kind, UserID: "u1",
 			Usage: freemium.Usage{Plan: "pro", Used: 0, Limit: 1000, Remaining: 0, Reserved: 1000}})
 		for part, text := range map[string]string{"subject": below.Subject, "html": below.HTML, "text": below.Text} {
 			assert.NotContains(t, strings.ToLower(text), "reached", "%s %s below the limit", kind, part)
 			assert.Contains(t, text, "0%", "%s %s says how much is used", kind, part)
 		}
-		at := sendEmail(t, resendConfig(newResendStandIn(t)), freemium.Notification{ID: "n2", Kind: kind, UserID: "u1",
+		at := sendEmail(t, resendtest.Config(resendtest.New(t)), freemium.Notification{ID: "n2", Kind: kind, UserID: "u1",
 			Usage: freemium.Usage{Plan: "pro", Used: 1000, Limit: 1000, Percentage: 100}})
 		for part, text := range map[string]string{"subject": at.Subject, "html": at.HTML, "text": at.Text} {
 			assert.Contains(t, text, "reached", "%s %s at the limit", kind, part)

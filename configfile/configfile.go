@@ -1,4 +1,7 @@
-package freemium
+// Package configfile reads a freemium.Config from a file: a freemium loop in
+// YAML or JSON, in the shape of the design's defineLoop (see Parse for the
+// format). It is the only package of the module that needs a YAML parser.
+package configfile
 
 import (
 	"bytes"
@@ -7,17 +10,21 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/freemiumkit/freemium"
 )
 
-// ParseConfig reads a Config from a freemium loop written in YAML or JSON,
+// Parse reads a Config from a freemium loop written in YAML or JSON,
 // in the shape of the design's defineLoop. Field names are case-sensitive:
 //
 //	type: freemium                  # required
@@ -73,26 +80,26 @@ import (
 // `freemium: config: steps[0].condition.period: "30x" is not a period (use
 // 30d, 1mo, billing or lifetime)`.
 // The Config returned passes New's validation once Store is set; Store,
-// Subscriptions, Notifier (a ResendNotifier for an upgradePrompt by email
+// Subscriptions, Notifier (a resendnotify.Notifier for an upgradePrompt by email
 // through resend), Now, Logger and ReservationTTL are left to code.
-func ParseConfig(data []byte) (Config, error) {
+func Parse(data []byte) (freemium.Config, error) {
 	cfg, err := parseConfig(data)
 	if err != nil {
-		return Config{}, fmt.Errorf("freemium: config: %w", err)
+		return freemium.Config{}, fmt.Errorf("freemium: config: %w", err)
 	}
 	return cfg, nil
 }
 
-// LoadConfig reads the file at path with ParseConfig. It tells JSON from
+// Load reads the file at path with Parse. It tells JSON from
 // YAML by the content, not the file name. Its errors name the path.
-func LoadConfig(path string) (Config, error) {
+func Load(path string) (freemium.Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("freemium: config: %w", err)
+		return freemium.Config{}, fmt.Errorf("freemium: config: %w", err)
 	}
 	cfg, err := parseConfig(data)
 	if err != nil {
-		return Config{}, fmt.Errorf("freemium: config: %s: %w", path, err)
+		return freemium.Config{}, fmt.Errorf("freemium: config: %s: %w", path, err)
 	}
 	return cfg, nil
 }
@@ -107,48 +114,49 @@ const (
 	promptVendor  = "resend"
 	unlimitedWord = "unlimited"
 	paidPlanName  = "paid"
+	freePlanName  = "free" // the Free plan's name, as freemium.Config gives it
 	periodHint    = "(use 30d, 1mo, billing or lifetime)"
 	limitHint     = "(use a whole number of tokens, or unlimited)"
 )
 
-func parseConfig(data []byte) (Config, error) {
+func parseConfig(data []byte) (freemium.Config, error) {
 	root, err := decodeTree(data)
 	if err != nil {
-		return Config{}, err
+		return freemium.Config{}, err
 	}
 	f, err := fields(root, "", "type", "name", "description", "opinion", "steps", "plans", "recovery")
 	if err != nil {
-		return Config{}, err
+		return freemium.Config{}, err
 	}
 	if err := fixed(f, "", "type", loopType); err != nil {
-		return Config{}, err
+		return freemium.Config{}, err
 	}
 	for _, k := range []string{"name", "description", "opinion"} {
 		if _, err := optString(f, "", k); err != nil {
-			return Config{}, err
+			return freemium.Config{}, err
 		}
 	}
 	if err := parseRecovery(f["recovery"], "recovery"); err != nil {
-		return Config{}, err
+		return freemium.Config{}, err
 	}
 	plans, err := parsePlans(f["plans"], "plans")
 	if err != nil {
-		return Config{}, err
+		return freemium.Config{}, err
 	}
 
 	steps := f["steps"]
 	if steps == nil {
-		return Config{}, errors.New("steps: missing: give one step with a trigger, a condition and an action")
+		return freemium.Config{}, errors.New("steps: missing: give one step with a trigger, a condition and an action")
 	}
 	if steps.Kind != yaml.SequenceNode {
-		return Config{}, fmt.Errorf("steps: %s is not a list of steps", show(steps))
+		return freemium.Config{}, fmt.Errorf("steps: %s is not a list of steps", show(steps))
 	}
 	if len(steps.Content) != 1 {
-		return Config{}, fmt.Errorf("steps: %d steps: give exactly one (a Config counts one allowance; load a config per Gate)", len(steps.Content))
+		return freemium.Config{}, fmt.Errorf("steps: %d steps: give exactly one (a Config counts one allowance; load a config per Gate)", len(steps.Content))
 	}
-	var cfg Config
+	var cfg freemium.Config
 	if err := parseStep(resolve(steps.Content[0]), "steps[0]", plans, &cfg); err != nil {
-		return Config{}, err
+		return freemium.Config{}, err
 	}
 	return cfg, checkConfig(cfg)
 }
@@ -169,7 +177,7 @@ func parsePlans(n *yaml.Node, path string) ([]planSpec, error) {
 	var plans []planSpec
 	for _, e := range es {
 		p := planSpec{name: e.key, path: e.path}
-		if strings.TrimSpace(e.key) == "" || validateText(e.key) != nil {
+		if strings.TrimSpace(e.key) == "" || !isText(e.key) {
 			return nil, fmt.Errorf("%s: %q is not a plan name (use up to 256 bytes of text, such as pro)", path, e.key)
 		}
 		f, err := fields(e.value, e.path, "priceIds", "firstReportFree", "softLimit")
@@ -200,7 +208,7 @@ func parsePlans(n *yaml.Node, path string) ([]planSpec, error) {
 	return plans, nil
 }
 
-func parseStep(n *yaml.Node, path string, plans []planSpec, cfg *Config) error {
+func parseStep(n *yaml.Node, path string, plans []planSpec, cfg *freemium.Config) error {
 	f, err := fields(n, path, "trigger", "condition", "action")
 	if err != nil {
 		return err
@@ -252,7 +260,7 @@ func parseTrigger(n *yaml.Node, path string) ([]string, error) {
 	if method != "" {
 		pattern = method + " " + pattern
 	}
-	if _, err := checkPatterns([]string{pattern}); err != nil {
+	if err := checkPattern(pattern); err != nil {
 		return nil, fmt.Errorf("%s: %q is not an endpoint: %v", epath, endpoint, err)
 	}
 	return []string{pattern}, nil
@@ -282,7 +290,7 @@ func endpointPattern(e string) (string, error) {
 	return e, nil
 }
 
-func parseCondition(n *yaml.Node, path string, plans []planSpec, cfg *Config) error {
+func parseCondition(n *yaml.Node, path string, plans []planSpec, cfg *freemium.Config) error {
 	f, err := fields(n, path, "type", "limit", "period", "warnAt")
 	if err != nil {
 		return err
@@ -318,17 +326,17 @@ func parseCondition(n *yaml.Node, path string, plans []planSpec, cfg *Config) er
 		declared[p.name] = true
 	}
 	got := map[string]bool{}
-	cfg.Free = Plan{Name: defaultFreePlanName, Period: period}
+	cfg.Free = freemium.Plan{Name: freePlanName, Period: period}
 	for _, p := range plans {
-		if p.name == defaultFreePlanName {
+		if p.name == freePlanName {
 			cfg.Free.PriceIDs, cfg.Free.FirstReportFree, cfg.Free.SoftLimit = p.priceIDs, p.firstReportFree, p.softLimit
 		}
 	}
 	paid := map[string]int{} // plan name -> index in cfg.Plans
 	for _, p := range plans {
-		if p.name != defaultFreePlanName {
+		if p.name != freePlanName {
 			paid[p.name] = len(cfg.Plans)
-			cfg.Plans = append(cfg.Plans, Plan{Name: p.name, PriceIDs: p.priceIDs, Period: period,
+			cfg.Plans = append(cfg.Plans, freemium.Plan{Name: p.name, PriceIDs: p.priceIDs, Period: period,
 				FirstReportFree: p.firstReportFree, SoftLimit: p.softLimit})
 		}
 	}
@@ -338,19 +346,19 @@ func parseCondition(n *yaml.Node, path string, plans []planSpec, cfg *Config) er
 			return err
 		}
 		switch {
-		case e.key == defaultFreePlanName:
+		case e.key == freePlanName:
 			cfg.Free.Limit = limit
 		case declared[e.key]:
 			cfg.Plans[paid[e.key]].Limit = limit
 		case e.key == paidPlanName:
-			cfg.Plans = append(cfg.Plans, Plan{Name: paidPlanName, Period: period, Limit: limit})
+			cfg.Plans = append(cfg.Plans, freemium.Plan{Name: paidPlanName, Period: period, Limit: limit})
 		default:
 			return fmt.Errorf("%s: no plan %q: add it under plans, or use free or paid", lpath, e.key)
 		}
 		got[e.key] = true
 	}
-	if !got[defaultFreePlanName] {
-		return fmt.Errorf("%s: no limit for plan %q: add free: 0 to allow free users nothing (beyond a first report when plans.free.firstReportFree)", lpath, defaultFreePlanName)
+	if !got[freePlanName] {
+		return fmt.Errorf("%s: no limit for plan %q: add free: 0 to allow free users nothing (beyond a first report when plans.free.firstReportFree)", lpath, freePlanName)
 	}
 	for _, p := range plans {
 		if !got[p.name] {
@@ -361,36 +369,36 @@ func parseCondition(n *yaml.Node, path string, plans []planSpec, cfg *Config) er
 }
 
 // parsePeriod reads Nd, Nh, Nm, Ns (N >= 1), 1mo, billing or lifetime.
-func parsePeriod(n *yaml.Node, path string) (Period, error) {
+func parsePeriod(n *yaml.Node, path string) (freemium.Period, error) {
 	bad := fmt.Errorf("%s: %s is not a period %s", path, show(n), periodHint)
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
-		return Period{}, bad
+		return freemium.Period{}, bad
 	}
 	s := n.Value
 	switch s {
 	case "1mo":
-		return CalendarMonth, nil
+		return freemium.CalendarMonth, nil
 	case "billing":
-		return BillingCycle, nil
+		return freemium.BillingCycle, nil
 	case "lifetime":
-		return Lifetime, nil
+		return freemium.Lifetime, nil
 	}
 	if num, ok := strings.CutSuffix(s, "mo"); ok && isDigits(num) {
-		return Period{}, fmt.Errorf("%s: %q is not a period: only 1mo (the calendar month) is supported; use billing for the subscription's own period, or days such as %dd", path, s, 30*atoiSat(num))
+		return freemium.Period{}, fmt.Errorf("%s: %q is not a period: only 1mo (the calendar month) is supported; use billing for the subscription's own period, or days such as %dd", path, s, 30*atoiSat(num))
 	}
 	units := map[byte]time.Duration{'d': 24 * time.Hour, 'h': time.Hour, 'm': time.Minute, 's': time.Second}
 	if len(s) < 2 || !isDigits(s[:len(s)-1]) || units[s[len(s)-1]] == 0 {
-		return Period{}, bad
+		return freemium.Period{}, bad
 	}
 	unit := units[s[len(s)-1]]
 	num, err := strconv.ParseInt(s[:len(s)-1], 10, 64)
 	if err != nil || num > math.MaxInt64/int64(unit) {
-		return Period{}, fmt.Errorf("%s: %q is too long a period: use at most %dd, or lifetime", path, s, math.MaxInt64/int64(24*time.Hour))
+		return freemium.Period{}, fmt.Errorf("%s: %q is too long a period: use at most %dd, or lifetime", path, s, math.MaxInt64/int64(24*time.Hour))
 	}
 	if num < 1 {
-		return Period{}, bad
+		return freemium.Period{}, bad
 	}
-	return Every(time.Duration(num) * unit), nil
+	return freemium.Every(time.Duration(num) * unit), nil
 }
 
 func isDigits(s string) bool {
@@ -420,7 +428,7 @@ func parseLimit(n *yaml.Node, path string) (int64, error) {
 		switch n.ShortTag() {
 		case "!!str":
 			if n.Value == unlimitedWord {
-				return Unlimited, nil
+				return freemium.Unlimited, nil
 			}
 		case "!!int":
 			var v int64
@@ -432,7 +440,7 @@ func parseLimit(n *yaml.Node, path string) (int64, error) {
 	return 0, fmt.Errorf("%s: %s is not a limit %s", path, show(n), limitHint)
 }
 
-func parseAction(n *yaml.Node, path string, cfg *Config) error {
+func parseAction(n *yaml.Node, path string, cfg *freemium.Config) error {
 	f, err := fields(n, path, "type", "message", "upgradeUrl", "upgradePrompt")
 	if err != nil {
 		return err
@@ -503,14 +511,14 @@ func parseRecovery(n *yaml.Node, path string) error {
 }
 
 // noStore stands in for the Store when checkConfig runs New's validation.
-type noStore struct{ Store }
+type noStore struct{ freemium.Store }
 
 // checkConfig runs New's validation on cfg, and names the config's fields
 // in its error instead of the Config's.
-func checkConfig(cfg Config) error {
-	full := cfg.withDefaults()
+func checkConfig(cfg freemium.Config) error {
+	full := cfg
 	full.Store = noStore{}
-	err := full.validate()
+	_, err := freemium.New(full)
 	if err == nil {
 		return nil
 	}
@@ -519,7 +527,7 @@ func checkConfig(cfg Config) error {
 		"Config.WarnAt", condition + ".warnAt",
 		"Config.Gated[0]", "steps[0].trigger",
 		"Config.Free.PriceIDs", "plans.free.priceIds",
-		"Config.Free.Limit", child(condition+".limit", defaultFreePlanName),
+		"Config.Free.Limit", child(condition+".limit", freePlanName),
 		"Config.Free.Period", condition + ".period",
 		"Config.Free", "plans.free",
 	}
@@ -790,4 +798,21 @@ func orRoot(path string) string {
 		return "the top level"
 	}
 	return path
+}
+
+// isText reports whether s is what the Gate takes as a name: valid UTF-8
+// without control characters, at most 256 bytes.
+func isText(s string) bool {
+	return len(s) <= 256 && utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+}
+
+// checkPattern reports whether an http.ServeMux refuses pattern p.
+func checkPattern(p string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	http.NewServeMux().Handle(p, http.NotFoundHandler())
+	return nil
 }

@@ -1,0 +1,9 @@
+package pgstore_test
+
+import (
+	"testing"
+
+	"github.com/freemiumkit/freemium/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
