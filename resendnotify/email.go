@@ -1,6 +1,7 @@
 package resendnotify
 
 import (
+	"embed"
 	"fmt"
 	htmltemplate "html/template"
 	"io"
@@ -12,8 +13,23 @@ import (
 	"time"
 
 	"github.com/freemiumkit/freemium"
-	"github.com/freemiumkit/freemium/internal/email"
 )
+
+// The default emails: for each kind of notification, templates/KIND.html
+// (html/template, in the frame of templates/layout.html) and
+// templates/KIND.txt (text/template), and its subject line. They say that
+// a limit is reached only when EmailData.Reached is set.
+//
+//go:embed templates/*.html templates/*.txt
+var templates embed.FS
+
+// defaultSubjects are the default subject lines by kind, text/template
+// sources.
+var defaultSubjects = map[freemium.NotificationKind]string{
+	freemium.UsageWarning:  "You've used {{.Percent}}% of your {{.Usage.Plan}} allowance",
+	freemium.UpgradePrompt: "{{if .Reached}}You've reached the free plan's limit: upgrade to continue{{else}}You've used {{.Percent}}% of the free plan: upgrade to continue{{end}}",
+	freemium.LimitReached:  "{{if .Reached}}You've reached the limit of your {{.Usage.Plan}} plan{{else}}You've used {{.Percent}}% of your {{.Usage.Plan}} plan{{end}}",
+}
 
 // EmailData is what the templates of notification emails are executed with:
 // the Notification, the recipient's name, and the usage in words.
@@ -111,7 +127,7 @@ func parseEmails(cfg string, subjects, html, text map[freemium.NotificationKind]
 		}
 		src := subjects[k]
 		if src == "" {
-			src = email.Subjects[string(k)]
+			src = defaultSubjects[k]
 		}
 		if t.subject, err = texttemplate.New("subject").Parse(src); err != nil {
 			return nil, fail("Subjects", err)
@@ -119,7 +135,7 @@ func parseEmails(cfg string, subjects, html, text map[freemium.NotificationKind]
 		if src := html[k]; src != "" {
 			t.html, err = htmltemplate.New(string(k)).Parse(src)
 		} else {
-			t.html, err = email.HTML(string(k))
+			t.html, err = htmltemplate.ParseFS(templates, "templates/"+string(k)+".html", "templates/layout.html")
 		}
 		if err != nil {
 			return nil, fail("HTMLTemplates", err)
@@ -127,7 +143,7 @@ func parseEmails(cfg string, subjects, html, text map[freemium.NotificationKind]
 		if src := text[k]; src != "" {
 			t.text, err = texttemplate.New(string(k)).Parse(src)
 		} else {
-			t.text, err = email.Text(string(k))
+			t.text, err = texttemplate.ParseFS(templates, "templates/"+string(k)+".txt")
 		}
 		if err != nil {
 			return nil, fail("TextTemplates", err)

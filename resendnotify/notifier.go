@@ -24,7 +24,7 @@ import (
 // Config configures a Notifier.
 //
 // The templates are Go templates executed with an EmailData; a kind left
-// out of a map keeps its default. The defaults (in internal/email) say how
+// out of a map keeps its default. The defaults (in templates/) say how
 // much of the allowance is used, when it resets, and link to UpgradeURL with
 // a button.
 type Config struct {
@@ -55,11 +55,11 @@ type Config struct {
 	// HTMLTemplates are html/template sources of the HTML bodies, by kind;
 	// html/template escapes every value for where it is put, and replaces an
 	// unsafe URL (javascript:) in an href by "#ZgotmplZ". Default:
-	// internal/email/KIND.html.
+	// templates/KIND.html.
 	HTMLTemplates map[freemium.NotificationKind]string
 
 	// TextTemplates are text/template sources of the plain-text bodies, by
-	// kind. Default: internal/email/KIND.txt.
+	// kind. Default: templates/KIND.txt.
 	TextTemplates map[freemium.NotificationKind]string
 
 	// BaseURL is the Resend API's base URL, for a stand-in in tests or a
