@@ -1,9 +1,8 @@
 module github.com/freemiumkit/freemium
 
-go 1.26.8
+go 1.25.0
 
 require (
-	github.com/chromedp/chromedp v0.22.1
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/resend/resend-go/v2 v2.28.0
 	github.com/stretchr/testify v1.12.1
@@ -14,8 +13,6 @@ require (
 )
 
 require (
-	github.com/chromedp/cdproto v0.159.0 // indirect
-	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect

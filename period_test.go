@@ -238,9 +238,9 @@ func TestBillingCycleFallsBackToCalendarMonth(t *testing.T) {
 	subEnd := time.Date(2026, 12, 10, 8, 0, 0, 0, time.UTC)
 	pro := freemium.Plan{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 1000, Period: freemium.BillingCycle}
 	active := freemium.Subscription{Status: freemium.StatusActive, PriceIDs: []string{"price_pro"}}
-	withPeriod := func(s freemium.Subscription, start, end time.Time) freemium.Subscription {
+	withPeriod := func(s freemium.Subscription, start, end time.Time) *freemium.Subscription {
 		s.CurrentPeriodStart, s.CurrentPeriodEnd = start, end
-		return s
+		return &s
 	}
 	tests := []struct {
 		name       string
@@ -251,12 +251,12 @@ func TestBillingCycleFallsBackToCalendarMonth(t *testing.T) {
 		{"no checker", nil, "free", nov, dec},
 		{"no subscription", &freemium.Subscription{}, "free", nov, dec},
 		{"subscribed, period unknown", &active, "pro", nov, dec},
-		{"subscribed, period ends before it starts", new(withPeriod(active, subStart, nov)), "pro", nov, dec},
-		{"subscribed, period of zero length", new(withPeriod(active, subStart, subStart)), "pro", nov, dec},
-		{"subscribed, period known", new(withPeriod(active, subStart, subEnd)), "pro", subStart, subEnd},
+		{"subscribed, period ends before it starts", withPeriod(active, subStart, nov), "pro", nov, dec},
+		{"subscribed, period of zero length", withPeriod(active, subStart, subStart), "pro", nov, dec},
+		{"subscribed, period known", withPeriod(active, subStart, subEnd), "pro", subStart, subEnd},
 		// Found by FuzzStripeWebhook: past time.Duration's 292 years, rolling
 		// forward overflowed into a window that did not hold now.
-		{"subscribed, a period of the year 1700", new(withPeriod(active, time.Date(1700, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1700, 1, 2, 0, 0, 0, 0, time.UTC))), "pro", nov, dec},
+		{"subscribed, a period of the year 1700", withPeriod(active, time.Date(1700, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1700, 1, 2, 0, 0, 0, 0, time.UTC)), "pro", nov, dec},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

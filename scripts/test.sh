@@ -33,6 +33,10 @@ check_gofmt() {
 	fi
 }
 
+# Every module of the workspace (go.work): the library and examples/. In
+# workspace mode ./... at the root covers the root module alone.
+mapfile -t packages < <(go list -m -f '{{.Path}}/...')
+
 step "postgres"
 ensure_test_database
 echo "FREEMIUM_TEST_DATABASE_URL=$FREEMIUM_TEST_DATABASE_URL"
@@ -47,16 +51,16 @@ step "gofmt -l"
 check_gofmt
 
 step "go vet"
-go vet ./...
+go vet "${packages[@]}"
 
 step "staticcheck $STATICCHECK_VERSION"
-go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
+go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" "${packages[@]}"
 
 # Each benchmark once, small (-short), so that none rots unnoticed: they are
 # measured for real with go test -bench (see README).
 step "benchmarks, once each"
-go test -short -count=1 -run '^$' -bench . -benchtime 1x ./...
+go test -short -count=1 -run '^$' -bench . -benchtime 1x "${packages[@]}"
 
 # Last, so that CI reads its closing lines.
 step "go test -race"
-go test -race -count=1 "$@" ./...
+go test -race -count=1 "$@" "${packages[@]}"
