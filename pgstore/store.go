@@ -208,7 +208,7 @@ func statement(tmpl, schema, start, every, now string) string {
 )`,
 		// Whether held reservation r still counts at {now}, for the
 		// instance {me}: by its clock for the holds it placed (and those
-		// placed before migration 10), by the database's for the others',
+		// placed_by NULL), by the database's for the others',
 		// so that no instance's clock ahead ends another's holds early.
 		"{live}", `(CASE WHEN r.placed_by IS NULL OR r.placed_by = {me} THEN r.expires_at > {now}::timestamptz
 	ELSE r.db_expires > statement_timestamp() END)`,
@@ -408,7 +408,7 @@ FROM acct`
 // commitSQL records the usage of the account's latest hold in one
 // statement, on the account row alone: $1 id, $2 tokens, $3 user, $4 now.
 // The hold stays held in its reservation row; last_committed says it is
-// committed (see migration 8). It answers a row only when the hold is the
+// committed (see accounts.last_committed in the migration). It answers a row only when the hold is the
 // user's latest, neither committed nor canceled, placed in the latest
 // window, not a day past expiry, and of the statement's kind ({first_guard}:
 // admitted as the first report or not): else it writes nothing, and the

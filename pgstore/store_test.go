@@ -19,13 +19,6 @@ import (
 	"github.com/freemiumkit/freemium/pgstore"
 )
 
-// TestPostgresMigrationsKeepState applies migrations 1 to 3, writes state as
-// version 3 kept it, and checks that Migrate's versions 4 to 6 give every
-// Load the same answer: the account's latest window is filled in, a
-// user with only a notification mark gets an unanchored account row, and
-// the holds move from the account row to their reservations, leaving their
-// sum. The usage table's new name and the dropped holds column keep older
-// statements out.
 // TestPostgresHotStatementsKeepGenericPlans checks that Postgres settles on
 // a generic plan for Load, Reserve (a fixed window's statement and an Every
 // one's), Commit, Cancel and Record, as pgx prepares them: a statement whose

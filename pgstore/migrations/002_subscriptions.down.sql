@@ -1,3 +1,0 @@
-DROP TABLE IF EXISTS conversions;
-DROP TABLE IF EXISTS customers;
-DROP TABLE IF EXISTS subscriptions;

@@ -1,2 +1,0 @@
-DROP TABLE IF EXISTS notifications;
-ALTER TABLE usage_periods DROP COLUMN IF EXISTS notified;
