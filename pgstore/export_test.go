@@ -18,6 +18,6 @@ func Statements(s *Store) map[string]string {
 
 // Prune runs s's housekeeping as a Reserve at now may.
 func Prune(s *Store, now time.Time) error {
-	_, err := s.pool.Exec(context.Background(), s.sql.prune, now)
+	_, err := s.pool.Exec(context.Background(), s.sql.prune, now, retention)
 	return err
 }

@@ -406,11 +406,12 @@ SELECT ws, used, notified, reserved, first_report_used, first_held, admitted, fi
 FROM acct`
 
 // commitSQL records the usage of the account's latest hold in one
-// statement, on the account row alone: $1 id, $2 tokens, $3 user, $4 now.
-// The hold stays held in its reservation row; last_committed says it is
-// committed (see accounts.last_committed in the migration). It answers a row only when the hold is the
-// user's latest, neither committed nor canceled, placed in the latest
-// window, not a day past expiry, and of the statement's kind ({first_guard}:
+// statement, on the account row alone: $1 id, $2 tokens, $3 user, $4 now,
+// $5 the retention (µs). The hold stays held in its reservation row;
+// last_committed says it is committed (see accounts.last_committed in the
+// migration). It answers a row only when the hold is the user's latest,
+// neither committed nor canceled, placed in the latest window, not past
+// its expiry plus the retention, and of the statement's kind ({first_guard}:
 // admitted as the first report or not): else it writes nothing, and the
 // slow path (commitSlowSQL) decides. {first} is the commitFirst
 // statement's first-report columns, empty for commit (the statement is
@@ -419,7 +420,7 @@ const commitSQL = `
 UPDATE {s}.accounts a SET {release_last}{first}, latest_used = least(a.latest_used::numeric + $2::bigint, {max})::bigint,
 	last_committed = true
 WHERE a.user_id = $3::text AND a.last_hold = $1::text AND NOT a.last_committed AND a.latest_start = a.last_start
-  AND a.last_expires >= $4::timestamptz - interval '1 day' AND {first_guard}
+  AND a.last_expires >= $4::timestamptz - $5::bigint * interval '1 microsecond' AND {first_guard}
 RETURNING true`
 
 // Commit's slow path and Cancel are a batch (see Store.batch):
@@ -430,13 +431,13 @@ RETURNING true`
 // it.
 
 // commitSlowSQL records a hold's usage: $1 id, $2 tokens, $3 now, $4 the
-// hold's user. It returns whether the reservation is known for the user.
+// hold's user, $5 the retention (µs). It returns whether the reservation is known for the user.
 const commitSlowSQL = `
 WITH r AS (
 	UPDATE {s}.reservations r SET row_state = 'committed'
 	FROM {s}.accounts a
 	WHERE r.id = $1::text AND r.user_id = $4::text AND a.user_id = $4 AND r.row_state <> 'committed' AND NOT {committed_elsewhere}
-	  AND r.expires_at >= $3::timestamptz - interval '1 day'
+	  AND r.expires_at >= $3::timestamptz - $5::bigint * interval '1 microsecond'
 	RETURNING r.user_id, r.period_start, r.first_report, r.tokens, r.expires_at
 ), src AS (
 	SELECT user_id, period_start AS ws, $2::bigint AS tokens, 0::smallint AS bits FROM r
@@ -446,9 +447,10 @@ WITH r AS (
 	FROM cur, r WHERE a.user_id = cur.user_id
 )
 SELECT EXISTS (SELECT 1 FROM r)
-    OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND user_id = $4 AND expires_at >= $3::timestamptz - interval '1 day')`
+    OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND user_id = $4 AND expires_at >= $3::timestamptz - $5::bigint * interval '1 microsecond')`
 
-// cancelSQL ends a held hold: $1 id, $2 now, $3 the hold's user. It
+// cancelSQL ends a held hold: $1 id, $2 now, $3 the hold's user, $4 the
+// retention (µs). It
 // returns whether the reservation is known for the user. The hold's tokens become 0, so that a Commit after
 // it gives nothing back to the sum.
 const cancelSQL = `
@@ -458,14 +460,14 @@ WITH cfg AS (
 	UPDATE {s}.reservations r SET row_state = 'canceled', tokens = 0
 	FROM {s}.reservations o, {s}.accounts a
 	WHERE r.id = $1::text AND o.id = $1 AND r.user_id = $3::text AND a.user_id = $3 AND {held_by}
-	  AND r.expires_at >= $2::timestamptz - interval '1 day'
+	  AND r.expires_at >= $2::timestamptz - $4::bigint * interval '1 microsecond'
 	RETURNING r.user_id, o.tokens, r.expires_at
 ), acct AS (
 	UPDATE {s}.accounts a SET {release}, last_hold = nullif(a.last_hold, $1) FROM held r WHERE a.user_id = r.user_id
 )
 SELECT (SELECT v FROM cfg) IS NOT NULL
    AND (EXISTS (SELECT 1 FROM held)
-        OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND user_id = $3 AND expires_at >= $2::timestamptz - interval '1 day'))`
+        OR EXISTS (SELECT 1 FROM {s}.reservations WHERE id = $1 AND user_id = $3 AND expires_at >= $2::timestamptz - $4::bigint * interval '1 microsecond'))`
 
 // recordSQL adds usage, once per non-empty key, in one statement: $1
 // user, $2 start, $3 every (µs), $4 tokens, $5 key, $6 now. It locks the
@@ -610,21 +612,25 @@ const notificationsSQL = `
 SELECT id, user_id, kind, usage, upgrade_url, created_at, state, attempts, message_id, sent_at, last_error
 FROM {s}.notifications WHERE created_at >= $1 AND created_at < $2 ORDER BY created_at, id`
 
-// pruneSQL deletes reservations a day past expiry, a batch at a time: $1
-// now. A deleted one that carried an earlier hold's commit (committed_prev)
+// pruneSQL deletes reservations past their expiry plus the retention, a
+// batch at a time: $1 now, $2 the retention (µs). A deleted one that carried an earlier hold's commit (committed_prev)
 // hands it to that hold's own row, if it is kept.
 const pruneSQL = `
 WITH gone AS (
 	DELETE FROM {s}.reservations WHERE id IN (
-		SELECT id FROM {s}.reservations WHERE expires_at < $1::timestamptz - interval '1 day'
+		SELECT id FROM {s}.reservations WHERE expires_at < $1::timestamptz - $2::bigint * interval '1 microsecond'
 		ORDER BY expires_at LIMIT 2048 FOR UPDATE SKIP LOCKED)
 	RETURNING id, committed_prev
 )
 UPDATE {s}.reservations r SET row_state = 'committed' FROM gone
 WHERE r.id = gone.committed_prev AND r.row_state = 'held' AND r.id NOT IN (SELECT id FROM gone)`
 
+// retention is freemium.HoldRetention in microseconds, as the statements
+// that find or prune reservations take it.
+var retention = freemium.HoldRetention.Microseconds()
+
 // pruneEvery: about one Reserve in pruneEvery deletes up to 2048 reservations
-// a day past expiry, more than the pruneEvery it adds meanwhile.
+// past their retention, more than the pruneEvery it adds meanwhile.
 const pruneEvery = 512
 
 // Load implements Store.
@@ -704,7 +710,7 @@ func (s *Store) Reserve(ctx context.Context, h freemium.Hold, now time.Time) (fr
 	if err == nil && rand.N(pruneEvery) == 0 {
 		// Housekeeping, in a statement of its own so that the hot one
 		// keeps a generic plan. A failure is left to the next one.
-		_, _ = s.pool.Exec(ctx, s.sql.prune, now)
+		_, _ = s.pool.Exec(ctx, s.sql.prune, now, retention)
 	}
 	return r, err
 }
@@ -780,16 +786,16 @@ func (s *Store) Commit(ctx context.Context, h freemium.HoldRef, tokens int64, no
 		sql = s.sql.commitFirst
 	}
 	var done bool
-	err := s.pool.QueryRow(ctx, sql, h.ID, tokens, h.UserID, now).Scan(&done)
+	err := s.pool.QueryRow(ctx, sql, h.ID, tokens, h.UserID, now, retention).Scan(&done)
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return err
 	}
-	return s.byID(ctx, h.UserID, s.sql.commitSlow, h.ID, tokens, now, h.UserID)
+	return s.byID(ctx, h.UserID, s.sql.commitSlow, h.ID, tokens, now, h.UserID, retention)
 }
 
 // Cancel implements Store.
 func (s *Store) Cancel(ctx context.Context, h freemium.HoldRef, now time.Time) error {
-	return s.byID(ctx, h.UserID, s.sql.cancel, h.ID, now, h.UserID)
+	return s.byID(ctx, h.UserID, s.sql.cancel, h.ID, now, h.UserID, retention)
 }
 
 // byID runs a statement on a reservation of the user, $1 its ID, that

@@ -95,12 +95,6 @@ func TestPostgresStatementParameterTypes(t *testing.T) {
 	}
 }
 
-// TestPostgresMigration6UpAndDown takes a store of version 5 up to the
-// latest version, writes usage that version 6 keeps on the account row
-// alone, and back down to version 5, whose usage row must then hold it,
-// and up again.
-// migratedTo creates a schema with the first n migrations applied, as
-// Migrate would have, and returns a connection whose search_path is it.
 // TestPostgresKeysCompareAsBytes checks that the text keys every hot
 // statement looks up by are in the C collation, whatever the database's:
 // under another, each index comparison calls strcoll (migration 7).
