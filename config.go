@@ -21,7 +21,7 @@ const MaxTokens int64 = 1_000_000_000_000_000
 // default, given at the end of its comment.
 type Config struct {
 	// Store keeps all state: usage, reservations, first-report flags.
-	// Required: NewMemoryStore() or a *PostgresStore.
+	// Required: NewMemoryStore(), or a *pgstore.Store from pgstore.New.
 	Store Store
 
 	// Subscriptions reports each user's subscription, which places the user
@@ -78,7 +78,7 @@ type Config struct {
 	// subscription may be before a check refreshes it from Subscriptions.
 	// Whatever it is, a check about to block refreshes a mirror older than
 	// a minute, so a user who just paid is let through. Raise it when
-	// webhooks keep the mirror current (StripeWebhookHandler). Default 5m.
+	// webhooks keep the mirror current (stripesub.WebhookHandler). Default 5m.
 	SubscriptionMaxAge time.Duration
 
 	// SubscriptionGrace is how long past SubscriptionMaxAge a mirror is
@@ -112,7 +112,7 @@ type Config struct {
 
 	// Gated are the requests Gate.Middleware gates when its
 	// MiddlewareOptions.Gated is empty, as net/http ServeMux patterns
-	// ("POST /api/features/"). ParseConfig sets them from the config's
+	// ("POST /api/features/"). configfile.Parse sets them from the config's
 	// trigger. Default none: every request.
 	Gated []string
 }
@@ -323,7 +323,7 @@ func (m Messages) withDefaults() Messages {
 // with the fix.
 func (c Config) validate() error {
 	if c.Store == nil {
-		return errors.New("freemium: Config.Store is nil: use NewMemoryStore() or NewPostgresStore(pool, nil)")
+		return errors.New("freemium: Config.Store is nil: use NewMemoryStore(), or pgstore.New(pool, nil) from the pgstore package")
 	}
 	if math.IsNaN(c.WarnAt) || c.WarnAt <= 0 || c.WarnAt > 1 {
 		return fmt.Errorf("freemium: Config.WarnAt is %v: use a fraction in (0, 1], such as 0.8", c.WarnAt)

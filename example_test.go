@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"time"
 
 	"github.com/freemiumkit/freemium"
@@ -107,4 +108,75 @@ func ExampleGate_Middleware() {
 	// Output:
 	// 200 OK text/plain; charset=utf-8
 	// 402 Payment Required application/problem+json
+}
+
+// paidUsers stands for the host's own billing records: which users pay for
+// which price, and the period they paid for.
+type paidUsers struct {
+	mu    sync.Mutex
+	price map[string]string    // user ID -> price ID
+	until map[string]time.Time // user ID -> end of the paid period
+}
+
+// Subscriptions implements freemium.SubscriptionChecker from the host's
+// records: one active subscription for a paying user, none for the others.
+func (p *paidUsers) Subscriptions(ctx context.Context, userID string) ([]freemium.Subscription, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	price, ok := p.price[userID]
+	if !ok {
+		return nil, nil // no subscription: the Free plan
+	}
+	end := p.until[userID]
+	return []freemium.Subscription{{
+		ID:                 "sub_" + userID,
+		Status:             freemium.StatusActive,
+		PriceIDs:           []string{price},
+		CurrentPeriodStart: end.AddDate(0, -1, 0), // BillingCycle windows follow these
+		CurrentPeriodEnd:   end,
+	}}, nil
+}
+
+// A host's own subscription checker: after the host's upgrade code, Refresh
+// makes the new plan count for the next request.
+func Example_ownChecker() {
+	ctx := context.Background()
+	clock := freemiumtest.NewClock(time.Date(2026, 11, 15, 9, 0, 0, 0, time.UTC))
+	billing := &paidUsers{price: map[string]string{}, until: map[string]time.Time{}}
+	gate, err := freemium.New(freemium.Config{
+		Store:         freemium.NewMemoryStore(),
+		Subscriptions: billing,
+		Free:          freemium.Plan{FirstReportFree: true, Period: freemium.Lifetime},
+		Plans: []freemium.Plan{
+			{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 100_000, Period: freemium.BillingCycle},
+		},
+		Now: clock.Now,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := gate.MarkFirstReportUsed(ctx, "bob"); err != nil {
+		log.Fatal(err)
+	}
+	d, err := gate.Check(ctx, "bob", 5_000)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(d.Allowed, d.Reason, d.Plan)
+
+	// The host's upgrade code records the payment, then tells the Gate.
+	billing.mu.Lock()
+	billing.price["bob"], billing.until["bob"] = "price_pro", time.Date(2026, 12, 15, 9, 0, 0, 0, time.UTC)
+	billing.mu.Unlock()
+	if err := gate.Refresh(ctx, "bob"); err != nil {
+		log.Fatal(err)
+	}
+	d, err = gate.Check(ctx, "bob", 5_000)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(d.Allowed, d.Plan, d.Limit, d.PeriodEnd.Format(time.DateOnly))
+	// Output:
+	// false subscription_required free
+	// true pro 100000 2026-12-15
 }

@@ -1,9 +1,3 @@
-// Package freemium gates metered work behind a free tier and paid plans.
-//
-// A host calls the Gate before metered work (Check, or Reserve for an atomic
-// hold), and records usage after it (Commit, Record). Being blocked is a
-// value, Decision.Allowed == false, with a reason and a user-facing message;
-// errors are for invalid input and failed backends.
 package freemium
 
 import (

@@ -5,12 +5,12 @@ import (
 	"time"
 )
 
-// SubscriptionMirror is what a Store keeps of a user's subscriptions, so
-// that checks need not ask the billing provider: each subscription it has
-// news of, each as of its own news. An event about one subscription never
-// undoes news of another, so a second subscription (an add-on, a double
-// checkout) neither hides nor ends the one that places the user on a plan.
-// Stores change it only through Apply.
+// SubscriptionMirror is for Store implementers: what a Store keeps of a
+// user's subscriptions, so that checks need not ask the billing provider:
+// each subscription it has news of, each as of its own news. An event about
+// one subscription never undoes news of another, so a second subscription
+// (an add-on, a double checkout) neither hides nor ends the one that places
+// the user on a plan. Stores change it only through Apply.
 type SubscriptionMirror struct {
 	// Subscriptions are the subscriptions that may give access, and those
 	// that ended since the last pull (kept so that an older event cannot
@@ -28,7 +28,8 @@ type SubscriptionMirror struct {
 	SyncedAt time.Time
 }
 
-// MirroredSubscription is one subscription in a SubscriptionMirror.
+// MirroredSubscription is for Store implementers: one subscription in a
+// SubscriptionMirror.
 type MirroredSubscription struct {
 	Subscription
 
@@ -46,7 +47,8 @@ type MirroredSubscription struct {
 	WasPaid bool
 }
 
-// SubscriptionUpdate is news of a user's subscriptions, for
+// SubscriptionUpdate is for Store implementers: news of a user's
+// subscriptions, for
 // Store.PutSubscriptions.
 type SubscriptionUpdate struct {
 	// Subscriptions: for a pull, every subscription of the user; for an

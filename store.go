@@ -14,15 +14,17 @@ import (
 // Implementations must be safe for simultaneous use by many Gates, in one
 // process or several. A Store shared by processes must count a live hold
 // until its TTL has passed, whichever process's clock is ahead, and must
-// give back exactly a committed or canceled hold's tokens (PostgresStore
+// give back exactly a committed or canceled hold's tokens (pgstore.Store
 // judges other instances' holds by the database's clock). Gates sharing
 // a MemoryStore share the process's clock. Errors are for a backend that failed or a context that
 // ended, never for a user over the limit: that is ReserveResult.Admitted.
 // Times given to a Store are UTC and whole microseconds.
 //
-// NewMemoryStore and NewPostgresStore are the two implementations;
+// NewMemoryStore and pgstore.New are the two implementations;
 // freemiumtest.RunStoreTests is the suite every implementation must pass.
 type Store interface {
+	// Usage and holds.
+
 	// Load returns the user's state at now, in the window that window names
 	// for the user's Account (its anchor and mirrored subscription). It
 	// writes nothing. window is called once, and must not call the Store.
@@ -56,6 +58,8 @@ type Store interface {
 	// MarkFirstReportUsed sets the user's first-report flag.
 	MarkFirstReportUsed(ctx context.Context, userID string, now time.Time) error
 
+	// The subscription mirror, customer links and conversions.
+
 	// PutSubscriptions applies news of the user's subscriptions to the
 	// mirror, as SubscriptionMirror.Apply decides, atomically with respect
 	// to every other write of the mirror, and reports whether it wrote.
@@ -77,6 +81,8 @@ type Store interface {
 	// Conversions returns the recorded conversions with At in [from, to),
 	// oldest first.
 	Conversions(ctx context.Context, from, to time.Time) ([]Conversion, error)
+
+	// The notification outbox.
 
 	// Enqueue marks n.Kind as notified for n.UserID's window starting at
 	// windowStart and, when the mark is new, adds n to the outbox:
@@ -105,8 +111,8 @@ type Store interface {
 	Notifications(ctx context.Context, from, to time.Time) ([]NotificationRecord, error)
 }
 
-// NotifiedKinds is a set of notification kinds, as a Store keeps them per
-// user and window.
+// NotifiedKinds is for Store implementers: a set of notification kinds, as
+// a Store keeps them per user and window.
 type NotifiedKinds uint8
 
 // kindBit is k's bit in NotifiedKinds; 0 for an unknown kind.
@@ -125,14 +131,14 @@ func (s NotifiedKinds) Has(k NotificationKind) bool { return s&kindBit(k) != 0 }
 // With returns the set with k added.
 func (s NotifiedKinds) With(k NotificationKind) NotifiedKinds { return s | kindBit(k) }
 
-// Outbound is a claimed notification, to deliver.
+// Outbound is for Store implementers: a claimed notification, to deliver.
 type Outbound struct {
 	Notification
 	Attempts     int       // delivery attempts before this one
 	ClaimedUntil time.Time // the claim's end: Outcome.Claim
 }
 
-// Outcome is the result of one delivery attempt.
+// Outcome is for Store implementers: the result of one delivery attempt.
 type Outcome struct {
 	State     DeliveryState // Sent, Failed, or Pending to retry
 	MessageID string        // the provider's, when Sent and known
@@ -141,7 +147,8 @@ type Outcome struct {
 	Claim     time.Time     // the Outbound.ClaimedUntil it was made under
 }
 
-// DeliveryState is where a notification is in the outbox.
+// DeliveryState is for Store implementers: where a notification is in the
+// outbox.
 type DeliveryState string
 
 // The delivery states.
@@ -152,7 +159,8 @@ const (
 	DeliveryNone    DeliveryState = "recorded" // recorded for the funnel; no Notifier was configured
 )
 
-// NotificationRecord is a notification as the outbox keeps it.
+// NotificationRecord is for Store implementers: a notification as the
+// outbox keeps it.
 type NotificationRecord struct {
 	Notification
 	State     DeliveryState
@@ -162,8 +170,8 @@ type NotificationRecord struct {
 	LastError string
 }
 
-// Account is what a Store knows of a user besides usage, as Load passes it
-// to its window function.
+// Account is for Store implementers: what a Store knows of a user besides
+// usage, as Load passes it to its window function.
 type Account struct {
 	// Anchor is the user's first activity (Reserve, Record or
 	// MarkFirstReportUsed); zero for a user without any.
@@ -175,7 +183,8 @@ type Account struct {
 	Subscriptions SubscriptionMirror
 }
 
-// Conversion is a user's change from Free to a paid plan.
+// Conversion is for Store implementers: a user's change from Free to a
+// paid plan, as the Store records it for Gate.Funnel.
 type Conversion struct {
 	UserID string    `json:"user_id"`
 	Plan   string    `json:"plan"` // the paid plan
@@ -186,10 +195,10 @@ type Conversion struct {
 // another user.
 var ErrCustomerLinked = errors.New("freemium: customer is linked to another user")
 
-// A Window is the usage period a Store counts in. Either Every is positive:
-// consecutive windows of that length, anchored at the user's anchor in the
-// Store (now, for a user the Store has not seen); or the window is
-// [Start, End).
+// Window is for Store implementers: the usage period a Store counts in.
+// Either Every is positive: consecutive windows of that length, anchored at
+// the user's anchor in the Store (now, for a user the Store has not seen);
+// or the window is [Start, End).
 type Window struct {
 	Start, End time.Time     // a fixed window, when Every is 0
 	Every      time.Duration // the length of rolling windows
@@ -221,7 +230,7 @@ func (w Window) EndOf(start time.Time) time.Time {
 	return w.End
 }
 
-// State is a user's state in one window.
+// State is for Store implementers: a user's state in one window.
 type State struct {
 	PeriodStart, PeriodEnd time.Time // the resolved window
 	Used                   int64     // tokens recorded in the window
@@ -237,7 +246,8 @@ type State struct {
 	refreshFailed, fallback bool
 }
 
-// A Hold is a request to set tokens aside for a user until ExpiresAt.
+// Hold is for Store implementers: a request to set tokens aside for a user
+// until ExpiresAt.
 //
 // The admission rule, which every Store applies atomically: when FirstReport
 // is set and the user's first report is neither used nor held, the hold is
@@ -253,13 +263,13 @@ type Hold struct {
 	ExpiresAt   time.Time // when the hold stops counting
 }
 
-// A HoldRef names a hold for Store.Commit and Store.Cancel: its ID and its
-// user. A hold whose user is not UserID is not found (an ID alone does not
-// reach a hold, so that a leaked ID cannot bill another user). The caller
-// that placed the hold (a Reservation) also gives whether it was admitted
-// as the first report, as Hold.Ref makes it, so that a Store can go
-// straight to the user's account without looking the hold up by ID. A
-// Store decides by its own record of the hold: a FirstReport that
+// HoldRef is for Store implementers: it names a hold for Store.Commit and
+// Store.Cancel: its ID and its user. A hold whose user is not UserID is not
+// found (an ID alone does not reach a hold, so that a leaked ID cannot bill
+// another user). The caller that placed the hold (a Reservation) also gives
+// whether it was admitted as the first report, as Hold.Ref makes it, so that
+// a Store can go straight to the user's account without looking the hold up
+// by ID. A Store decides by its own record of the hold: a FirstReport that
 // disagrees with it may cost a slower path, never a different answer.
 type HoldRef struct {
 	ID          string
@@ -272,7 +282,7 @@ func (h Hold) Ref(r ReserveResult) HoldRef {
 	return HoldRef{ID: h.ID, UserID: h.UserID, FirstReport: r.FirstReport}
 }
 
-// ReserveResult is what Store.Reserve did.
+// ReserveResult is for Store implementers: what Store.Reserve did.
 type ReserveResult struct {
 	State       State // before the hold
 	Admitted    bool
@@ -291,8 +301,9 @@ func (h Hold) Admit(s State) (admitted, firstReport bool) {
 	return addSat(addSat(s.Used, s.Reserved), h.Tokens) <= h.Limit, false
 }
 
-// HoldRetention is how long after it expires a Store keeps a hold, so that
-// a late Commit still records and a repeated one is still recognized.
+// HoldRetention is for Store implementers: how long after it expires a
+// Store keeps a hold, so that a late Commit still records and a repeated
+// one is still recognized.
 const HoldRetention = 24 * time.Hour
 
 // ErrReservationNotFound is returned for a reservation ID the Store does not

@@ -42,7 +42,7 @@ var about = map[string]string{
 	"PostgresCheckUsers/1000000-vs-1000":       "Check with 1,000,000 users in the tables vs with 1,000",
 	"PostgresLatency/Check":                    "Check from 50 concurrent callers: p50, p99, p50 vs `SELECT 1` under the same load",
 	"PostgresLatency/SELECT-1":                 "`SELECT 1` from 50 concurrent callers",
-	"Dispatch":                                 "Delivery from the Postgres outbox through ResendNotifier to a local stand-in vs sending directly",
+	"Dispatch":                                 "Delivery from the Postgres outbox through resendnotify.Notifier to a local stand-in vs sending directly",
 	"MemoryCheck":                              "Check on MemoryStore",
 	"MemoryCheckParallel":                      "Check on MemoryStore from all cores",
 	"MemoryRecord":                             "Record on MemoryStore",

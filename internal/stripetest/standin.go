@@ -24,7 +24,7 @@ import (
 // Key is the API key the stand-in takes.
 const Key = "sk_test_freemium_5ecret"
 
-// StandIn behaves like the two Stripe endpoints StripeSubscriptions
+// StandIn behaves like the Stripe endpoints stripesub.Checker
 // uses, with state the test changes between calls: customers by user ID and
 // subscriptions by customer. It can fail the next requests with a status, or
 // hang them until the test ends.
