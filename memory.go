@@ -1,9 +1,11 @@
 package freemium
 
 import (
+	"cmp"
 	"context"
 	"hash/maphash"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -406,5 +408,10 @@ func (s *MemoryStore) Notifications(ctx context.Context, from, to time.Time) ([]
 			out = append(out, m.NotificationRecord)
 		}
 	}
+	// Oldest first, as Postgres orders them: the outbox is in the order of
+	// Enqueue, which Gates with other clocks need not call in time order.
+	slices.SortFunc(out, func(a, b NotificationRecord) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
 	return out, nil
 }
