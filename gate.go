@@ -25,7 +25,8 @@ type Gate struct {
 	flights  singleflight.Group // refreshes of users' subscriptions, by user
 	dispatch dispatcher         // delivery of the outbox, when started
 
-	unknownPrices sync.Map // price IDs already warned of as in no plan
+	unknownPrices sync.Map    // price IDs already warned of as in no plan
+	mirrors       mirrorCache // the last fresh mirror read of each user, for Reserve
 }
 
 // New returns a Gate for cfg, after filling defaults and validating it. An

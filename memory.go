@@ -157,6 +157,9 @@ func (s *MemoryStore) Reserve(ctx context.Context, h Hold, now time.Time) (Reser
 	sh := s.shard(h.UserID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if h.Mirror != 0 && sh.users[h.UserID].account().Subscriptions.Version != h.Mirror {
+		return ReserveResult{MirrorMoved: true}, nil
+	}
 	u := sh.user(h.UserID, now)
 	s.prune(u, now)
 	st := u.state(h.Window, now)
@@ -309,6 +312,7 @@ func (s *MemoryStore) LinkCustomer(ctx context.Context, userID, customerID strin
 	u := sh.record(userID)
 	u.customer = customerID
 	u.subs.SyncedAt = time.Time{}
+	u.subs.Version++
 	return nil
 }
 

@@ -26,6 +26,11 @@ type SubscriptionMirror struct {
 	// SyncedAt is when the mirror was last confirmed from the provider.
 	// Zero: never, or marked for refresh by LinkCustomer.
 	SyncedAt time.Time
+
+	// Version counts the Store's writes of the mirror: Apply's next mirror
+	// has the Version after m's, and LinkCustomer adds one too. Zero: never
+	// written. A Hold decided on a mirror names its Version (Hold.Mirror).
+	Version int64
 }
 
 // MirroredSubscription is for Store implementers: one subscription in a
@@ -125,6 +130,7 @@ func (m SubscriptionMirror) Apply(u SubscriptionUpdate) (next SubscriptionMirror
 			return m, false, false
 		}
 	}
+	next.Version = m.Version + 1
 	paidLater := slices.ContainsFunc(m.Subscriptions, func(s MirroredSubscription) bool { return s.WasPaid && s.AsOf.After(u.AsOf) })
 	return next, true, m.held() && !m.paid() && next.paid() && !paidLater
 }

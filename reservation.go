@@ -27,18 +27,13 @@ func (g *Gate) Reserve(ctx context.Context, userID string, estimatedTokens int64
 		return nil, err
 	}
 	now := g.now()
-	plan, w, st, err := g.terms(ctx, userID, now)
+	plan, h, st, res, err := g.place(ctx, userID, estimatedTokens, now)
 	if err != nil {
 		return nil, err
 	}
-	h := g.hold(plan, w, userID, estimatedTokens, now)
-	h.ID = reservationID(now)
-	res, err := g.cfg.Store.Reserve(ctx, h, now)
-	if err != nil {
-		return nil, fmt.Errorf("freemium: reserve: %w", err)
-	}
 	if !res.Admitted && g.recheck(ctx, userID, st, now) {
 		// A user who just paid is let through.
+		var w Window
 		if plan, w, _, err = g.loadOn(ctx, userID, now, false); err != nil {
 			return nil, err
 		}
@@ -54,6 +49,40 @@ func (g *Gate) Reserve(ctx context.Context, userID string, estimatedTokens int64
 		r.hold = h.Ref(res)
 	}
 	return r, nil
+}
+
+// place decides the user's plan and places the hold of tokens on it. With
+// a subscription checker, the plan comes from the mirror the Gate last
+// read, when that is fresh, and the Store places the hold only while its
+// mirror is still that one (Hold.Mirror): one round trip instead of two.
+// When the mirror moved, it reads the mirror (refreshing it if need be)
+// and places the hold on what it says, as without a remembered mirror.
+func (g *Gate) place(ctx context.Context, userID string, tokens int64, now time.Time) (*Plan, Hold, State, ReserveResult, error) {
+	if g.cfg.Subscriptions != nil {
+		if plan, w, st, version, ok := g.remembered(userID, now); ok {
+			h := g.hold(plan, w, userID, tokens, now)
+			h.ID, h.Mirror = reservationID(now), version
+			res, err := g.cfg.Store.Reserve(ctx, h, now)
+			if err != nil {
+				return nil, Hold{}, State{}, ReserveResult{}, fmt.Errorf("freemium: reserve: %w", err)
+			}
+			if !res.MirrorMoved {
+				return plan, h, st, res, nil
+			}
+			g.mirrors.forget(userID)
+		}
+	}
+	plan, w, st, err := g.terms(ctx, userID, now)
+	if err != nil {
+		return nil, Hold{}, State{}, ReserveResult{}, err
+	}
+	h := g.hold(plan, w, userID, tokens, now)
+	h.ID = reservationID(now)
+	res, err := g.cfg.Store.Reserve(ctx, h, now)
+	if err != nil {
+		return nil, Hold{}, State{}, ReserveResult{}, fmt.Errorf("freemium: reserve: %w", err)
+	}
+	return plan, h, st, res, nil
 }
 
 // reservationID is "rsv_", the time in hex and 80 random bits. IDs made

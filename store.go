@@ -30,11 +30,12 @@ type Store interface {
 	// writes nothing. window is called once, and must not call the Store.
 	Load(ctx context.Context, userID string, now time.Time, window func(Account) Window) (State, error)
 
-	// Reserve places hold h if the user's state admits it (see Hold),
+	// Reserve places hold h if the user's state admits it (see Hold) and
+	// the user's mirror is still the one h was decided on (Hold.Mirror),
 	// atomically with respect to every other write for the user. It returns
 	// the state as it was before the hold. The first write for a user
-	// (Reserve, admitted or not, Record or MarkFirstReportUsed) fixes the
-	// user's anchor at its now.
+	// (Reserve, admitted or not, unless the mirror moved; Record or
+	// MarkFirstReportUsed) fixes the user's anchor at its now.
 	Reserve(ctx context.Context, h Hold, now time.Time) (ReserveResult, error)
 
 	// Commit records tokens as used in the window of hold h and ends the
@@ -70,8 +71,8 @@ type Store interface {
 
 	// LinkCustomer links the billing provider's customer to the user: it
 	// becomes the user's customer, and CustomerUser finds the user by it.
-	// It marks the user's mirror for refresh (SyncedAt zero), since the
-	// link is news about the user's subscription. A customer linked to
+	// It marks the user's mirror for refresh (SyncedAt zero, and the next
+	// Version), since the link is news about the user's subscription. A customer linked to
 	// another user is ErrCustomerLinked, and nothing is written.
 	LinkCustomer(ctx context.Context, userID, customerID string, now time.Time) error
 
@@ -261,6 +262,12 @@ type Hold struct {
 	Limit       int64     // the window's cap, or Unlimited
 	FirstReport bool      // the plan gives a free first report
 	ExpiresAt   time.Time // when the hold stops counting
+	// Mirror, when not zero, is the SubscriptionMirror.Version the Gate
+	// decided the plan (Window, Limit, FirstReport) on. A Store places the
+	// hold only while the user's mirror has that Version; otherwise it
+	// writes nothing and reports ReserveResult.MirrorMoved, and the Gate
+	// decides again on the mirror as it is.
+	Mirror int64
 }
 
 // HoldRef is for Store implementers: it names a hold for Store.Commit and
@@ -287,6 +294,7 @@ type ReserveResult struct {
 	State       State // before the hold
 	Admitted    bool
 	FirstReport bool // admitted as the first report
+	MirrorMoved bool // the mirror is no longer Hold.Mirror: nothing was written
 }
 
 // Admit applies the admission rule to state s. Stores written in Go call it

@@ -97,13 +97,21 @@ const blockedRefreshAge = time.Minute
 // Config.SubscriptionMaxAge. It returns the plan and its window.
 func (g *Gate) load(ctx context.Context, userID string, now time.Time) (*Plan, Window, State, error) {
 	plan, w, st, err := g.loadOn(ctx, userID, now, false)
-	if err != nil || g.cfg.Subscriptions == nil || synced(st.Account.Subscriptions, now, g.cfg.SubscriptionMaxAge) {
+	if err != nil || g.cfg.Subscriptions == nil {
 		return plan, w, st, err
+	}
+	if synced(st.Account.Subscriptions, now, g.cfg.SubscriptionMaxAge) {
+		g.remember(userID, st)
+		return plan, w, st, nil
 	}
 	rerr := g.refresh(ctx, userID, g.cfg.SubscriptionMaxAge)
 	switch {
 	case rerr == nil:
-		return g.loadOn(ctx, userID, now, false)
+		plan, w, st, err = g.loadOn(ctx, userID, now, false)
+		if err == nil && synced(st.Account.Subscriptions, now, g.cfg.SubscriptionMaxAge) {
+			g.remember(userID, st)
+		}
+		return plan, w, st, err
 	case ctx.Err() != nil:
 		return nil, Window{}, State{}, rerr
 	case synced(st.Account.Subscriptions, now, g.cfg.SubscriptionMaxAge+g.cfg.SubscriptionGrace):
@@ -119,6 +127,28 @@ func (g *Gate) load(ctx context.Context, userID string, now time.Time) (*Plan, W
 		return plan, w, st, err
 	}
 	return nil, Window{}, State{}, rerr
+}
+
+// remember keeps the fresh mirror st was read with, for Reserve's
+// optimistic plan (see mirrorCache).
+func (g *Gate) remember(userID string, st State) {
+	if st.Account.Subscriptions.Version != 0 {
+		g.mirrors.put(userID, st.Account.Subscriptions)
+	}
+}
+
+// remembered is the user's plan and window at now on the mirror the Gate
+// remembers, and that mirror's Version, when the mirror is fresh enough to
+// decide on without a refresh (as load would); ok is false otherwise.
+func (g *Gate) remembered(userID string, now time.Time) (plan *Plan, w Window, st State, version int64, ok bool) {
+	m, ok := g.mirrors.get(userID)
+	if !ok || !synced(m, now, g.cfg.SubscriptionMaxAge) {
+		return nil, Window{}, State{}, 0, false
+	}
+	p := &placement{g: g, now: now}
+	st.Account.Subscriptions = m
+	p.window(st.Account)
+	return p.plan, p.w, st, m.Version, true
 }
 
 // loadOn reads the user's state on the plan their mirror places them on, or

@@ -232,4 +232,91 @@ var mirrorTests = []storeTest{
 		user, _ = store.CustomerUser(ctx, "cus_unknown")
 		equal(t, "unknown customer", user, "")
 	}},
+	{"HoldOnAMirrorThatMoved", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// A hold decided on a mirror (Hold.Mirror) is placed only while the
+		// mirror has that Version; every write of the mirror (a pull, an
+		// event, a customer link) moves it, and a hold on the old one
+		// writes nothing.
+		store, ctx := ns(t), context.Background()
+		version := func() int64 {
+			t.Helper()
+			return load(t, store, "u1").Account.Subscriptions.Version
+		}
+		equal(t, "version of no mirror", version(), int64(0))
+		sub := freemium.MirroredSubscription{Subscription: freemium.Subscription{ID: "sub_1", CustomerID: "cus_1",
+			PriceIDs: []string{"price_pro"}, Status: freemium.StatusActive, CurrentPeriodStart: T0, CurrentPeriodEnd: T0.AddDate(0, 1, 0)}}
+		put := func(u freemium.SubscriptionUpdate) {
+			t.Helper()
+			if _, err := store.PutSubscriptions(ctx, "u1", u, T0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put(freemium.SubscriptionUpdate{Subscriptions: []freemium.MirroredSubscription{sub}, Pulled: true, AsOf: T0, SyncedAt: T0})
+		v1 := version()
+		if v1 == 0 {
+			t.Fatal("a pull left the mirror's Version 0")
+		}
+		hold := func(id string, mirror int64) freemium.ReserveResult {
+			t.Helper()
+			r, err := store.Reserve(ctx, freemium.Hold{ID: id, UserID: "u1", Window: hourWindow(freemium.Account{}), Tokens: 10,
+				Limit: 100, ExpiresAt: T0.Add(time.Minute), Mirror: mirror}, T0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		r := hold("h1", v1)
+		equal(t, "hold on the current mirror admitted", r.Admitted, true)
+		equal(t, "hold on the current mirror moved", r.MirrorMoved, false)
+
+		if err := store.LinkCustomer(ctx, "u1", "cus_1", T0); err != nil {
+			t.Fatal(err)
+		}
+		v2 := version()
+		equal(t, "a link moves the mirror", v2 != v1, true)
+		r = hold("h2", v1)
+		equal(t, "hold on the old mirror moved", r.MirrorMoved, true)
+		equal(t, "hold on the old mirror admitted", r.Admitted, false)
+		equal(t, "reserved after the refused hold", load(t, store, "u1").Reserved, int64(10))
+
+		sub.Status = freemium.StatusCanceled
+		put(freemium.SubscriptionUpdate{Subscriptions: []freemium.MirroredSubscription{sub}, AsOf: T0.Add(time.Second), SyncedAt: T0})
+		v3 := version()
+		equal(t, "an event moves the mirror", v3 != v2 && v3 != v1, true)
+		equal(t, "hold on the link's mirror moved", hold("h3", v2).MirrorMoved, true)
+		equal(t, "hold on the event's mirror admitted", hold("h4", v3).Admitted, true)
+		equal(t, "hold without a mirror admitted", hold("h5", 0).Admitted, true)
+		equal(t, "reserved", load(t, store, "u1").Reserved, int64(30))
+
+		// A user without a mirror: any version but 0 has moved, and the
+		// refused hold does not anchor the user.
+		r, err := store.Reserve(ctx, freemium.Hold{ID: "h6", UserID: "u2", Window: freemium.Window{Every: time.Hour}, Tokens: 1,
+			Limit: 100, ExpiresAt: T0.Add(time.Minute), Mirror: 7}, T0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "hold of a user without a mirror moved", r.MirrorMoved, true)
+		equal(t, "not anchored by the refused hold", load(t, store, "u2").Account.Anchor.IsZero(), true)
+	}},
+	{"ReserveSeesAPlanChangedByAnotherGate", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// A Gate that read a user on Pro, whose subscription another Gate
+		// (another instance) then saw canceled, decides the next Reserve
+		// on Free: what it remembered never outlives the Store's mirror.
+		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 0}, Plans: []freemium.Plan{pro}})
+		sub := e.subs.Subscribe("u1", "price_pro", T0.Add(-time.Hour), T0.AddDate(0, 1, 0))
+		e.refresh("u1")
+		equal(t, "plan read by the first gate", e.check("u1", 10).Plan, "pro")
+		r := e.reserve("u1", 10)
+		equal(t, "reserve on pro", r.OK(), true)
+		e.ok(r.Commit(e.ctx, 10), "Commit")
+
+		other := e.newGate(freemium.Config{Store: e.store, Now: e.clock.Now, Subscriptions: e.subs,
+			Free: freemium.Plan{Limit: 0}, Plans: []freemium.Plan{pro}})
+		sub.Status = freemium.StatusCanceled
+		e.ok(other.ApplySubscription(e.ctx, sub, "u1", T0.Add(time.Second)), "ApplySubscription on the other gate")
+		e.subs.Set("u1", sub) // what a refresh would now find too
+		r = e.reserve("u1", 10)
+		equal(t, "reserve after the cancel", r.OK(), false)
+		equal(t, "plan after the cancel", r.Decision().Plan, "free")
+	}},
 }

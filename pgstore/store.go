@@ -296,7 +296,7 @@ func release(tokens string) string {
 // yet), in the common case.
 const loadSQL = `
 SELECT a.anchor, a.first_report_used, CASE WHEN a.held IS NULL THEN 0 WHEN {exact} THEN {held} END, a.first_held_until,
-       s.customer_id, s.subs, s.pulled_as_of, s.synced_at,
+       s.customer_id, s.subs, s.pulled_as_of, s.synced_at, s.version,
        a.latest_start, a.latest_used, a.latest_notified
 FROM (SELECT 1) one
 LEFT JOIN {s}.accounts a ON a.user_id = $1
@@ -318,7 +318,8 @@ LEFT JOIN {s}.usage_windows u ON u.user_id = $1 AND u.period_start = $2`
 // reserveSQL checks and holds in one statement, in the common case: $1
 // id, $2 user, $3 tokens, $4 limit (< 0: Unlimited), $5 first report free,
 // $6 the window's start (a fixed window) or length (µs, reserveEvery), $7
-// expires, $8 now.
+// expires, $8 now, $9 the instance, $10 the mirror's version the plan was
+// decided on (Hold.Mirror; 0: none).
 //
 // It updates the account row, and so decides on its latest version, locked,
 // alone, in the window of the row's anchor: the row's latest window's usage
@@ -339,6 +340,7 @@ WITH acct AS (
 		first_hold = CASE WHEN {claim} THEN $1 ELSE a.first_hold END,
 		first_held_until = CASE WHEN {claim} THEN $7::timestamptz ELSE a.first_held_until END, {place_last}
 	WHERE a.user_id = $2 AND {exact} AND (a.latest_start IS NULL OR a.latest_start <= {window_start})
+	  AND ($10::bigint = 0 OR $10::bigint = (SELECT m.version FROM {s}.subscriptions m WHERE m.user_id = $2))
 	  AND ({claim} OR $4::bigint < 0 OR ({latest_used})::numeric + a.held + $3::bigint <= $4::bigint)
 	RETURNING {window_start} AS ws, ({latest_used}) AS used,
 	          CASE WHEN a.latest_start = {window_start} THEN a.latest_notified ELSE 0 END AS notified,
@@ -391,15 +393,17 @@ WHERE a.user_id = $1 AND NOT {exact}`
 // reserveSlowSQL decides on the locked account row, and answers as
 // reserveSQL does, with a row also for a refusal: $1 id, $2 user, $3
 // tokens, $4 limit (< 0: Unlimited), $5 first report free, $6 start, $7
-// expires, $8 now, $9 every (µs). The account's held is exact now, and an
-// older window's usage row is as the lock left it.
+// expires, $8 now, $9 every (µs), $10 the instance, $11 Hold.Mirror. The
+// account's held is exact now, and an older window's usage row is as the
+// lock left it. No row comes back when the mirror is no longer the one the
+// hold was decided on.
 const reserveSlowSQL = `
 WITH older AS (
 	SELECT u.used, u.notified FROM {s}.accounts a, {s}.usage_windows u
 	WHERE a.user_id = $2::text AND u.user_id = $2 AND u.period_start = {window_start} AND {window_start} < a.latest_start
 ), acct AS (
 	UPDATE {s}.accounts a SET {place_hold}
-	WHERE a.user_id = $2
+	WHERE a.user_id = $2 AND ($11::bigint = 0 OR $11::bigint = (SELECT m.version FROM {s}.subscriptions m WHERE m.user_id = $2))
 	RETURNING {window_start} AS ws, {used} AS used, {notified} AS notified, {reserved_before}, a.committed_prev
 ), {reservation}
 SELECT ws, used, notified, reserved, first_report_used, first_held, admitted, first, NULL
@@ -533,12 +537,12 @@ WHERE NOT a.first_report_used OR a.anchor IS NULL`
 const lockSubscriptionsSQL = `
 INSERT INTO {s}.subscriptions AS t (user_id) VALUES ($1)
 ON CONFLICT (user_id) DO UPDATE SET user_id = t.user_id
-RETURNING t.subs, t.pulled_as_of, t.synced_at`
+RETURNING t.subs, t.pulled_as_of, t.synced_at, t.version`
 
 // putSubscriptionsSQL writes the mirror: $1 user, $2 subscriptions (JSON),
-// $3 pulled as of, $4 synced at.
+// $3 pulled as of, $4 synced at, $5 its version.
 const putSubscriptionsSQL = `
-UPDATE {s}.subscriptions SET subs = $2::jsonb, pulled_as_of = $3, synced_at = $4 WHERE user_id = $1`
+UPDATE {s}.subscriptions SET subs = $2::jsonb, pulled_as_of = $3, synced_at = $4, version = $5 WHERE user_id = $1`
 
 // putConversionSQL: $1 user, $2 plan, $3 when.
 const putConversionSQL = `INSERT INTO {s}.conversions (user_id, plan, converted_at) VALUES ($1, $2, $3)`
@@ -552,9 +556,10 @@ WITH c AS (
 	ON CONFLICT (customer_id) DO UPDATE SET user_id = c.user_id
 	RETURNING c.user_id
 ), link AS (
-	INSERT INTO {s}.subscriptions AS t (user_id, customer_id)
-	SELECT $1, $2 FROM c WHERE c.user_id = $1
-	ON CONFLICT (user_id) DO UPDATE SET customer_id = excluded.customer_id, synced_at = '0001-01-01 00:00:00+00'
+	INSERT INTO {s}.subscriptions AS t (user_id, customer_id, version)
+	SELECT $1, $2, 1 FROM c WHERE c.user_id = $1
+	ON CONFLICT (user_id) DO UPDATE SET customer_id = excluded.customer_id, synced_at = '0001-01-01 00:00:00+00',
+		version = t.version + 1
 )
 SELECT user_id FROM c`
 
@@ -645,19 +650,19 @@ func (s *Store) Load(ctx context.Context, userID string, now time.Time, window f
 		firstUsed                                              pgtype.Bool
 		customer                                               pgtype.Text
 		subs                                                   []byte
-		reserved, winUsed                                      pgtype.Int8
+		reserved, winUsed, version                             pgtype.Int8
 		winNotified                                            pgtype.Int2
 	)
 	err := s.pool.QueryRow(ctx, s.sql.load, userID, now).Scan(
 		&anchor, &firstUsed, &reserved, &firstHeldUntil,
-		&customer, &subs, &pulledAsOf, &syncedAt,
+		&customer, &subs, &pulledAsOf, &syncedAt, &version,
 		&winStart, &winUsed, &winNotified)
 	if err != nil {
 		return freemium.State{}, err
 	}
 	st.FirstReportUsed, st.FirstReportHeld = firstUsed.Bool, firstHeldUntil.Valid && firstHeldUntil.Time.After(now)
 	a.Anchor, a.CustomerID = pgTime(anchor), customer.String
-	if a.Subscriptions, err = pgMirror(subs, pulledAsOf, syncedAt); err != nil {
+	if a.Subscriptions, err = pgMirror(subs, pulledAsOf, syncedAt, version.Int64); err != nil {
 		return freemium.State{}, err
 	}
 
@@ -701,7 +706,7 @@ func (s *Store) Reserve(ctx context.Context, h freemium.Hold, now time.Time) (fr
 		}
 	}
 	r, err := scanReserve(s.pool.QueryRow(ctx, sql, h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, window, h.ExpiresAt, now,
-		s.instance), h)
+		s.instance, h.Mirror), h)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Refused, or a counted hold may have expired, or the window is
 		// older than the latest: the slow path.
@@ -722,12 +727,16 @@ func (s *Store) reserveSlow(ctx context.Context, h freemium.Hold, now time.Time)
 	b.Queue(s.sql.reserveLock, h.UserID)
 	b.Queue(s.sql.reserveRecount, h.UserID, now, s.instance)
 	b.Queue(s.sql.reserveSlow, h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, h.Window.Start, h.ExpiresAt, now,
-		h.Window.Every.Microseconds(), s.instance)
+		h.Window.Every.Microseconds(), s.instance, h.Mirror)
 	var r freemium.ReserveResult
 	err := s.batch(ctx, &b, func(row pgx.Row) (err error) {
 		r, err = scanReserve(row, h)
-		if errors.Is(err, pgx.ErrNoRows) {
-			err = errors.New("freemium: reserve: the user's account row is missing")
+		switch {
+		case errors.Is(err, pgx.ErrNoRows) && h.Mirror != 0:
+			// The locked account row is there: the mirror moved.
+			r, err = freemium.ReserveResult{MirrorMoved: true}, nil
+		case errors.Is(err, pgx.ErrNoRows):
+			err = errors.New("pgstore: reserve: the user's account row is missing")
 		}
 		return err
 	})
@@ -843,10 +852,11 @@ func (s *Store) PutSubscriptions(ctx context.Context, userID string, u freemium.
 			subs                 []byte
 			pulledAsOf, syncedAt pgtype.Timestamptz
 		)
-		if err := tx.QueryRow(ctx, s.sql.lockSubscriptions, userID).Scan(&subs, &pulledAsOf, &syncedAt); err != nil {
+		var version int64
+		if err := tx.QueryRow(ctx, s.sql.lockSubscriptions, userID).Scan(&subs, &pulledAsOf, &syncedAt, &version); err != nil {
 			return err
 		}
-		held, err := pgMirror(subs, pulledAsOf, syncedAt)
+		held, err := pgMirror(subs, pulledAsOf, syncedAt, version)
 		if err != nil {
 			return err
 		}
@@ -858,7 +868,7 @@ func (s *Store) PutSubscriptions(ctx context.Context, userID string, u freemium.
 			return err
 		}
 		b := &pgx.Batch{}
-		b.Queue(s.sql.putSubscriptions, userID, string(subs), next.PulledAsOf, next.SyncedAt)
+		b.Queue(s.sql.putSubscriptions, userID, string(subs), next.PulledAsOf, next.SyncedAt, next.Version)
 		if converted {
 			at := u.AsOf
 			if u.Pulled {
@@ -898,8 +908,8 @@ func pgSubscriptions(subs []freemium.MirroredSubscription) []pgSubscription {
 
 // pgMirror is the mirror the subscriptions row keeps: subs is the subs
 // column's JSON (nil for no row).
-func pgMirror(subs []byte, pulledAsOf, syncedAt pgtype.Timestamptz) (freemium.SubscriptionMirror, error) {
-	m := freemium.SubscriptionMirror{PulledAsOf: pgTime(pulledAsOf), SyncedAt: pgTime(syncedAt)}
+func pgMirror(subs []byte, pulledAsOf, syncedAt pgtype.Timestamptz, version int64) (freemium.SubscriptionMirror, error) {
+	m := freemium.SubscriptionMirror{PulledAsOf: pgTime(pulledAsOf), SyncedAt: pgTime(syncedAt), Version: version}
 	if len(subs) <= len("[]") {
 		return m, nil
 	}

@@ -122,13 +122,17 @@ CREATE INDEX reservations_user ON reservations (user_id, committed_prev);
 --     in UTC, whatever the session's time zone.
 --   pulled_as_of: the as-of of the last pull; zero: never pulled.
 --   synced_at: when the mirror was last confirmed; zero: refresh it.
+--   version: counts the writes of the mirror (SubscriptionMirror.Version):
+--     a Reserve decided on a mirror places its hold only while the mirror
+--     still has that version.
 -- Unset times are '0001-01-01 00:00:00+00', Go's zero time.
 CREATE TABLE subscriptions (
     user_id      text        PRIMARY KEY COLLATE "C",
     customer_id  text        NOT NULL DEFAULT '',
     synced_at    timestamptz NOT NULL DEFAULT '0001-01-01 00:00:00+00',
     subs         jsonb       NOT NULL DEFAULT '[]',
-    pulled_as_of timestamptz NOT NULL DEFAULT '0001-01-01 00:00:00+00'
+    pulled_as_of timestamptz NOT NULL DEFAULT '0001-01-01 00:00:00+00',
+    version      bigint      NOT NULL DEFAULT 0
 );
 
 -- customers: which user a billing provider's customer belongs to, for

@@ -1,5 +1,5 @@
 SELECT a.anchor, a.first_report_used, CASE WHEN a.held IS NULL THEN 0 WHEN (a.held = 0 OR a.held_until > $2) THEN least(a.held, 9223372036854775807)::bigint END, a.first_held_until,
-       s.customer_id, s.subs, s.pulled_as_of, s.synced_at,
+       s.customer_id, s.subs, s.pulled_as_of, s.synced_at, s.version,
        a.latest_start, a.latest_used, a.latest_notified
 FROM (SELECT 1) one
 LEFT JOIN "freemium".accounts a ON a.user_id = $1

@@ -4,6 +4,7 @@ WITH acct AS (
 		first_held_until = CASE WHEN ($5 AND NOT a.first_report_used AND NOT coalesce(a.first_held_until > $8, false)) THEN $7::timestamptz ELSE a.first_held_until END, last_hold = $1, last_tokens = $3, last_expires = $7, last_start = $6::timestamptz,
 		last_first = ($5 AND NOT a.first_report_used AND NOT coalesce(a.first_held_until > $8, false)), last_committed = false, committed_prev = CASE WHEN a.last_committed THEN a.last_hold END
 	WHERE a.user_id = $2 AND (a.held = 0 OR a.held_until > $8) AND (a.latest_start IS NULL OR a.latest_start <= $6::timestamptz)
+	  AND ($10::bigint = 0 OR $10::bigint = (SELECT m.version FROM "freemium".subscriptions m WHERE m.user_id = $2))
 	  AND (($5 AND NOT a.first_report_used AND NOT coalesce(a.first_held_until > $8, false)) OR $4::bigint < 0 OR (CASE WHEN a.latest_start IS NULL OR a.latest_start < $6::timestamptz THEN 0 WHEN a.latest_start = $6::timestamptz THEN a.latest_used END)::numeric + a.held + $3::bigint <= $4::bigint)
 	RETURNING $6::timestamptz AS ws, (CASE WHEN a.latest_start IS NULL OR a.latest_start < $6::timestamptz THEN 0 WHEN a.latest_start = $6::timestamptz THEN a.latest_used END) AS used,
 	          CASE WHEN a.latest_start = $6::timestamptz THEN a.latest_notified ELSE 0 END AS notified,
