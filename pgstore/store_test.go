@@ -28,7 +28,7 @@ import (
 func TestPostgresHotStatementsKeepGenericPlans(t *testing.T) {
 	ctx := context.Background()
 	_, schema := testenv.PostgresSchema(t)
-	cfg, err := pgxpool.ParseConfig(os.Getenv("FREEMIUM_TEST_DATABASE_URL"))
+	cfg, err := pgxpool.ParseConfig(os.Getenv(testenv.DatabaseURL))
 	require.NoError(t, err)
 	cfg.MaxConns = 1 // so that every statement is prepared on one connection
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

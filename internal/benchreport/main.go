@@ -20,13 +20,14 @@ import (
 
 // targets are the goals the issues set, by benchmark name.
 var targets = map[string]string{
-	"Postgres/Check/vs-SELECT-1":             "≤ 1.5×",
-	"Postgres/ReserveCommit/vs-INSERT":       "≤ 2×",
-	"Postgres/CheckMirrored/vs-Check":        "≤ 1.1×",
-	"Postgres/CheckBlockedPrompted/vs-Check": "≈ 1×",
-	"PostgresCheckUsers/1000000-vs-1000":     "≤ 1.25×",
-	"Dispatch":                               "≥ 200 emails/s",
-	"MemoryCheck":                            "< 1 µs, ≤ 2 allocs",
+	"Postgres/Check/vs-SELECT-1":               "≤ 1.5×",
+	"Postgres/ReserveCommit/vs-INSERT":         "≤ 2×",
+	"Postgres/ReserveCommitMirrored/vs-INSERT": "≤ 2×",
+	"Postgres/CheckMirrored/vs-Check":          "≤ 1.1×",
+	"Postgres/CheckBlockedPrompted/vs-Check":   "≈ 1×",
+	"PostgresCheckUsers/1000000-vs-1000":       "≤ 1.25×",
+	"Dispatch":                                 "≥ 200 emails/s",
+	"MemoryCheck":                              "< 1 µs, ≤ 2 allocs",
 }
 
 // what each benchmark measures, for readers of the report.
@@ -36,7 +37,7 @@ var about = map[string]string{
 	"Postgres/CheckBlockedPrompted/vs-Check":   "Check of a blocked user already prompted vs an allowed Check",
 	"Postgres/CheckBlocked/vs-SELECT-1":        "Check of a blocked user vs `SELECT 1`",
 	"Postgres/ReserveCommit/vs-INSERT":         "Reserve + Commit vs a durable single-row `INSERT`",
-	"Postgres/ReserveCommitMirrored/vs-INSERT": "Reserve + Commit with a checker (reads the mirror first) vs `INSERT`",
+	"Postgres/ReserveCommitMirrored/vs-INSERT": "Reserve + Commit with a checker and a fresh mirror (the plan decided on the remembered mirror) vs `INSERT`",
 	"Postgres/ReserveCommit/vs-ReadThenWrite":  "Reserve + Commit vs the usual hand-written gate: three reads, then a write (racy)",
 	"Postgres/Record/vs-INSERT":                "Record vs `INSERT`",
 	"PostgresCheckUsers/1000000-vs-1000":       "Check with 1,000,000 users in the tables vs with 1,000",
