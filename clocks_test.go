@@ -15,7 +15,7 @@ import (
 )
 
 // clockedGates returns two Gates on one Postgres schema, each with a
-// PostgresStore of its own (two instances), A's clock at T0 and B's 90 s
+// pgstore.Store of its own (two instances), A's clock at T0 and B's 90 s
 // ahead, past the 1-minute TTL; and the clocks.
 func clockedGates(t *testing.T) (a, b *freemium.Gate, clockA, clockB *freemiumtest.Clock) {
 	t.Helper()

@@ -107,7 +107,7 @@ func (p *tcpProxy) cut() {
 	}
 }
 
-// proxiedStore is a PostgresStore in a schema of its own, whose pool
+// proxiedStore is a pgstore.Store in a schema of its own, whose pool
 // reaches Postgres through a proxy.
 func proxiedStore(t *testing.T) (*pgstore.Store, *tcpProxy, string) {
 	_, schema := testenv.PostgresSchema(t) // migrated, dropped at the end

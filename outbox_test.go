@@ -19,7 +19,7 @@ import (
 	"github.com/freemiumkit/freemium/internal/testenv"
 )
 
-// outboxEnv is a Gate on a store that sends through a ResendNotifier to the
+// outboxEnv is a Gate on a store that sends through a resendnotify.Notifier to the
 // Resend stand-in, with a settable clock.
 type outboxEnv struct {
 	t      *testing.T

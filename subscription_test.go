@@ -20,7 +20,7 @@ import (
 	"github.com/freemiumkit/freemium/stripesub"
 )
 
-// mirrorEnv is a Gate on a Stripe stand-in, through StripeSubscriptions, with
+// mirrorEnv is a Gate on a Stripe stand-in, through stripesub.Checker, with
 // a settable clock.
 type mirrorEnv struct {
 	t      *testing.T

@@ -10,9 +10,9 @@ import (
 	"github.com/freemiumkit/freemium/configfile"
 )
 
-// FuzzParseConfig: any input is an error, or a Config that New accepts once
+// FuzzParse: any input is an error, or a Config that New accepts once
 // a Store is set and whose Gated patterns the middleware takes.
-func FuzzParseConfig(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	fixtures, err := filepath.Glob(filepath.Join("testdata", "config", "*"))
 	if err != nil {
 		f.Fatal(err)

@@ -18,7 +18,7 @@ import (
 	"github.com/freemiumkit/freemium/configfile"
 )
 
-func TestLoadConfigFixtures(t *testing.T) {
+func TestLoadFixtures(t *testing.T) {
 	tests := []struct {
 		file string
 		want freemium.Config
@@ -119,7 +119,7 @@ steps:
 	return base
 }
 
-func TestParseConfigErrors(t *testing.T) {
+func TestParseErrors(t *testing.T) {
 	const prefix = "freemium: config: "
 	tests := []struct {
 		name string
@@ -213,7 +213,7 @@ func TestParseConfigErrors(t *testing.T) {
 
 // Plans keep the order of plans, the implicit paid plan last, whatever the
 // order of the limits.
-func TestParseConfigPlanOrder(t *testing.T) {
+func TestParsePlanOrder(t *testing.T) {
 	data := loop(t, "paid: unlimited", "paid: unlimited\n        team: 20\n        pro: 10") +
 		"plans:\n  pro: {priceIds: [price_pro]}\n  team: {priceIds: [price_team]}\n"
 	cfg, err := configfile.Parse([]byte(data))
@@ -226,8 +226,8 @@ func TestParseConfigPlanOrder(t *testing.T) {
 	}, cfg.Plans)
 }
 
-// LoadConfig's errors name the file.
-func TestLoadConfigErrors(t *testing.T) {
+// Load's errors name the file.
+func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.json") // YAML, whatever its name says
 	require.NoError(t, os.WriteFile(bad, []byte(loop(t, "period: 30d", "period: 30x")), 0o600))
@@ -245,7 +245,7 @@ func TestLoadConfigErrors(t *testing.T) {
 
 // Endpoints translate to ServeMux patterns: a trailing /* is the subtree,
 // anything else matches exactly.
-func TestParseConfigEndpoints(t *testing.T) {
+func TestParseEndpoints(t *testing.T) {
 	tests := []struct {
 		endpoint, method string
 		want             string
@@ -271,7 +271,7 @@ func TestParseConfigEndpoints(t *testing.T) {
 }
 
 // Periods, and which Messages field the block message fills.
-func TestParseConfigPeriodsAndMessages(t *testing.T) {
+func TestParsePeriodsAndMessages(t *testing.T) {
 	periods := []struct {
 		period string
 		want   freemium.Period

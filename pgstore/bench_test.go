@@ -222,7 +222,7 @@ func BenchmarkPostgresCheckUsers(b *testing.B) {
 	})
 }
 
-// seededStore is a PostgresStore with n users, each with a first report used,
+// seededStore is a pgstore.Store with n users, each with a first report used,
 // usage in the current calendar month and a committed reservation.
 func seededStore(b *testing.B, n int) *pgstore.Store {
 	b.Helper()
@@ -249,7 +249,7 @@ func seededStore(b *testing.B, n int) *pgstore.Store {
 }
 
 // BenchmarkDispatch measures delivery from the Postgres outbox through a
-// ResendNotifier to the local Resend stand-in, against sending the same
+// resendnotify.Notifier to the local Resend stand-in, against sending the same
 // notifications straight through the notifier (no outbox), and reports
 // emails a second. Issue 4 asks for at least 200.
 func BenchmarkDispatch(b *testing.B) {

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// NewPostgresStore refuses a schema name that is not a plain lower-case
+// pgstore.New refuses a schema name that is not a plain lower-case
 // identifier, or that every database has (public, information_schema),
 // naming the field, before any SQL runs; a 63-byte name, the
 // longest Postgres keeps, is taken.

@@ -29,7 +29,7 @@ type Config struct {
 	Schema string
 }
 
-// Store is a Store in Postgres, through a pgx pool. Every operation
+// Store is a freemium.Store in Postgres, through a pgx pool. Every operation
 // is one statement, so one round trip, in the common case. The user's
 // account row holds the sum of the live holds and the usage of the user's
 // latest window; older windows have a row each. So Load reads two rows by

@@ -74,7 +74,7 @@ func TestPostgresHotStatementsKeepGenericPlans(t *testing.T) {
 }
 
 // TestPostgresStatementParameterTypes prepares every statement of a
-// PostgresStore and checks that Postgres infers no 32-bit integer parameter:
+// pgstore.Store and checks that Postgres infers no 32-bit integer parameter:
 // tokens, limits and durations are int64, and a placeholder that SQL does
 // not cast can be inferred as int4 from a comparison with a literal (the
 // older-window Reserve once refused every limit above 2^31-1 that way).

@@ -25,10 +25,7 @@ import (
 // store: the free report, the block and its upgrade prompt, the checkout,
 // reports on Pro up to its limit, and the funnel that counts it all.
 func TestReportsFlow(t *testing.T) {
-	for name, newStore := range map[string]func(*testing.T) freemium.Store{
-		"memory":   func(*testing.T) freemium.Store { return freemium.NewMemoryStore() },
-		"postgres": newPostgresStore,
-	} {
+	for name, newStore := range testenv.Stores {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			testReportsFlow(t, newStore(t))
@@ -291,11 +288,4 @@ func (c client) funnel() freemium.Funnel {
 // env is a getenv on vars.
 func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
-}
-
-// newPostgresStore is a migrated pgstore.Store in a schema of its own,
-// dropped when the test ends (see testenv.Need for when it skips).
-func newPostgresStore(t *testing.T) freemium.Store {
-	t.Helper()
-	return testenv.PostgresStore(t)
 }
