@@ -92,6 +92,22 @@ type Config struct {
 	// Default FallbackError: the check fails with ErrSubscriptionUnavailable.
 	SubscriptionFallback Fallback
 
+	// StoreTimeout bounds each call to Store whose context has no sooner
+	// deadline, so that a database that stops answering fails a request
+	// (503, or served ungated with MiddlewareOptions.FailOpen) instead of
+	// hanging it. A MemoryStore's calls are not bounded: they wait for
+	// nothing. Default 3s.
+	StoreTimeout time.Duration
+
+	// Observer is told of every operation and event, for metrics and
+	// traces (the otelfreemium package is one). Default nil: none.
+	Observer Observer
+
+	// UserIDLogging says how log records name users: as they are, hashed,
+	// or not at all, for hosts whose user IDs are email addresses.
+	// Default LogUserID.
+	UserIDLogging UserIDLogging
+
 	// SubscriptionTimeout bounds one refresh from Subscriptions on the check
 	// path; concurrent checks for a user share it. Default 5s.
 	SubscriptionTimeout time.Duration
@@ -268,6 +284,7 @@ const (
 	defaultSubscriptionMaxAge  = 5 * time.Minute
 	defaultSubscriptionGrace   = time.Hour
 	defaultSubscriptionTimeout = 5 * time.Second
+	defaultStoreTimeout        = 3 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -289,6 +306,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SubscriptionTimeout == 0 {
 		c.SubscriptionTimeout = defaultSubscriptionTimeout
+	}
+	if c.StoreTimeout == 0 {
+		c.StoreTimeout = defaultStoreTimeout
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -334,7 +354,8 @@ func (c Config) validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"SubscriptionMaxAge", c.SubscriptionMaxAge}, {"SubscriptionGrace", c.SubscriptionGrace}, {"SubscriptionTimeout", c.SubscriptionTimeout}, {"PastDueGrace", c.PastDueGrace}} {
+	}{{"SubscriptionMaxAge", c.SubscriptionMaxAge}, {"SubscriptionGrace", c.SubscriptionGrace}, {"SubscriptionTimeout", c.SubscriptionTimeout}, {"PastDueGrace", c.PastDueGrace},
+		{"StoreTimeout", c.StoreTimeout}} {
 		if d.v < 0 {
 			return fmt.Errorf("freemium: Config.%s is %v: use a positive duration, or 0 for the default", d.name, d.v)
 		}
@@ -349,6 +370,9 @@ func (c Config) validate() error {
 	}
 	if c.AttributionWindow < 0 {
 		return fmt.Errorf("freemium: Config.AttributionWindow is %v: use a positive duration, or 0 for the default 30 days", c.AttributionWindow)
+	}
+	if c.UserIDLogging > OmitUserID {
+		return fmt.Errorf("freemium: Config.UserIDLogging is %d: use LogUserID, HashUserID or OmitUserID", c.UserIDLogging)
 	}
 	if c.SubscriptionFallback > FallbackFree {
 		return fmt.Errorf("freemium: Config.SubscriptionFallback is %d: use FallbackError or FallbackFree", c.SubscriptionFallback)

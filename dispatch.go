@@ -73,7 +73,7 @@ func (g *Gate) deliverLoop(ctx context.Context, done chan struct{}) {
 	for {
 		claimed, _, err := g.dispatchOnce(ctx)
 		if err != nil && ctx.Err() == nil {
-			g.cfg.Logger.ErrorContext(ctx, "freemium: delivering notifications", "err", err)
+			g.cfg.Logger.ErrorContext(ctx, "freemium: delivering notifications failed", "operation", "dispatch", "err", err)
 		}
 		if claimed == g.cfg.Delivery.BatchSize && err == nil {
 			continue // more may be due
@@ -114,13 +114,15 @@ func (g *Gate) DispatchOnce(ctx context.Context) (int, error) {
 }
 
 func (g *Gate) dispatchOnce(ctx context.Context) (claimed, sent int, err error) {
+	ctx, start := g.begin(ctx, OpDispatch)
+	defer func() { g.finish(ctx, OpDispatch, start, err, nil) }()
 	cfg := g.cfg.Delivery
 	// A claim lasts until every send of the batch, and the recording of its
 	// outcome, could have timed out, so that another dispatcher takes over
 	// only from one that died. (A late outcome is dropped by the Store.)
 	rounds := (cfg.BatchSize + cfg.Concurrency - 1) / cfg.Concurrency
 	lease := time.Duration(rounds+2) * cfg.SendTimeout
-	batch, err := g.cfg.Store.ClaimNotifications(ctx, g.now(), cfg.BatchSize, lease)
+	batch, err := g.store.ClaimNotifications(ctx, g.now(), cfg.BatchSize, lease)
 	if err != nil {
 		return 0, 0, fmt.Errorf("freemium: claim notifications: %w", err)
 	}
@@ -171,17 +173,31 @@ func (g *Gate) deliver(ctx context.Context, o Outbound) (bool, error) {
 	}
 	now := g.now()
 	out.MessageID, out.Claim = id, o.ClaimedUntil
+	g.Observe(ctx, Event{Kind: EventNotificationDelivered, Notification: o.Kind, Outcome: outcomeName(out.State), Attempt: o.Attempts + 1})
 	// The outcome is recorded even when ctx ended (Stop): what was sent
 	// must not be sent again.
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.Delivery.SendTimeout)
 	defer fcancel()
-	if err := g.cfg.Store.FinishNotification(fctx, o.ID, out, now); err != nil {
+	if err := g.store.FinishNotification(fctx, o.ID, out, now); err != nil {
 		return false, fmt.Errorf("freemium: record delivery of %s: %w", o.ID, err)
 	}
 	return out.State == DeliverySent, nil
 }
 
-// outcome decides what a send's error means for the notification.
+// outcomeName is an Outcome's state as EventNotificationDelivered names it.
+func outcomeName(s DeliveryState) string {
+	switch s {
+	case DeliverySent:
+		return "sent"
+	case DeliveryPending:
+		return "retry"
+	}
+	return "failed"
+}
+
+// outcome decides what a send's error means for the notification, and
+// logs a failure: a temporary one as a warning with the next retry, one
+// given up on as an error.
 func (g *Gate) outcome(ctx context.Context, o Outbound, err error, now time.Time) Outcome {
 	if err == nil {
 		return Outcome{State: DeliverySent}
@@ -191,12 +207,13 @@ func (g *Gate) outcome(ctx context.Context, o Outbound, err error, now time.Time
 	permanent := errors.As(err, &ne) && ne.Permanent
 	if errors.Is(err, ErrNoRecipient) {
 		// Users without an address are ordinary, not an operator's problem.
-		g.cfg.Logger.InfoContext(ctx, "freemium: notification not sent: the user has no address", "id", o.ID, "kind", o.Kind)
+		g.cfg.Logger.InfoContext(ctx, "freemium: notification not sent: the user has no address", "operation", "deliver",
+			"notification_id", o.ID, "kind", o.Kind, g.UserAttr(o.UserID))
 		return Outcome{State: DeliveryFailed, Error: err.Error()}
 	}
 	if permanent || attempts >= g.cfg.Delivery.MaxAttempts {
-		g.cfg.Logger.ErrorContext(ctx, "freemium: notification failed for good", "id", o.ID, "kind", o.Kind,
-			"attempts", attempts, "permanent", permanent, "err", err)
+		g.cfg.Logger.ErrorContext(ctx, "freemium: notification failed for good", "operation", "deliver",
+			"notification_id", o.ID, "kind", o.Kind, g.UserAttr(o.UserID), "attempt", attempts, "permanent", permanent, "err", err)
 		return Outcome{State: DeliveryFailed, Error: err.Error()}
 	}
 	wait := g.backoff(attempts)
@@ -209,6 +226,8 @@ func (g *Gate) outcome(ctx context.Context, o Outbound, err error, now time.Time
 	if retry.After(g.lastRetry(o)) {
 		return g.tooLate(ctx, o, attempts, err)
 	}
+	g.cfg.Logger.WarnContext(ctx, "freemium: notification not delivered; will retry", "operation", "deliver",
+		"notification_id", o.ID, "kind", o.Kind, g.UserAttr(o.UserID), "attempt", attempts, "next_retry", retry, "err", err)
 	return Outcome{State: DeliveryPending, Retry: retry, Error: err.Error()}
 }
 
@@ -230,8 +249,8 @@ func (g *Gate) tooLate(ctx context.Context, o Outbound, attempts int, cause erro
 	if cause != nil {
 		err = fmt.Errorf("%w; last attempt: %w", err, cause)
 	}
-	g.cfg.Logger.ErrorContext(ctx, "freemium: notification failed for good: past the idempotency window", "id", o.ID, "kind", o.Kind,
-		"attempts", attempts, "created_at", o.CreatedAt, "err", err)
+	g.cfg.Logger.ErrorContext(ctx, "freemium: notification failed for good: past the idempotency window", "operation", "deliver",
+		"notification_id", o.ID, "kind", o.Kind, g.UserAttr(o.UserID), "attempt", attempts, "created_at", o.CreatedAt, "err", err)
 	return Outcome{State: DeliveryFailed, Error: err.Error()}
 }
 

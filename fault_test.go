@@ -271,11 +271,11 @@ func TestPostgresRestart(t *testing.T) {
 }
 
 // A latency spike: a caller's deadline shorter than the spike ends the call
-// with the deadline's error; a longer one is served; a Commit made under the
-// spike lands once.
+// with the deadline's error; a longer one, within Config.StoreTimeout, is
+// served; a Commit made under the spike lands once.
 func TestPostgresLatencySpike(t *testing.T) {
 	store, proxy, _ := proxiedStore(t)
-	g, err := freemium.New(freemium.Config{Store: store, Free: freemium.Plan{Limit: 1000}})
+	g, err := freemium.New(freemium.Config{Store: store, Free: freemium.Plan{Limit: 1000}, StoreTimeout: 30 * time.Second})
 	require.NoError(t, err)
 	ctx := context.Background()
 	r, err := g.Reserve(ctx, "u1", 100)

@@ -65,7 +65,7 @@ func (g *Gate) Funnel(ctx context.Context, from, to time.Time) (Funnel, error) {
 	if !from.Before(to) {
 		return f, fmt.Errorf("freemium: Funnel: from (%v) is not before to (%v)", from, to)
 	}
-	records, err := g.cfg.Store.Notifications(ctx, from, to)
+	records, err := g.store.Notifications(ctx, from, to)
 	if err != nil {
 		return f, fmt.Errorf("freemium: funnel: %w", err)
 	}
@@ -89,7 +89,7 @@ func (g *Gate) Funnel(ctx context.Context, from, to time.Time) (Funnel, error) {
 	for _, at := range prompted {
 		first, last = minTime(first, at), maxTime(last, at)
 	}
-	conversions, err := g.cfg.Store.Conversions(ctx, first, last.Add(g.cfg.AttributionWindow+time.Nanosecond))
+	conversions, err := g.store.Conversions(ctx, first, last.Add(g.cfg.AttributionWindow+time.Nanosecond))
 	if err != nil {
 		return f, fmt.Errorf("freemium: funnel: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 // many, may share a Store. A Gate is safe for simultaneous use.
 type Gate struct {
 	cfg      Config
+	store    Store              // cfg.Store, bounded and observed (boundStore)
 	byPrice  map[string]int     // price ID -> index in cfg.Plans
 	catchAll int                // index of the plan without PriceIDs, or -1
 	flights  singleflight.Group // refreshes of users' subscriptions, by user
@@ -37,7 +38,7 @@ func New(cfg Config) (*Gate, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	g := &Gate{cfg: cfg, byPrice: map[string]int{}, catchAll: -1}
+	g := &Gate{cfg: cfg, store: storeFor(cfg), byPrice: map[string]int{}, catchAll: -1}
 	g.dispatch.wake = make(chan struct{}, 1)
 	for i, p := range cfg.Plans {
 		if len(p.PriceIDs) == 0 {
@@ -109,6 +110,13 @@ const maxIDBytes = 256
 // changes nothing: two Checks may both allow what only one of them can
 // spend. Use Reserve where that matters.
 func (g *Gate) Check(ctx context.Context, userID string, estimatedTokens int64) (Decision, error) {
+	ctx, start := g.begin(ctx, OpCheck)
+	d, err := g.check(ctx, userID, estimatedTokens)
+	g.finish(ctx, OpCheck, start, err, &d)
+	return d, err
+}
+
+func (g *Gate) check(ctx context.Context, userID string, estimatedTokens int64) (Decision, error) {
 	if err := validateRequest(userID, estimatedTokens); err != nil {
 		return Decision{}, err
 	}

@@ -276,14 +276,14 @@ func (s *MemoryStore) MarkFirstReportUsed(ctx context.Context, userID string, no
 }
 
 // PutSubscriptions implements Store.
-func (s *MemoryStore) PutSubscriptions(ctx context.Context, userID string, up SubscriptionUpdate, now time.Time) (bool, error) {
+func (s *MemoryStore) PutSubscriptions(ctx context.Context, userID string, up SubscriptionUpdate, now time.Time) (changed, converted bool, err error) {
 	sh := s.shard(userID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	u := sh.record(userID)
 	next, changed, converted := u.subs.Apply(up)
 	if !changed {
-		return false, nil
+		return false, false, nil
 	}
 	if converted {
 		s.conversionsMu.Lock()
@@ -295,7 +295,7 @@ func (s *MemoryStore) PutSubscriptions(ctx context.Context, userID string, up Su
 		s.conversionsMu.Unlock()
 	}
 	u.subs = next
-	return true, nil
+	return true, converted, nil
 }
 
 // LinkCustomer implements Store.
@@ -418,4 +418,56 @@ func (s *MemoryStore) Notifications(ctx context.Context, from, to time.Time) ([]
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
 	return out, nil
+}
+
+var _ OutboxInspector = (*MemoryStore)(nil)
+
+// OutboxStats implements OutboxInspector.
+func (s *MemoryStore) OutboxStats(ctx context.Context, now time.Time) (OutboxStats, error) {
+	s.outboxMu.Lock()
+	defer s.outboxMu.Unlock()
+	var st OutboxStats
+	for _, m := range s.outbox {
+		switch m.State {
+		case DeliveryPending:
+			st.Pending++
+			if st.OldestPending.IsZero() || m.CreatedAt.Before(st.OldestPending) {
+				st.OldestPending = m.CreatedAt
+			}
+		case DeliveryFailed:
+			st.Failed++
+		}
+	}
+	return st, nil
+}
+
+// OutboxList implements OutboxInspector.
+func (s *MemoryStore) OutboxList(ctx context.Context, state DeliveryState, limit int) ([]NotificationRecord, error) {
+	s.outboxMu.Lock()
+	var out []NotificationRecord
+	for _, m := range s.outbox {
+		if m.State == state {
+			out = append(out, m.NotificationRecord)
+		}
+	}
+	s.outboxMu.Unlock()
+	slices.SortFunc(out, func(a, b NotificationRecord) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	return out[:min(len(out), limit)], nil
+}
+
+// RetryNotification implements OutboxInspector.
+func (s *MemoryStore) RetryNotification(ctx context.Context, id string, now time.Time) error {
+	s.outboxMu.Lock()
+	defer s.outboxMu.Unlock()
+	m := s.byID[id]
+	switch {
+	case m == nil:
+		return ErrNotificationNotFound
+	case m.State != DeliveryFailed:
+		return ErrNotFailed
+	}
+	m.State, m.Attempts, m.due = DeliveryPending, 0, now
+	return nil
 }

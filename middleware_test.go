@@ -54,9 +54,9 @@ func (s *flakyStore) CustomerUser(ctx context.Context, customerID string) (strin
 	return s.MemoryStore.CustomerUser(ctx, customerID)
 }
 
-func (s *flakyStore) PutSubscriptions(ctx context.Context, userID string, u freemium.SubscriptionUpdate, now time.Time) (bool, error) {
+func (s *flakyStore) PutSubscriptions(ctx context.Context, userID string, u freemium.SubscriptionUpdate, now time.Time) (bool, bool, error) {
 	if s.down.Load() {
-		return false, errStoreDown
+		return false, false, errStoreDown
 	}
 	return s.MemoryStore.PutSubscriptions(ctx, userID, u, now)
 }

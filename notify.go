@@ -165,12 +165,14 @@ func (g *Gate) notice(ctx context.Context, userID string, plan *Plan, st State, 
 		UpgradeURL: g.cfg.UpgradeURL,
 		CreatedAt:  now,
 	}
-	added, err := g.cfg.Store.Enqueue(ctx, n, st.PeriodStart, g.cfg.Notifier != nil, now)
+	added, err := g.store.Enqueue(ctx, n, st.PeriodStart, g.cfg.Notifier != nil, now)
 	if err != nil {
-		g.cfg.Logger.ErrorContext(ctx, "freemium: enqueueing a notification", "kind", kind, "user_id", userID, "err", err)
+		g.cfg.Logger.ErrorContext(ctx, "freemium: enqueueing a notification failed", "operation", "enqueue",
+			"kind", kind, g.UserAttr(userID), "err", err)
 		return
 	}
 	if added {
+		g.Observe(ctx, Event{Kind: EventNotificationEnqueued, Notification: kind})
 		g.wakeDispatcher()
 	}
 }

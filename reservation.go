@@ -23,6 +23,19 @@ type Reservation struct {
 // gets the free first report. It returns a Reservation whether or not it is
 // OK; the error is for invalid input or a failed backend.
 func (g *Gate) Reserve(ctx context.Context, userID string, estimatedTokens int64) (*Reservation, error) {
+	ctx, start := g.begin(ctx, OpReserve)
+	r, err := g.reserve(ctx, userID, estimatedTokens)
+	if g.cfg.Observer != nil {
+		var d *Decision
+		if r != nil {
+			d = &r.decision
+		}
+		g.finish(ctx, OpReserve, start, err, d)
+	}
+	return r, err
+}
+
+func (g *Gate) reserve(ctx context.Context, userID string, estimatedTokens int64) (*Reservation, error) {
 	if err := validateRequest(userID, estimatedTokens); err != nil {
 		return nil, err
 	}
@@ -39,7 +52,7 @@ func (g *Gate) Reserve(ctx context.Context, userID string, estimatedTokens int64
 		}
 		h = g.hold(plan, w, userID, estimatedTokens, now)
 		h.ID = reservationID(now)
-		if res, err = g.cfg.Store.Reserve(ctx, h, now); err != nil {
+		if res, err = g.store.Reserve(ctx, h, now); err != nil {
 			return nil, fmt.Errorf("freemium: reserve: %w", err)
 		}
 	}
@@ -62,7 +75,7 @@ func (g *Gate) place(ctx context.Context, userID string, tokens int64, now time.
 		if plan, w, st, version, ok := g.remembered(userID, now); ok {
 			h := g.hold(plan, w, userID, tokens, now)
 			h.ID, h.Mirror = reservationID(now), version
-			res, err := g.cfg.Store.Reserve(ctx, h, now)
+			res, err := g.store.Reserve(ctx, h, now)
 			if err != nil {
 				return nil, Hold{}, State{}, ReserveResult{}, fmt.Errorf("freemium: reserve: %w", err)
 			}
@@ -78,7 +91,7 @@ func (g *Gate) place(ctx context.Context, userID string, tokens int64, now time.
 	}
 	h := g.hold(plan, w, userID, tokens, now)
 	h.ID = reservationID(now)
-	res, err := g.cfg.Store.Reserve(ctx, h, now)
+	res, err := g.store.Reserve(ctx, h, now)
 	if err != nil {
 		return nil, Hold{}, State{}, ReserveResult{}, fmt.Errorf("freemium: reserve: %w", err)
 	}
@@ -146,10 +159,13 @@ func (g *Gate) commit(ctx context.Context, h HoldRef, tokens int64) error {
 	if err := validateTokens(tokens); err != nil {
 		return err
 	}
-	if err := g.cfg.Store.Commit(ctx, h, tokens, g.now()); err != nil {
-		return fmt.Errorf("freemium: commit: %w", err) // not the ID: it is a bearer token
+	ctx, start := g.begin(ctx, OpCommit)
+	err := g.store.Commit(ctx, h, tokens, g.now())
+	if err != nil {
+		err = fmt.Errorf("freemium: commit: %w", err) // not the ID: it is a bearer token
 	}
-	return nil
+	g.finish(ctx, OpCommit, start, err, nil)
+	return err
 }
 
 // CancelReservation is Reservation.Cancel by the user and the
@@ -167,8 +183,11 @@ func (g *Gate) CancelReservation(ctx context.Context, userID, id string) error {
 
 // cancel cancels the hold h names.
 func (g *Gate) cancel(ctx context.Context, h HoldRef) error {
-	if err := g.cfg.Store.Cancel(ctx, h, g.now()); err != nil {
-		return fmt.Errorf("freemium: cancel: %w", err) // not the ID: it is a bearer token
+	ctx, start := g.begin(ctx, OpCancel)
+	err := g.store.Cancel(ctx, h, g.now())
+	if err != nil {
+		err = fmt.Errorf("freemium: cancel: %w", err) // not the ID: it is a bearer token
 	}
-	return nil
+	g.finish(ctx, OpCancel, start, err, nil)
+	return err
 }

@@ -65,9 +65,9 @@ type Store interface {
 	// mirror, as SubscriptionMirror.Apply decides, atomically with respect
 	// to every other write of the mirror, and reports whether it wrote.
 	// When Apply reports a conversion it records it (at u.SyncedAt for a
-	// pull, u.AsOf for an event) in the same atomic step. It does not
-	// anchor the user: a mirror is not activity.
-	PutSubscriptions(ctx context.Context, userID string, u SubscriptionUpdate, now time.Time) (bool, error)
+	// pull, u.AsOf for an event) in the same atomic step, and reports that
+	// too. It does not anchor the user: a mirror is not activity.
+	PutSubscriptions(ctx context.Context, userID string, u SubscriptionUpdate, now time.Time) (changed, converted bool, err error)
 
 	// LinkCustomer links the billing provider's customer to the user: it
 	// becomes the user's customer, and CustomerUser finds the user by it.

@@ -117,11 +117,12 @@ func (g *Gate) load(ctx context.Context, userID string, now time.Time) (*Plan, W
 	case synced(st.Account.Subscriptions, now, g.cfg.SubscriptionMaxAge+g.cfg.SubscriptionGrace):
 		// The grace runs from when the mirror went stale.
 		g.cfg.Logger.WarnContext(ctx, "freemium: subscription refresh failed; serving the last known state",
-			"user_id", userID, "synced_at", st.Account.Subscriptions.SyncedAt, "err", rerr)
+			"operation", "refresh", g.UserAttr(userID), "synced_at", st.Account.Subscriptions.SyncedAt, "err", rerr)
 		st.refreshFailed = true
 		return plan, w, st, nil
 	case g.cfg.SubscriptionFallback == FallbackFree:
-		g.cfg.Logger.WarnContext(ctx, "freemium: subscription unknown; deciding on the free plan", "user_id", userID, "err", rerr)
+		g.cfg.Logger.WarnContext(ctx, "freemium: subscription unknown; deciding on the free plan",
+			"operation", "refresh", g.UserAttr(userID), "err", rerr)
 		plan, w, st, err = g.loadOn(ctx, userID, now, true)
 		st.refreshFailed, st.fallback = true, true
 		return plan, w, st, err
@@ -155,7 +156,7 @@ func (g *Gate) remembered(userID string, now time.Time) (plan *Plan, w Window, s
 // on Free.
 func (g *Gate) loadOn(ctx context.Context, userID string, now time.Time, free bool) (*Plan, Window, State, error) {
 	p := &placement{g: g, now: now, free: free}
-	st, err := g.cfg.Store.Load(ctx, userID, now, p.window)
+	st, err := g.store.Load(ctx, userID, now, p.window)
 	if err != nil {
 		return nil, Window{}, State{}, fmt.Errorf("freemium: load: %w", err)
 	}
@@ -192,7 +193,8 @@ func (g *Gate) recheck(ctx context.Context, userID string, st State, now time.Ti
 		return false // a refresh that just failed is not tried again in one request
 	}
 	if err := g.refresh(ctx, userID, blockedRefreshAge); err != nil {
-		g.cfg.Logger.WarnContext(ctx, "freemium: subscription refresh before blocking failed", "user_id", userID, "err", err)
+		g.cfg.Logger.WarnContext(ctx, "freemium: subscription refresh before blocking failed",
+			"operation", "refresh", g.UserAttr(userID), "err", err)
 		return false
 	}
 	return true
@@ -212,31 +214,10 @@ func (g *Gate) refresh(ctx context.Context, userID string, maxAge time.Duration)
 	ch := g.flights.DoChan(userID+"\x00"+maxAge.String(), func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.SubscriptionTimeout)
 		defer cancel()
-		now := g.now()
-		// Another check, here or in another instance, may have refreshed
-		// the mirror since ours was read.
-		st, err := g.cfg.Store.Load(ctx, userID, now, lifetimeWindow)
-		if err != nil {
-			return nil, fmt.Errorf("freemium: load: %w", err)
-		}
-		if synced(st.Account.Subscriptions, now, maxAge) {
-			return nil, nil
-		}
-		var subs []Subscription
-		if cc, ok := g.cfg.Subscriptions.(CustomerChecker); ok && st.Account.CustomerID != "" {
-			subs, err = cc.CustomerSubscriptions(ctx, userID, st.Account.CustomerID)
-		} else {
-			subs, err = g.cfg.Subscriptions.Subscriptions(ctx, userID)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrSubscriptionUnavailable, err)
-		}
-		u := g.update(subs, now.Truncate(time.Second).Add(-pullMargin), now)
-		u.Pulled = true
-		if _, err := g.cfg.Store.PutSubscriptions(ctx, userID, u, now); err != nil {
-			return nil, fmt.Errorf("freemium: mirror subscription: %w", err)
-		}
-		return nil, nil
+		ctx, start := g.begin(ctx, OpRefresh)
+		err := g.pull(ctx, userID, maxAge)
+		g.finish(ctx, OpRefresh, start, err, nil)
+		return nil, err
 	})
 	select {
 	case <-ctx.Done():
@@ -244,6 +225,52 @@ func (g *Gate) refresh(ctx context.Context, userID string, maxAge time.Duration)
 	case r := <-ch:
 		return r.Err
 	}
+}
+
+// pull mirrors the user's subscriptions from Config.Subscriptions, unless
+// the Store's mirror is younger than maxAge.
+func (g *Gate) pull(ctx context.Context, userID string, maxAge time.Duration) error {
+	now := g.now()
+	// Another check, here or in another instance, may have refreshed
+	// the mirror since ours was read.
+	st, err := g.store.Load(ctx, userID, now, lifetimeWindow)
+	if err != nil {
+		return fmt.Errorf("freemium: load: %w", err)
+	}
+	if synced(st.Account.Subscriptions, now, maxAge) {
+		return nil
+	}
+	subs, err := g.lookup(ctx, userID, st.Account.CustomerID)
+	if err != nil {
+		return err
+	}
+	u := g.update(subs, now.Truncate(time.Second).Add(-pullMargin), now)
+	u.Pulled = true
+	_, converted, err := g.store.PutSubscriptions(ctx, userID, u, now)
+	if err != nil {
+		return fmt.Errorf("freemium: mirror subscription: %w", err)
+	}
+	if converted {
+		g.Observe(ctx, Event{Kind: EventConversion, Plan: u.PaidPlan})
+	}
+	return nil
+}
+
+// lookup asks Config.Subscriptions for the user's subscriptions, by their
+// customer when it is known and the checker can (CustomerChecker). Its
+// error matches ErrSubscriptionUnavailable.
+func (g *Gate) lookup(ctx context.Context, userID, customerID string) ([]Subscription, error) {
+	var subs []Subscription
+	var err error
+	if cc, ok := g.cfg.Subscriptions.(CustomerChecker); ok && customerID != "" {
+		subs, err = cc.CustomerSubscriptions(ctx, userID, customerID)
+	} else {
+		subs, err = g.cfg.Subscriptions.Subscriptions(ctx, userID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSubscriptionUnavailable, err)
+	}
+	return subs, nil
 }
 
 func lifetimeWindow(Account) Window { return Window{Start: lifetimeStart, End: lifetimeEnd} }
@@ -360,7 +387,7 @@ func (g *Gate) LinkCustomer(ctx context.Context, userID, customerID string) erro
 	if err := validateText(customerID); err != nil || customerID == "" {
 		return fmt.Errorf("freemium: LinkCustomer: customer ID %q is not valid: give the provider's customer ID", customerID)
 	}
-	if err := g.cfg.Store.LinkCustomer(ctx, userID, customerID, g.now()); err != nil {
+	if err := g.store.LinkCustomer(ctx, userID, customerID, g.now()); err != nil {
 		return fmt.Errorf("freemium: link customer: %w", err)
 	}
 	return nil
@@ -380,11 +407,13 @@ func (g *Gate) LinkCustomer(ctx context.Context, userID, customerID string) erro
 // one of no known user (ErrInvalidUserID: not one of the host's users yet;
 // the checkout's link makes the next check refresh). Other errors are the
 // Store's: the webhook should be retried.
-func (g *Gate) ApplySubscription(ctx context.Context, sub Subscription, namedUser string, asOf time.Time) error {
+func (g *Gate) ApplySubscription(ctx context.Context, sub Subscription, namedUser string, asOf time.Time) (err error) {
+	ctx, start := g.begin(ctx, OpApplySubscription)
+	defer func() { g.finish(ctx, OpApplySubscription, start, err, nil) }()
 	linked := ""
 	if sub.CustomerID != "" {
 		var err error
-		if linked, err = g.cfg.Store.CustomerUser(ctx, sub.CustomerID); err != nil {
+		if linked, err = g.store.CustomerUser(ctx, sub.CustomerID); err != nil {
 			return fmt.Errorf("freemium: apply subscription: %w", err)
 		}
 	}
@@ -400,12 +429,17 @@ func (g *Gate) ApplySubscription(ctx context.Context, sub Subscription, namedUse
 	}
 	now := g.now()
 	if sub.CustomerID != "" && linked == "" {
-		if err := g.cfg.Store.LinkCustomer(ctx, user, sub.CustomerID, now); err != nil {
+		if err := g.store.LinkCustomer(ctx, user, sub.CustomerID, now); err != nil {
 			return fmt.Errorf("freemium: apply subscription: %w", err) // ErrCustomerLinked: linked to another user meanwhile
 		}
 	}
-	if _, err := g.cfg.Store.PutSubscriptions(ctx, user, g.update([]Subscription{sub}, asOf.UTC(), now), now); err != nil {
+	u := g.update([]Subscription{sub}, asOf.UTC(), now)
+	_, converted, err := g.store.PutSubscriptions(ctx, user, u, now)
+	if err != nil {
 		return fmt.Errorf("freemium: apply subscription: %w", err)
+	}
+	if converted {
+		g.Observe(ctx, Event{Kind: EventConversion, Plan: u.PaidPlan})
 	}
 	return nil
 }
@@ -497,7 +531,7 @@ func (g *Gate) CheckoutURL(ctx context.Context, userID, priceID string, p Checko
 		return "", fmt.Errorf("freemium: CheckoutURL: Config.Subscriptions (%T) cannot create checkouts: use stripesub.New", g.cfg.Subscriptions)
 	}
 	if p.CustomerID == "" {
-		st, err := g.cfg.Store.Load(ctx, userID, g.now(), lifetimeWindow)
+		st, err := g.store.Load(ctx, userID, g.now(), lifetimeWindow)
 		if err != nil {
 			return "", fmt.Errorf("freemium: checkout for %s: %w", userID, err)
 		}

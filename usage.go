@@ -54,16 +54,103 @@ func (g *Gate) usage(p *Plan, s State) Usage {
 	return u
 }
 
-// Usage returns the user's current usage, for display. It changes nothing.
+// Usage returns the user's current usage, for display, as a check now
+// would decide it. It writes nothing: a mirror older than
+// Config.SubscriptionMaxAge is looked up with Config.Subscriptions and
+// decided on, but not stored.
 func (g *Gate) Usage(ctx context.Context, userID string) (Usage, error) {
+	in, err := g.Inspect(ctx, userID)
+	return in.Usage, err
+}
+
+// Inspection is what Gate.Inspect reads of a user, for operators and support.
+type Inspection struct {
+	Usage Usage `json:"usage"`
+	// FirstReportHeld is set while a live reservation holds the free first report.
+	FirstReportHeld bool `json:"first_report_held"`
+	// Anchor is the user's first activity; zero for a user the Store has not seen.
+	Anchor time.Time `json:"anchor,omitzero"`
+	// CustomerID is the billing provider's customer linked to the user.
+	CustomerID string `json:"customer_id,omitempty"`
+	// Mirror is the Store's mirror of the user's subscriptions; zero when
+	// never mirrored.
+	Mirror SubscriptionMirror `json:"mirror"`
+	// Fetched is set when the mirror was older than
+	// Config.SubscriptionMaxAge and the plan was decided on subscriptions
+	// fetched from Config.Subscriptions now; they were not stored.
+	Fetched bool `json:"fetched"`
+	// FetchError is why such a fetch failed, "" when none did; the plan
+	// was then decided as a check decides it (the mirror within
+	// Config.SubscriptionGrace, else Config.SubscriptionFallback).
+	FetchError string `json:"fetch_error,omitempty"`
+	// Fallback is set when the plan is Free by Config.SubscriptionFallback
+	// rather than by the user's subscriptions.
+	Fallback bool `json:"fallback"`
+}
+
+// Inspect reads what the Gate knows of a user: their usage as a check now
+// would decide it, the hold on the first report, the linked customer and
+// the subscription mirror. Like Usage it writes nothing.
+func (g *Gate) Inspect(ctx context.Context, userID string) (in Inspection, err error) {
+	ctx, start := g.begin(ctx, OpUsage)
+	defer func() { g.finish(ctx, OpUsage, start, err, nil) }()
 	if err := validateUserID(userID); err != nil {
-		return Usage{}, err
+		return Inspection{}, err
 	}
-	plan, _, s, err := g.load(ctx, userID, g.now())
+	now := g.now()
+	plan, _, st, err := g.loadOn(ctx, userID, now, false)
 	if err != nil {
-		return Usage{}, err
+		return Inspection{}, err
 	}
-	return g.usage(plan, s), nil
+	if g.cfg.Subscriptions != nil && !synced(st.Account.Subscriptions, now, g.cfg.SubscriptionMaxAge) {
+		if plan, st, in, err = g.peek(ctx, userID, now, plan, st); err != nil {
+			return Inspection{}, err
+		}
+	}
+	in.Usage = g.usage(plan, st)
+	in.FirstReportHeld = st.FirstReportHeld
+	in.Anchor, in.CustomerID = st.Account.Anchor, st.Account.CustomerID
+	in.Mirror = st.Account.Subscriptions
+	return in, nil
+}
+
+// peek decides the plan of a user whose mirror (in st, on plan) is stale
+// on their subscriptions as Config.Subscriptions reports them now, without
+// writing them, and reads the state on that plan. When the lookup fails it decides
+// as load does: the stale mirror within the grace, else the fallback.
+func (g *Gate) peek(ctx context.Context, userID string, now time.Time, plan *Plan, st State) (*Plan, State, Inspection, error) {
+	var in Inspection
+	lctx, cancel := context.WithTimeout(ctx, g.cfg.SubscriptionTimeout)
+	subs, err := g.lookup(lctx, userID, st.Account.CustomerID)
+	cancel()
+	if err == nil {
+		in.Fetched = true
+		u := g.update(subs, now.Truncate(time.Second).Add(-pullMargin), now)
+		u.Pulled = true
+		fetched, _, _ := st.Account.Subscriptions.Apply(u)
+		p := &placement{g: g, now: now}
+		fst, err := g.store.Load(ctx, userID, now, func(a Account) Window {
+			a.Subscriptions = fetched
+			return p.window(a)
+		})
+		if err != nil {
+			return nil, State{}, in, fmt.Errorf("freemium: load: %w", err)
+		}
+		return p.plan, fst, in, nil
+	}
+	if ctx.Err() != nil {
+		return nil, State{}, in, err
+	}
+	in.FetchError = err.Error()
+	if synced(st.Account.Subscriptions, now, g.cfg.SubscriptionMaxAge+g.cfg.SubscriptionGrace) {
+		return plan, st, in, nil
+	}
+	if g.cfg.SubscriptionFallback == FallbackFree {
+		in.Fallback = true
+		plan, _, st, err := g.loadOn(ctx, userID, now, true)
+		return plan, st, in, err
+	}
+	return nil, State{}, in, err
 }
 
 // Record adds tokens to the user's usage in the current period, for work
@@ -71,7 +158,9 @@ func (g *Gate) Usage(ctx context.Context, userID string) (Usage, error) {
 // records on the last known one rather than fail. With a non-empty idempotencyKey the tokens are
 // counted once, however often and however concurrently Record is called with
 // that key for that user; keys are kept indefinitely.
-func (g *Gate) Record(ctx context.Context, userID string, tokens int64, idempotencyKey string) error {
+func (g *Gate) Record(ctx context.Context, userID string, tokens int64, idempotencyKey string) (err error) {
+	ctx, start := g.begin(ctx, OpRecord)
+	defer func() { g.finish(ctx, OpRecord, start, err, nil) }()
 	if err := validateRequest(userID, tokens); err != nil {
 		return err
 	}
@@ -83,13 +172,14 @@ func (g *Gate) Record(ctx context.Context, userID string, tokens int64, idempote
 	if errors.Is(err, ErrSubscriptionUnavailable) {
 		// The work happened: record it on the last known mirror (Free
 		// when there is none) rather than lose it.
-		g.cfg.Logger.WarnContext(ctx, "freemium: recording on the last known subscription", "user_id", userID, "err", err)
+		g.cfg.Logger.WarnContext(ctx, "freemium: recording on the last known subscription",
+			"operation", "record", g.UserAttr(userID), "err", err)
 		_, w, _, err = g.loadOn(ctx, userID, now, false)
 	}
 	if err != nil {
 		return err
 	}
-	if err := g.cfg.Store.Record(ctx, userID, w, tokens, idempotencyKey, now); err != nil {
+	if err := g.store.Record(ctx, userID, w, tokens, idempotencyKey, now); err != nil {
 		return fmt.Errorf("freemium: record: %w", err)
 	}
 	return nil
@@ -103,7 +193,7 @@ func (g *Gate) MarkFirstReportUsed(ctx context.Context, userID string) error {
 	if err := validateUserID(userID); err != nil {
 		return err
 	}
-	if err := g.cfg.Store.MarkFirstReportUsed(ctx, userID, g.now()); err != nil {
+	if err := g.store.MarkFirstReportUsed(ctx, userID, g.now()); err != nil {
 		return fmt.Errorf("freemium: mark first report used: %w", err)
 	}
 	return nil

@@ -153,7 +153,7 @@ var mirrorTests = []storeTest{
 			{"a pull after everything", pull(T0.Add(10*time.Second), sub("sub_1", freemium.StatusActive)), true, "sub_1=active"},
 		}
 		for _, st := range steps {
-			wrote, err := store.PutSubscriptions(ctx, "u1", st.update, T0)
+			wrote, _, err := store.PutSubscriptions(ctx, "u1", st.update, T0)
 			if err != nil {
 				t.Fatalf("PutSubscriptions %s: %v", st.name, err)
 			}
@@ -174,7 +174,7 @@ var mirrorTests = []storeTest{
 		store, ctx := ns(t), context.Background()
 		put := func(user string, u freemium.SubscriptionUpdate) {
 			t.Helper()
-			if _, err := store.PutSubscriptions(ctx, user, u, T0); err != nil {
+			if _, _, err := store.PutSubscriptions(ctx, user, u, T0); err != nil {
 				t.Errorf("PutSubscriptions: %v", err)
 			}
 		}
@@ -209,7 +209,7 @@ var mirrorTests = []storeTest{
 	{"CustomerLinks", func(t *testing.T, ns func(*testing.T) freemium.Store) {
 		store, ctx := ns(t), context.Background()
 		synced := freemium.SubscriptionUpdate{AsOf: T0, SyncedAt: T0, Pulled: true}
-		if _, err := store.PutSubscriptions(ctx, "u1", synced, T0); err != nil {
+		if _, _, err := store.PutSubscriptions(ctx, "u1", synced, T0); err != nil {
 			t.Fatal(err)
 		}
 		if err := store.LinkCustomer(ctx, "u1", "cus_1", T0); err != nil {
@@ -247,7 +247,7 @@ var mirrorTests = []storeTest{
 			PriceIDs: []string{"price_pro"}, Status: freemium.StatusActive, CurrentPeriodStart: T0, CurrentPeriodEnd: T0.AddDate(0, 1, 0)}}
 		put := func(u freemium.SubscriptionUpdate) {
 			t.Helper()
-			if _, err := store.PutSubscriptions(ctx, "u1", u, T0); err != nil {
+			if _, _, err := store.PutSubscriptions(ctx, "u1", u, T0); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -845,9 +845,8 @@ func (s *Store) MarkFirstReportUsed(ctx context.Context, userID string, now time
 }
 
 // PutSubscriptions implements Store.
-func (s *Store) PutSubscriptions(ctx context.Context, userID string, u freemium.SubscriptionUpdate, now time.Time) (bool, error) {
-	var changed bool
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+func (s *Store) PutSubscriptions(ctx context.Context, userID string, u freemium.SubscriptionUpdate, now time.Time) (changed, converted bool, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var (
 			subs                 []byte
 			pulledAsOf, syncedAt pgtype.Timestamptz
@@ -860,8 +859,8 @@ func (s *Store) PutSubscriptions(ctx context.Context, userID string, u freemium.
 		if err != nil {
 			return err
 		}
-		next, ch, converted := held.Apply(u)
-		if changed = ch; !changed {
+		next, ch, conv := held.Apply(u)
+		if changed, converted = ch, conv; !changed {
 			return nil
 		}
 		if subs, err = json.Marshal(pgSubscriptions(next.Subscriptions)); err != nil {
@@ -878,7 +877,7 @@ func (s *Store) PutSubscriptions(ctx context.Context, userID string, u freemium.
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})
-	return changed, err
+	return changed && err == nil, converted && err == nil, err
 }
 
 // pgSubscription is a MirroredSubscription as the subs column keeps it.

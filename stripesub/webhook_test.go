@@ -131,6 +131,7 @@ func (e *webhookEnv) mirrorFree(user string) {
 	e.t.Helper()
 	now := e.clock.Now()
 	e.clock.Set(webhookT0.Add(-time.Minute))
+	require.NoError(e.t, e.gate.Refresh(context.Background(), user)) // Usage writes nothing
 	require.Equal(e.t, "free", e.plan(user))
 	e.clock.Set(now)
 }
@@ -392,6 +393,6 @@ var errStoreDown = errors.New("store down")
 
 func (downStore) CustomerUser(context.Context, string) (string, error) { return "", errStoreDown }
 
-func (downStore) PutSubscriptions(context.Context, string, freemium.SubscriptionUpdate, time.Time) (bool, error) {
-	return false, errStoreDown
+func (downStore) PutSubscriptions(context.Context, string, freemium.SubscriptionUpdate, time.Time) (bool, bool, error) {
+	return false, false, errStoreDown
 }
