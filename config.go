@@ -160,9 +160,10 @@ type Plan struct {
 }
 
 // Messages are the user-facing texts of blocked decisions. In each, the
-// placeholders {percent}, {used}, {limit}, {plan} and {period_end} are
-// replaced by the decision's figures; {period_end} is a date like
-// "December 1, 2026".
+// placeholders {percent}, {used}, {limit}, {remaining}, {estimate} (the
+// request's), {plan} and {period_end} are replaced by the decision's
+// figures; counts are written like "12,500", and {period_end} is a date
+// like "December 1, 2026".
 type Messages struct {
 	// SubscriptionRequired is shown when the free first report is used and
 	// the Free plan allows nothing more.
@@ -170,13 +171,16 @@ type Messages struct {
 	// SubscriptionRequiredNoFreeReport is shown when the Free plan allows
 	// nothing at all (no free first report, Limit 0).
 	SubscriptionRequiredNoFreeReport string
-	// LimitExceeded is shown when a paid plan's allowance would be exceeded.
+	// LimitExceeded is shown when a paid plan's allowance is used up.
 	LimitExceeded string
 	// LimitExceededNoReset replaces LimitExceeded for a plan whose period never
 	// ends (Lifetime).
 	LimitExceededNoReset string
-	// FreeLimitExceeded is shown when the Free plan's allowance would be exceeded.
+	// FreeLimitExceeded is shown when the Free plan's allowance is used up.
 	FreeLimitExceeded string
+	// EstimateExceedsRemaining is shown when tokens are left in the
+	// period, but fewer than the request's estimate.
+	EstimateExceedsRemaining string
 }
 
 // DefaultMessages are the texts used for the Messages fields left empty.
@@ -186,6 +190,7 @@ var DefaultMessages = Messages{
 	LimitExceeded:                    "Usage limit reached ({percent}% used). Upgrade your plan or wait until {period_end}.",
 	LimitExceededNoReset:             "Usage limit reached ({percent}% used). Upgrade your plan to continue.",
 	FreeLimitExceeded:                "You've reached your free tier limit. Upgrade to continue.",
+	EstimateExceedsRemaining:         "This report needs about {estimate} tokens, more than the {remaining} left this period.",
 }
 
 // DeliveryConfig tunes the delivery of notifications from the outbox.
@@ -336,6 +341,7 @@ func (m Messages) withDefaults() Messages {
 	set(&m.LimitExceeded, DefaultMessages.LimitExceeded)
 	set(&m.LimitExceededNoReset, DefaultMessages.LimitExceededNoReset)
 	set(&m.FreeLimitExceeded, DefaultMessages.FreeLimitExceeded)
+	set(&m.EstimateExceedsRemaining, DefaultMessages.EstimateExceedsRemaining)
 	return m
 }
 

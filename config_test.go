@@ -224,6 +224,7 @@ func TestMessagesRender(t *testing.T) {
 		LimitExceeded:                    "LE " + tmpl,
 		LimitExceededNoReset:             "NR " + tmpl,
 		FreeLimitExceeded:                "FL " + tmpl,
+		EstimateExceedsRemaining:         "EE {estimate} > {remaining}: " + tmpl,
 	}
 	subStart := time.Date(2026, 11, 10, 8, 0, 0, 0, time.UTC)
 	subEnd := time.Date(2026, 12, 10, 8, 0, 0, 0, time.UTC)
@@ -237,12 +238,14 @@ func TestMessagesRender(t *testing.T) {
 	}{
 		{"Free with nothing allowed", freemium.Plan{}, 0, 1,
 			freemium.ReasonSubscriptionRequired, "SN free: 0 of 0 (100%) until December 1, 2026"},
-		{"Free plan limit", freemium.Plan{Name: "starter", Limit: 1000}, 900, 101,
-			freemium.ReasonLimitExceeded, "FL starter: 900 of 1000 (90%) until December 1, 2026"},
-		{"paid calendar month, percent rounded", freemium.Plan{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 3}, 2, 2,
-			freemium.ReasonLimitExceeded, "LE pro: 2 of 3 (67%) until December 1, 2026"},
+		{"Free plan limit", freemium.Plan{Name: "starter", Limit: 1000}, 1000, 1,
+			freemium.ReasonLimitExceeded, "FL starter: 1,000 of 1,000 (100%) until December 1, 2026"},
+		{"Free plan estimate", freemium.Plan{Name: "starter", Limit: 10000}, 9000, 2500,
+			freemium.ReasonEstimateExceedsRemaining, "EE 2,500 > 1,000: starter: 9,000 of 10,000 (90%) until December 1, 2026"},
+		{"paid calendar month, percent rounded", freemium.Plan{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 7}, 8, 1,
+			freemium.ReasonLimitExceeded, "LE pro: 8 of 7 (114%) until December 1, 2026"},
 		{"paid billing cycle", freemium.Plan{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 1000, Period: freemium.BillingCycle}, 1000, 1,
-			freemium.ReasonLimitExceeded, "LE pro: 1000 of 1000 (100%) until December 10, 2026"},
+			freemium.ReasonLimitExceeded, "LE pro: 1,000 of 1,000 (100%) until December 10, 2026"},
 		{"paid lifetime", freemium.Plan{Name: "forever", PriceIDs: []string{"price_forever"}, Limit: 50, Period: freemium.Lifetime}, 60, 0,
 			freemium.ReasonLimitExceeded, "NR forever: 60 of 50 (120%) until the period ends"},
 	}

@@ -71,7 +71,7 @@ func ExampleGate_Check() {
 	fmt.Println(d.Message)
 	// Output:
 	// allowed: false, used 8500 of 10000 (85%), warning: true, resets 2026-12-01
-	// You've reached your free tier limit. Upgrade to continue.
+	// This report needs about 2,000 tokens, more than the 1,500 left this period.
 }
 
 // The middleware gates a route: it reserves before the handler, answers a

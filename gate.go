@@ -59,8 +59,12 @@ const (
 	// ReasonSubscriptionRequired: the Free plan allows nothing more (its
 	// limit is 0 and the free first report, if any, is used).
 	ReasonSubscriptionRequired Reason = "subscription_required"
-	// ReasonLimitExceeded: the request would take the plan past its limit.
+	// ReasonLimitExceeded: the plan's allowance for the period is used up.
 	ReasonLimitExceeded Reason = "limit_exceeded"
+	// ReasonEstimateExceedsRemaining: tokens are left in the period, but
+	// fewer than the request's estimate (less what reservations in flight
+	// hold): a smaller request may still pass.
+	ReasonEstimateExceedsRemaining Reason = "estimate_exceeds_remaining"
 )
 
 // Decision is the Gate's answer to "may this user spend about N tokens now?".
@@ -179,17 +183,21 @@ func (g *Gate) decide(p *Plan, s State, tokens int64, admitted, first bool) Deci
 		d.Reason, msg = ReasonSubscriptionRequired, g.cfg.Messages.SubscriptionRequired
 	case p == &g.cfg.Free && p.Limit == 0:
 		d.Reason, msg = ReasonSubscriptionRequired, g.cfg.Messages.SubscriptionRequiredNoFreeReport
+	case !out(p, s):
+		// Usage has not reached the limit: the estimate, with what
+		// reservations in flight hold, is what does not fit.
+		d.Reason, msg = ReasonEstimateExceedsRemaining, g.cfg.Messages.EstimateExceedsRemaining
 	case p == &g.cfg.Free:
 		msg = g.cfg.Messages.FreeLimitExceeded
 	case d.PeriodEnd.IsZero():
 		msg = g.cfg.Messages.LimitExceededNoReset
 	}
-	d.Message = render(msg, d.Usage)
+	d.Message = render(msg, d.Usage, tokens)
 	return d
 }
 
-// render fills a message's placeholders.
-func render(msg string, u Usage) string {
+// render fills a message's placeholders, for a request of estimate tokens.
+func render(msg string, u Usage, estimate int64) string {
 	if !strings.Contains(msg, "{") {
 		return msg
 	}
@@ -197,17 +205,33 @@ func render(msg string, u Usage) string {
 	if !u.PeriodEnd.IsZero() {
 		periodEnd = u.PeriodEnd.UTC().Format("January 2, 2006")
 	}
-	limit := "unlimited"
+	limit, remaining := "unlimited", "unlimited"
 	if u.Limit != Unlimited {
-		limit = strconv.FormatInt(u.Limit, 10)
+		limit, remaining = groupDigits(u.Limit), groupDigits(u.Remaining)
 	}
 	return strings.NewReplacer(
 		"{percent}", strconv.FormatFloat(u.Percentage, 'f', 0, 64),
-		"{used}", strconv.FormatInt(u.Used, 10),
+		"{used}", groupDigits(u.Used),
 		"{limit}", limit,
+		"{remaining}", remaining,
+		"{estimate}", groupDigits(estimate),
 		"{plan}", u.Plan,
 		"{period_end}", periodEnd,
 	).Replace(msg)
+}
+
+// groupDigits writes n with commas between groups of three digits, as
+// "12,500".
+func groupDigits(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && c != '-' && (len(s)-i)%3 == 0 && s[i-1] != '-' {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // Logger returns the Config.Logger the Gate reports to, for adapters that

@@ -299,6 +299,7 @@ type Problem struct {
 	Plan       string     `json:"plan"`                  // the user's plan
 	Used       int64      `json:"used"`                  // tokens used in the period
 	Limit      int64      `json:"limit"`                 // the plan's limit; -1 for Unlimited
+	Remaining  int64      `json:"remaining"`             // tokens left for new requests in the period
 	Percentage float64    `json:"percentage"`            // Used/Limit*100
 	PeriodEnd  *time.Time `json:"period_end,omitempty"`  // when the period resets; absent for Lifetime
 	UpgradeURL string     `json:"upgrade_url,omitempty"` // Config.UpgradeURL
@@ -316,11 +317,15 @@ func ProblemFor(d Decision) Problem {
 		Plan:       d.Plan,
 		Used:       d.Used,
 		Limit:      d.Limit,
+		Remaining:  d.Remaining,
 		Percentage: d.Percentage,
 		UpgradeURL: d.UpgradeURL,
 	}
-	if d.Reason == ReasonSubscriptionRequired {
+	switch d.Reason {
+	case ReasonSubscriptionRequired:
 		p.Title = "Subscription required"
+	case ReasonEstimateExceedsRemaining:
+		p.Title = "Not enough tokens left"
 	}
 	if !d.PeriodEnd.IsZero() {
 		end := d.PeriodEnd.UTC()

@@ -202,9 +202,9 @@ func TestMiddlewareBlockedProblem(t *testing.T) {
 	var p map[string]any
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p))
 	assert.Equal(t, map[string]any{
-		"type": "urn:freemium:limit_exceeded", "title": "Usage limit exceeded", "status": float64(402),
-		"detail": "You've reached your free tier limit. Upgrade to continue.", "reason": "limit_exceeded",
-		"plan": "free", "used": float64(900), "limit": float64(1000), "percentage": float64(90),
+		"type": "urn:freemium:estimate_exceeds_remaining", "title": "Not enough tokens left", "status": float64(402),
+		"detail": "This report needs about 200 tokens, more than the 100 left this period.", "reason": "estimate_exceeds_remaining",
+		"plan": "free", "used": float64(900), "limit": float64(1000), "remaining": float64(100), "percentage": float64(90),
 		"period_end": "2026-12-01T00:00:00Z", "upgrade_url": "https://example.com/upgrade",
 	}, p)
 

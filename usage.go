@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -14,14 +15,20 @@ type Usage struct {
 	Reserved  int64  `json:"reserved"`  // tokens of live holds
 	Limit     int64  `json:"limit"`     // the plan's limit, or Unlimited
 	Remaining int64  `json:"remaining"` // Limit-Used-Reserved, at least 0; Unlimited when uncapped
-	// Percentage is Used/Limit*100. It may pass 100 when actual usage outran
-	// estimates; a zero limit reads as 100 and Unlimited as 0.
+	// Percentage is Used/Limit*100, rounded to two decimals. It may pass
+	// 100 when actual usage outran estimates. Unlimited reads as 0, and so
+	// does a zero limit while the free first report is available; a zero
+	// limit with nothing left reads as 100.
 	Percentage float64 `json:"percentage"`
-	// Warning is set when Percentage has reached Config.WarnAt.
+	// Warning is set when Used/Limit has reached Config.WarnAt: never
+	// while the free first report is available on a zero limit.
 	Warning bool `json:"warning"`
 	// Overage is set on a soft-limited plan past its limit.
 	Overage         bool `json:"overage"`
 	FirstReportUsed bool `json:"first_report_used"`
+	// FirstReportAvailable is set when the plan gives a free first report
+	// and the user's is neither used nor held by a reservation in flight.
+	FirstReportAvailable bool `json:"first_report_available"`
 	// PeriodStart and PeriodEnd bound the current window; both are zero for
 	// Lifetime, which never resets.
 	PeriodStart time.Time `json:"period_start,omitzero"`
@@ -31,12 +38,13 @@ type Usage struct {
 // usage is the Usage of a user on plan p in state s.
 func (g *Gate) usage(p *Plan, s State) Usage {
 	u := Usage{
-		Plan:            p.Name,
-		Used:            s.Used,
-		Reserved:        s.Reserved,
-		Limit:           p.Limit,
-		Remaining:       Unlimited,
-		FirstReportUsed: s.FirstReportUsed,
+		Plan:                 p.Name,
+		Used:                 s.Used,
+		Reserved:             s.Reserved,
+		Limit:                p.Limit,
+		Remaining:            Unlimited,
+		FirstReportUsed:      s.FirstReportUsed,
+		FirstReportAvailable: p.FirstReportFree && !s.FirstReportUsed && !s.FirstReportHeld,
 	}
 	if p.Period != Lifetime {
 		u.PeriodStart, u.PeriodEnd = s.PeriodStart, s.PeriodEnd
@@ -45,11 +53,14 @@ func (g *Gate) usage(p *Plan, s State) Usage {
 		return u
 	}
 	u.Remaining = max(0, p.Limit-addSat(s.Used, s.Reserved))
-	u.Percentage = 100
-	if p.Limit > 0 {
-		u.Percentage = float64(s.Used) / float64(p.Limit) * 100
+	switch {
+	case p.Limit > 0:
+		fraction := float64(s.Used) / float64(p.Limit)
+		u.Percentage = math.Round(fraction*10000) / 100
+		u.Warning = fraction >= g.cfg.WarnAt
+	case !u.FirstReportAvailable && !s.FirstReportHeld:
+		u.Percentage, u.Warning = 100, true // nothing was ever allowed, or it is spent
 	}
-	u.Warning = u.Percentage >= g.cfg.WarnAt*100
 	u.Overage = p.SoftLimit && addSat(s.Used, s.Reserved) > p.Limit
 	return u
 }

@@ -62,7 +62,7 @@ func TestConfigDesignGatesItsTrigger(t *testing.T) {
 	cfg.Store, cfg.Logger = freemium.NewMemoryStore(), slog.New(slog.DiscardHandler)
 	g, err := freemium.New(cfg)
 	require.NoError(t, err)
-	h := g.Middleware(freemium.MiddlewareOptions{UserID: headerUser, Estimate: func(*http.Request) int64 { return 60 }})(
+	h := g.Middleware(freemium.MiddlewareOptions{UserID: headerUser, Estimate: func(*http.Request) int64 { return 50 }})(
 		http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 
 	for _, tc := range []struct {
@@ -72,7 +72,8 @@ func TestConfigDesignGatesItsTrigger(t *testing.T) {
 	}{
 		{http.MethodPost, "/api/features/x", 200, true},
 		{http.MethodGet, "/api/other", 200, false},
-		{http.MethodPost, "/api/features/y", 402, true}, // 60 + 60 > 100
+		{http.MethodPost, "/api/features/y", 200, true}, // 50 + 50: the limit is used
+		{http.MethodPost, "/api/features/z", 402, true},
 		{http.MethodGet, "/api/other", 200, false},
 		{http.MethodGet, "/api/features/x", 200, false},
 	} {

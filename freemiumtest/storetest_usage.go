@@ -123,8 +123,8 @@ var usageTests = []storeTest{
 				equal(t, "60+40 <= 100", e.check("u1", 40).Allowed, true)
 				d := e.check("u1", 41)
 				equal(t, "60+41 > 100", d.Allowed, false)
-				equal(t, "Reason", d.Reason, freemium.ReasonLimitExceeded)
-				equal(t, "Message", d.Message, freemium.DefaultMessages.FreeLimitExceeded)
+				equal(t, "Reason", d.Reason, freemium.ReasonEstimateExceedsRemaining)
+				equal(t, "Message", d.Message, "This report needs about 41 tokens, more than the 40 left this period.")
 				equal(t, "Percentage", d.Percentage, 60.0)
 				equal(t, "Reserve 41", e.reserve("u1", 41).OK(), false)
 				r := e.reserve("u1", 40)
@@ -133,6 +133,9 @@ var usageTests = []storeTest{
 				equal(t, "Check 1 with the limit held", e.check("u1", 1).Allowed, false)
 				equal(t, "Reserve 1 with the limit held", e.reserve("u1", 1).OK(), false)
 				e.ok(r.Commit(e.ctx, 40), "Commit")
+				d = e.check("u1", 1)
+				equal(t, "Reason with the limit used", d.Reason, freemium.ReasonLimitExceeded)
+				equal(t, "Message with the limit used", d.Message, freemium.DefaultMessages.FreeLimitExceeded)
 				// The next window: its usage starts from zero, with the
 				// latest usage in the one before.
 				e.clock.Set(e.usage("u1").PeriodEnd)
@@ -154,10 +157,14 @@ var usageTests = []storeTest{
 		d := e.check("u1", 200)
 		equal(t, "Allowed past the limit", d.Allowed, false)
 		equal(t, "Warning at 85%", d.Warning, true)
-		equal(t, "Reason", d.Reason, freemium.ReasonLimitExceeded)
-		equal(t, "Message", d.Message, "Usage limit reached (85% used). Upgrade your plan or wait until "+end.Format("January 2, 2006")+".")
+		equal(t, "Reason", d.Reason, freemium.ReasonEstimateExceedsRemaining)
+		equal(t, "Message", d.Message, "This report needs about 200 tokens, more than the 150 left this period.")
 		equal(t, "PeriodEnd", d.PeriodEnd, end)
 		equal(t, "Remaining", d.Remaining, int64(150))
+		e.record("u1", 150, "")
+		d = e.check("u1", 1)
+		equal(t, "Reason at the limit", d.Reason, freemium.ReasonLimitExceeded)
+		equal(t, "Message at the limit", d.Message, "Usage limit reached (100% used). Upgrade your plan or wait until "+end.Format("January 2, 2006")+".")
 	}},
 	{"UnlimitedAndSoftLimit", func(t *testing.T, ns func(*testing.T) freemium.Store) {
 		e := newEnv(t, ns, freemium.Config{Plans: []freemium.Plan{
