@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -57,8 +59,12 @@ const settleTimeout = 10 * time.Second
 // usage that happened is recorded.
 //
 // Every gated response carries X-Usage-Plan, X-Usage-Used, X-Usage-Limit,
-// X-Usage-Remaining and, for periods that end, X-Usage-Reset (RFC 3339), as
-// they stood before the request.
+// X-Usage-Remaining and, for periods that end, X-Usage-Reset (RFC 3339).
+// On a blocked request they are the usage that blocked it. On an admitted
+// one they count the request as done, with the tokens the handler reported
+// with ReportTokens before it wrote its answer (else the estimate), and
+// X-Usage-Warning: true is added when that reaches Config.WarnAt. The
+// handler reads the Decision that admitted it with DecisionFrom.
 //
 // The X-Usage-* headers are used rather than the IETF RateLimit fields,
 // which are still a draft whose syntax has changed between revisions, and
@@ -112,36 +118,58 @@ func (g *Gate) serveGated(w http.ResponseWriter, r *http.Request, next http.Hand
 		return
 	}
 	estimate := opts.Estimate(r)
-	res, err := g.Reserve(r.Context(), user, estimate)
+	ctx := r.Context()
+	res, err := g.Reserve(ctx, user, estimate)
 	switch {
 	case errors.Is(err, ErrInvalidUserID):
 		writeError(w, http.StatusUnauthorized, "Unauthorized", "The request's user ID is not valid.")
 		return
 	case errors.Is(err, ErrInvalidTokens):
-		g.cfg.Logger.ErrorContext(r.Context(), "freemium: MiddlewareOptions.Estimate returned an invalid count", "err", err)
+		g.cfg.Logger.ErrorContext(ctx, "freemium: MiddlewareOptions.Estimate returned an invalid count",
+			g.requestAttrs(r, user, err)...)
 		writeError(w, http.StatusInternalServerError, "Internal Server Error", "The request's cost could not be estimated.")
 		return
+	case err != nil && ctx.Err() != nil:
+		// The client went away: nobody to answer, and nothing wrong here.
+		g.cfg.Logger.DebugContext(ctx, "freemium: client gone before the gate decided", g.requestAttrs(r, user, err)...)
+		return
 	case err != nil && opts.FailOpen:
-		g.cfg.Logger.WarnContext(r.Context(), "freemium: serving ungated", "err", err)
+		g.cfg.Logger.WarnContext(ctx, "freemium: gate unavailable; serving ungated (FailOpen)", g.requestAttrs(r, user, err)...)
 		next.ServeHTTP(w, r)
 		return
 	case err != nil:
-		g.cfg.Logger.ErrorContext(r.Context(), "freemium: gate unavailable", "err", err)
+		g.cfg.Logger.ErrorContext(ctx, "freemium: gate unavailable; answered 503", g.requestAttrs(r, user, err)...)
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, "Service Unavailable", "Usage cannot be checked right now. Try again shortly.")
 		return
 	}
 	d := res.Decision()
-	setUsageHeaders(w.Header(), d.Usage)
 	if !res.OK() {
+		setUsageHeaders(w.Header(), d.Usage)
 		opts.Blocked(w, r, d)
 		return
 	}
 
-	rec := &tokenRecorder{}
-	sw := &statusWriter{ResponseWriter: w, ctx: r.Context(), status: http.StatusOK}
+	rec := &tokenRecorder{decision: d}
+	sw := &statusWriter{ResponseWriter: w, ctx: ctx, status: http.StatusOK}
+	// The headers go out with the handler's answer, with this request's
+	// tokens counted: those it reported by then, else the estimate.
+	sw.header = func() {
+		tokens, reported := rec.total()
+		if !reported {
+			tokens = estimate
+		}
+		u := g.withRequest(d.Usage, tokens)
+		setUsageHeaders(w.Header(), u)
+		if u.Warning {
+			w.Header().Set("X-Usage-Warning", "true")
+		}
+	}
 	defer func() {
 		p := recover()
+		if p == nil && !sw.wroteHeader && sw.header != nil {
+			sw.header() // the implicit 200 of a handler that wrote nothing
+		}
 		// A handler that returns without writing has answered 200, unless
 		// the client was gone by then.
 		answered := sw.delivered || r.Context().Err() == nil
@@ -150,7 +178,45 @@ func (g *Gate) serveGated(w http.ResponseWriter, r *http.Request, next http.Hand
 			panic(p)
 		}
 	}()
-	next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), tokenKey{}, rec)))
+	next.ServeHTTP(sw, r.WithContext(context.WithValue(ctx, tokenKey{}, rec)))
+}
+
+// requestAttrs are the log attributes of a gated request: its method and
+// route (the ServeMux pattern, else the path), its user and the error.
+func (g *Gate) requestAttrs(r *http.Request, user string, err error) []any {
+	route := slog.String("http.route", r.Pattern)
+	if r.Pattern == "" {
+		route = slog.String("url.path", r.URL.Path)
+	}
+	return []any{slog.String("http.request.method", r.Method), route, g.UserAttr(user), slog.Any("err", err)}
+}
+
+// withRequest is u, the usage before a request, with the request's tokens
+// counted as used: what a meter shows once the request is done.
+func (g *Gate) withRequest(u Usage, tokens int64) Usage {
+	u.Used = addSat(u.Used, tokens)
+	u.FirstReportAvailable = false
+	if u.Limit == Unlimited {
+		return u
+	}
+	u.Remaining = max(0, u.Limit-addSat(u.Used, u.Reserved))
+	if u.Limit > 0 {
+		fraction := float64(u.Used) / float64(u.Limit)
+		u.Percentage = math.Round(fraction*10000) / 100
+		u.Warning = fraction >= g.cfg.WarnAt
+	}
+	return u
+}
+
+// DecisionFrom returns the Decision that admitted the request of ctx, for
+// a handler behind Gate.Middleware that shows the usage or the warning.
+// ok is false outside a gated request.
+func DecisionFrom(ctx context.Context) (d Decision, ok bool) {
+	t, ok := ctx.Value(tokenKey{}).(*tokenRecorder)
+	if !ok {
+		return Decision{}, false
+	}
+	return t.decision, true
 }
 
 // settle commits or cancels res after the handler.
@@ -169,16 +235,18 @@ func (g *Gate) settle(r *http.Request, user string, res *Reservation, rec *token
 	}
 	if err != nil {
 		// Not the reservation's ID: it commits the hold, like a bearer token.
-		g.cfg.Logger.ErrorContext(ctx, "freemium: settling a reservation", "user_id", user, "err", err)
+		g.cfg.Logger.ErrorContext(ctx, "freemium: settling a reservation failed", g.requestAttrs(r, user, err)...)
 	}
 }
 
 type tokenKey struct{}
 
-// tokenRecorder adds up what a handler reports.
+// tokenRecorder adds up what a handler reports, beside the decision that
+// admitted its request.
 type tokenRecorder struct {
 	tokens   atomic.Int64
 	reported atomic.Bool
+	decision Decision
 }
 
 func (t *tokenRecorder) total() (int64, bool) { return t.tokens.Load(), t.reported.Load() }
@@ -236,6 +304,7 @@ func ReportTokens(ctx context.Context, n int64) {
 type statusWriter struct {
 	http.ResponseWriter
 	ctx         context.Context // the request's
+	header      func()          // sets the usage headers, before the first answer
 	status      int
 	wroteHeader bool
 	delivered   bool // the status, body bytes or a flush came before ctx ended
@@ -243,6 +312,10 @@ type statusWriter struct {
 
 // answer records that the handler answered with its status.
 func (s *statusWriter) answer() {
+	if !s.wroteHeader && s.header != nil {
+		s.header()
+		s.header = nil
+	}
 	s.wroteHeader = true
 	if s.ctx.Err() == nil {
 		s.delivered = true

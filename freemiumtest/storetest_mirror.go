@@ -14,6 +14,34 @@ import (
 // mirrorTests are the cases of the subscription mirror: plans from
 // subscriptions, their order, customer links and conversions.
 var mirrorTests = []storeTest{
+	{"UsageWritesNothing", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		e := newEnv(t, ns, freemium.Config{Free: freeFirstReport, Plans: []freemium.Plan{pro}})
+		account := func(user string) freemium.Account {
+			st, err := e.store.Load(e.ctx, user, T0, func(freemium.Account) freemium.Window {
+				return freemium.Window{Start: T0, End: T0.Add(time.Hour)}
+			})
+			e.ok(err, "Load")
+			return st.Account
+		}
+		e.subs.Subscribe("payer", "price_pro", T0.Add(-time.Hour), T0.AddDate(0, 1, 0))
+		for _, user := range []string{"ghost", "payer"} {
+			in, err := e.gate.Inspect(e.ctx, user)
+			e.ok(err, "Inspect")
+			equal(t, user+" fetched", in.Fetched, true)
+			a := account(user)
+			equal(t, user+" anchor after Inspect", a.Anchor, time.Time{})
+			equal(t, user+" mirror after Inspect", a.Subscriptions.Version, int64(0))
+		}
+		equal(t, "payer's plan, decided on the fetched subscription", e.usage("payer").Plan, "pro")
+		equal(t, "ghost's plan", e.usage("ghost").Plan, "free")
+		equal(t, "payer's mirror, still unwritten", account("payer").Subscriptions.Version, int64(0))
+		e.refresh("payer")
+		in, err := e.gate.Inspect(e.ctx, "payer")
+		e.ok(err, "Inspect")
+		equal(t, "fetched with a fresh mirror", in.Fetched, false)
+		equal(t, "the mirror's subscriptions", len(in.Mirror.Subscriptions), 1)
+		equal(t, "the mirror's plan", in.Usage.Plan, "pro")
+	}},
 	{"BillingCycleFollowsTheSubscription", func(t *testing.T, ns func(*testing.T) freemium.Store) {
 		e := newEnv(t, ns, freemium.Config{Free: freemium.Plan{Limit: 100, Period: freemium.CalendarMonth}, Plans: []freemium.Plan{pro}})
 		e.record("u1", 100, "")
