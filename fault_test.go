@@ -3,7 +3,10 @@ package freemium_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -20,13 +23,16 @@ import (
 )
 
 // tcpProxy forwards loopback connections to a target, and can cut them all,
-// refuse new ones (a database restarting) and delay traffic (a latency
-// spike).
+// refuse new ones (a database restarting), delay traffic (a latency spike)
+// and stop forwarding bytes altogether (a database that stops answering).
 type tcpProxy struct {
 	ln     net.Listener
 	target string
 	down   atomic.Bool  // refuse new connections
 	delay  atomic.Int64 // nanoseconds added before each chunk forwarded
+
+	hangMu  sync.Mutex
+	resumed chan struct{} // open while hung; nil or closed otherwise
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -41,10 +47,40 @@ func newTCPProxy(t *testing.T, target string) *tcpProxy {
 	go p.accept()
 	t.Cleanup(func() {
 		ln.Close()
+		p.resume()
 		p.cut()
 		p.wg.Wait()
 	})
 	return p
+}
+
+// hang stops forwarding: every chunk read, on old connections and new,
+// waits for resume. Connections stay open, as with a database that stops
+// answering or a network that drops packets.
+func (p *tcpProxy) hang() {
+	p.hangMu.Lock()
+	defer p.hangMu.Unlock()
+	p.resumed = make(chan struct{})
+}
+
+// resume forwards again, the chunks held first.
+func (p *tcpProxy) resume() {
+	p.hangMu.Lock()
+	defer p.hangMu.Unlock()
+	if p.resumed != nil {
+		close(p.resumed)
+		p.resumed = nil
+	}
+}
+
+// held waits while the proxy hangs.
+func (p *tcpProxy) held() {
+	p.hangMu.Lock()
+	ch := p.resumed
+	p.hangMu.Unlock()
+	if ch != nil {
+		<-ch
+	}
 }
 
 func (p *tcpProxy) accept() {
@@ -80,6 +116,7 @@ func (p *tcpProxy) pipe(dst, src net.Conn) {
 		if d := time.Duration(p.delay.Load()); n > 0 && d > 0 {
 			time.Sleep(d) // the injected latency itself, not a wait for an event
 		}
+		p.held()
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				break
@@ -205,6 +242,54 @@ func TestPostgresConnectionsCut(t *testing.T) {
 	assert.Equal(t, committed.Load(), u.Used, "usage is exactly what was committed")
 	assert.Positive(t, failures.Load(), "the cuts were felt")
 	t.Logf("committed %d tokens through 10 cuts, %d failed calls", u.Used, failures.Load())
+}
+
+// A database that stops answering (a proxy that stops forwarding bytes) does
+// not hang gated requests: Config.StoreTimeout ends the Store call, and
+// the middleware answers 503 with Retry-After, or serves with FailOpen,
+// within the timeout and a little. When the database answers again, the
+// same pool serves again.
+func TestPostgresHangAnswers503WithinTheTimeout(t *testing.T) {
+	store, proxy, _ := proxiedStore(t)
+	const timeout = time.Second
+	g, err := freemium.New(freemium.Config{Store: store, Free: freemium.Plan{Limit: 1_000_000},
+		StoreTimeout: timeout, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	report := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("report")) })
+	userID := func(*http.Request) (string, error) { return "u1", nil }
+	gated := g.Middleware(freemium.MiddlewareOptions{UserID: userID})(report)
+	failOpen := g.Middleware(freemium.MiddlewareOptions{UserID: userID, FailOpen: true})(report)
+	serve := func(h http.Handler) (*httptest.ResponseRecorder, time.Duration) {
+		rec := httptest.NewRecorder()
+		start := time.Now()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/reports", nil))
+		return rec, time.Since(start)
+	}
+
+	rec, _ := serve(gated)
+	require.Equal(t, http.StatusOK, rec.Code)
+
+	proxy.hang()
+	rec, took := serve(gated)
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.NotEmpty(t, rec.Header().Get("Retry-After"))
+	assert.Less(t, took, timeout+time.Second, "answered within the timeout plus a second")
+	rec, took = serve(failOpen)
+	assert.Equal(t, http.StatusOK, rec.Code)
+	assert.Equal(t, "report", rec.Body.String(), "served ungated")
+	assert.Less(t, took, timeout+time.Second, "served within the timeout plus a second")
+
+	proxy.resume()
+	for attempt := 1; ; attempt++ {
+		rec, _ = serve(gated)
+		if rec.Code == http.StatusOK {
+			break
+		}
+		require.Less(t, attempt, 10, "the pool serves again once the database answers")
+	}
+	u, err := g.Usage(context.Background(), "u1")
+	require.NoError(t, err)
+	assert.Equal(t, 2*freemium.DefaultEstimate, u.Used, "the two requests gated; the one served open is not counted")
 }
 
 // A database that stops answering: the caller's deadline holds.
