@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -26,8 +27,9 @@ type Gate struct {
 	flights  singleflight.Group // refreshes of users' subscriptions, by user
 	dispatch dispatcher         // delivery of the outbox, when started
 
-	unknownPrices sync.Map    // price IDs already warned of as in no plan
-	mirrors       mirrorCache // the last fresh mirror read of each user, for Reserve
+	warned      sync.Map     // keys of the checker's data already warned of (warnOnce)
+	warnedCount atomic.Int64 // keys in warned
+	mirrors     mirrorCache  // the last fresh mirror read of each user, for Reserve
 }
 
 // New returns a Gate for cfg, after filling defaults and validating it. An

@@ -48,6 +48,16 @@ const (
 	StatusPaused            SubscriptionStatus = "paused"
 )
 
+// known reports whether s is one of the statuses above.
+func (s SubscriptionStatus) known() bool {
+	switch s {
+	case StatusActive, StatusTrialing, StatusPastDue, StatusCanceled, StatusUnpaid,
+		StatusIncomplete, StatusIncompleteExpired, StatusPaused:
+		return true
+	}
+	return false
+}
+
 // Subscribed reports whether the status places a user on a paid plan.
 func (s SubscriptionStatus) Subscribed() bool {
 	return s == StatusActive || s == StatusTrialing
@@ -183,6 +193,10 @@ func (p *placement) window(a Account) Window {
 		}
 	}
 	p.w = p.plan.Period.window(p.now, sub)
+	if p.plan.Period == BillingCycle && sub != nil && sub.CurrentPeriodEnd.IsZero() {
+		p.g.warnOnce("period\x00"+sub.ID, "freemium: subscription has no billing period; its BillingCycle plan counts calendar months",
+			"subscription_id", sub.ID, "plan", p.plan.Name, "fix", "set CurrentPeriodStart and CurrentPeriodEnd in the SubscriptionChecker")
+	}
 	return p.w
 }
 
@@ -281,6 +295,10 @@ func lifetimeWindow(Account) Window { return Window{Start: lifetimeStart, End: l
 func (g *Gate) update(subs []Subscription, asOf, now time.Time) SubscriptionUpdate {
 	u := SubscriptionUpdate{Subscriptions: make([]MirroredSubscription, len(subs)), AsOf: asOf, SyncedAt: now}
 	for i, s := range subs {
+		if !s.Status.known() {
+			g.warnOnce("status\x00"+s.ID, "freemium: subscription status is not one of Stripe's; it gives no access",
+				"subscription_id", s.ID, "status", s.Status, "fix", "use the lower-case Stripe names (freemium.StatusActive, ...)")
+		}
 		u.Subscriptions[i] = MirroredSubscription{Subscription: s, AsOf: asOf}
 		if p, _ := g.placed(u.Subscriptions[i:i+1], now); p != &g.cfg.Free { // no warning: an add-on is on no plan
 			u.Subscriptions[i].PaidPlan = p.Name
@@ -339,10 +357,23 @@ func (g *Gate) placed(subs []MirroredSubscription, now time.Time) (*Plan, *Subsc
 // user on Free: no plan lists them. Once per price, not per check.
 func (g *Gate) warnUnplaced(sub *Subscription) {
 	for _, price := range sub.PriceIDs {
-		if _, warned := g.unknownPrices.LoadOrStore(price, true); !warned {
-			g.cfg.Logger.Warn("freemium: subscription price matches no plan; its subscribers are on the free plan",
-				"subscription_id", sub.ID, "price_id", price)
-		}
+		g.warnOnce("price\x00"+price, "freemium: subscription price matches no plan; its subscribers are on the free plan",
+			"subscription_id", sub.ID, "price_id", price)
+	}
+}
+
+// maxWarned bounds the keys warnOnce remembers; past it, it stays silent.
+const maxWarned = 1 << 14
+
+// warnOnce logs a warning of the checker's data the first time key is
+// seen, not on every check.
+func (g *Gate) warnOnce(key, msg string, args ...any) {
+	if g.warnedCount.Load() >= maxWarned {
+		return
+	}
+	if _, warned := g.warned.LoadOrStore(key, true); !warned {
+		g.warnedCount.Add(1)
+		g.cfg.Logger.Warn(msg, args...)
 	}
 }
 

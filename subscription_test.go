@@ -302,3 +302,32 @@ func TestUnplacedPriceWarning(t *testing.T) {
 	}
 	assert.Equal(t, 1, strings.Count(logs.String(), "price_id=price_addon"), "once per price: %s", &logs)
 }
+
+// A checker that breaks the contract (a status that is not Stripe's, a
+// BillingCycle subscription without period bounds) is logged, once per
+// subscription, rather than silently mapped.
+func TestCheckerContractWarnings(t *testing.T) {
+	var logs bytes.Buffer
+	subs := freemiumtest.NewSubscriptions()
+	g, err := freemium.New(freemium.Config{Store: freemium.NewMemoryStore(), Subscriptions: subs,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Plans:  []freemium.Plan{{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 1000, Period: freemium.BillingCycle}}})
+	require.NoError(t, err)
+	ctx := context.Background()
+	subs.Set("shouty", freemium.Subscription{ID: "sub_shouty", Status: "ACTIVE", PriceIDs: []string{"price_pro"}})
+	subs.Set("unbounded", freemium.Subscription{ID: "sub_unbounded", Status: freemium.StatusActive, PriceIDs: []string{"price_pro"}})
+	for range 3 {
+		for _, user := range []string{"shouty", "unbounded"} {
+			_, err := g.Check(ctx, user, 1)
+			require.NoError(t, err)
+		}
+	}
+	u, err := g.Usage(ctx, "shouty")
+	require.NoError(t, err)
+	assert.Equal(t, "free", u.Plan, "an unknown status gives no access")
+	u, err = g.Usage(ctx, "unbounded")
+	require.NoError(t, err)
+	assert.Equal(t, "pro", u.Plan)
+	assert.Equal(t, 1, strings.Count(logs.String(), "status=ACTIVE"), "once per subscription: %s", &logs)
+	assert.Equal(t, 1, strings.Count(logs.String(), "subscription_id=sub_unbounded plan=pro"), "once per subscription: %s", &logs)
+}
