@@ -83,11 +83,15 @@ func WebhookHandler(g *freemium.Gate, cfg WebhookConfig) http.Handler {
 			webhook.ConstructEventOptions{Tolerance: webhookTolerance})
 		if err != nil {
 			log.WarnContext(r.Context(), "freemium: stripe webhook refused", "err", err)
+			g.Observe(r.Context(), freemium.Event{Kind: freemium.EventWebhook, Type: "unverified", Outcome: "rejected"})
 			writeError(w, http.StatusBadRequest, "The event's signature does not verify.")
 			return
 		}
-		err = apply(r.Context(), g, ev, key)
+		applied, err := apply(r.Context(), g, ev, key)
+		outcome := "ignored"
 		switch {
+		case err == nil && applied:
+			outcome = "applied"
 		case errors.Is(err, errUnreadableEvent):
 			// Signed by Stripe, so sending it again will not help.
 			log.WarnContext(r.Context(), "freemium: stripe event ignored", "event", ev.ID, "type", ev.Type, "err", err)
@@ -100,9 +104,11 @@ func WebhookHandler(g *freemium.Gate, cfg WebhookConfig) http.Handler {
 			log.InfoContext(r.Context(), "freemium: stripe event of an unknown user ignored", "event", ev.ID, "type", ev.Type)
 		case err != nil:
 			log.ErrorContext(r.Context(), "freemium: stripe webhook not applied", "event", ev.ID, "type", ev.Type, "err", err)
+			g.Observe(r.Context(), freemium.Event{Kind: freemium.EventWebhook, Type: eventType(ev.Type), Outcome: "error"})
 			writeError(w, http.StatusInternalServerError, "The event could not be applied; retry.")
 			return
 		}
+		g.Observe(r.Context(), freemium.Event{Kind: freemium.EventWebhook, Type: eventType(ev.Type), Outcome: outcome})
 		w.WriteHeader(http.StatusOK)
 	})
 }
@@ -110,8 +116,21 @@ func WebhookHandler(g *freemium.Gate, cfg WebhookConfig) http.Handler {
 // errUnreadableEvent: a verified event whose object cannot be decoded.
 var errUnreadableEvent = errors.New("the event's object cannot be read")
 
-// apply applies one verified event to g.
-func apply(ctx context.Context, g *freemium.Gate, ev stripe.Event, key string) error {
+// eventType is the type of an event as metrics name it: the types the
+// handler reads, and "other" for the rest, so that an endpoint sent every
+// type does not make a series of each.
+func eventType(t stripe.EventType) string {
+	switch t {
+	case "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
+		"customer.subscription.paused", "customer.subscription.resumed", "checkout.session.completed":
+		return string(t)
+	}
+	return "other"
+}
+
+// apply applies one verified event to g, and reports whether it was one
+// the handler acts on.
+func apply(ctx context.Context, g *freemium.Gate, ev stripe.Event, key string) (bool, error) {
 	if ev.Data == nil {
 		ev.Data = &stripe.EventData{}
 	}
@@ -120,24 +139,24 @@ func apply(ctx context.Context, g *freemium.Gate, ev stripe.Event, key string) e
 		"customer.subscription.paused", "customer.subscription.resumed":
 		var sub stripe.Subscription
 		if err := json.Unmarshal(ev.Data.Raw, &sub); err != nil {
-			return fmt.Errorf("%w: %w", errUnreadableEvent, err)
+			return false, fmt.Errorf("%w: %w", errUnreadableEvent, err)
 		}
-		return g.ApplySubscription(ctx, fromStripe(&sub), sub.Metadata[key], time.Unix(ev.Created, 0))
+		return true, g.ApplySubscription(ctx, fromStripe(&sub), sub.Metadata[key], time.Unix(ev.Created, 0))
 	case "checkout.session.completed":
 		var cs stripe.CheckoutSession
 		if err := json.Unmarshal(ev.Data.Raw, &cs); err != nil {
-			return fmt.Errorf("%w: %w", errUnreadableEvent, err)
+			return false, fmt.Errorf("%w: %w", errUnreadableEvent, err)
 		}
 		// Only sessions CheckoutURL made: they name the user twice. A
 		// client_reference_id alone can come from anyone's Payment Link.
 		user := cs.ClientReferenceID
 		if cs.Mode != stripe.CheckoutSessionModeSubscription || cs.Customer == nil || user == "" || cs.Metadata[key] != user {
 			g.Logger().InfoContext(ctx, "freemium: stripe checkout session not made by CheckoutURL; ignored", "event", ev.ID)
-			return nil
+			return false, nil
 		}
-		return g.LinkCustomer(ctx, user, cs.Customer.ID)
+		return true, g.LinkCustomer(ctx, user, cs.Customer.ID)
 	}
-	return nil
+	return false, nil
 }
 
 // writeError answers status with an RFC 9457 problem.

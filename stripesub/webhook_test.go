@@ -11,7 +11,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,12 +35,53 @@ var webhookT0 = time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC)
 // webhookEnv is a Gate with a fake checker (which counts the calls the
 // webhook saves) and its webhook handler.
 type webhookEnv struct {
-	t       *testing.T
-	store   freemium.Store
-	subs    *freemiumtest.Subscriptions
-	clock   *freemiumtest.Clock
-	gate    *freemium.Gate
-	handler http.Handler
+	t        *testing.T
+	store    freemium.Store
+	subs     *freemiumtest.Subscriptions
+	clock    *freemiumtest.Clock
+	gate     *freemium.Gate
+	handler  http.Handler
+	observed eventLog
+}
+
+// eventLog is an Observer that keeps the events it is told of.
+type eventLog struct {
+	mu     sync.Mutex
+	events []freemium.Event
+}
+
+func (*eventLog) Start(ctx context.Context, _ freemium.Op) context.Context { return ctx }
+func (*eventLog) End(context.Context, freemium.Op, freemium.OpResult)      {}
+func (l *eventLog) Event(_ context.Context, e freemium.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+func (l *eventLog) list() []freemium.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.events)
+}
+
+// The handler tells the Gate's Observer of every delivery, by type (the
+// types it reads, else "other") and outcome, and of the conversion one
+// makes.
+func TestWebhookObserved(t *testing.T) {
+	e := newWebhookEnv(t, freemium.NewMemoryStore())
+	e.mirrorFree("u1")
+	e.sendEvent(subscriptionEvent(t, "evt_1", "customer.subscription.created", webhookT0, "sub_1", "active", "price_pro"))
+	e.sendEvent(subscriptionEvent(t, "evt_1", "customer.subscription.created", webhookT0, "sub_1", "active", "price_pro"))
+	e.sendEvent(subscriptionEvent(t, "evt_2", "invoice.paid", webhookT0, "sub_1", "active", "price_pro"))
+	rec := e.deliver(subscriptionEvent(t, "evt_3", "customer.subscription.updated", webhookT0, "sub_1", "active", "price_pro"), "whsec_wrong", time.Now())
+	require.Equal(t, http.StatusBadRequest, rec.Code)
+	assert.Equal(t, []freemium.Event{
+		{Kind: freemium.EventConversion, Plan: "pro"},
+		{Kind: freemium.EventWebhook, Type: "customer.subscription.created", Outcome: "applied"},
+		{Kind: freemium.EventWebhook, Type: "customer.subscription.created", Outcome: "applied"}, // a duplicate changes nothing, but was read
+		{Kind: freemium.EventWebhook, Type: "other", Outcome: "ignored"},
+		{Kind: freemium.EventWebhook, Type: "unverified", Outcome: "rejected"},
+	}, e.observed.list())
 }
 
 func newWebhookEnv(t *testing.T, store freemium.Store) *webhookEnv {
@@ -52,6 +95,7 @@ func newWebhookEnv(t *testing.T, store freemium.Store) *webhookEnv {
 		},
 		SubscriptionMaxAge: 24 * time.Hour, // webhooks keep the mirror current
 		Logger:             slog.New(slog.DiscardHandler),
+		Observer:           &e.observed,
 	})
 	require.NoError(t, err)
 	e.gate, e.handler = g, stripesub.WebhookHandler(g, stripesub.WebhookConfig{Secret: webhookSecret})
