@@ -52,6 +52,7 @@ import (
 //	plans:                          # optional
 //	  free:
 //	    firstReportFree: true
+//	    period: lifetime            # optional: this plan's own period
 //	  pro:
 //	    priceIds: [price_pro_monthly]
 //	    softLimit: false
@@ -62,7 +63,8 @@ import (
 // order of plans, then paid when only limit names it. The plans free and
 // paid need no entry under plans; paid without priceIds takes any
 // subscription no other plan claims. Every plan needs a limit, and a limit
-// names a plan; the one period applies to every plan.
+// names a plan; the condition's period applies to every plan that does not
+// give its own.
 //
 // An endpoint ending in /* gates its subtree ("POST /api/features/"); any
 // other endpoint gates that path exactly. ServeMux wildcards such as {id}
@@ -167,6 +169,15 @@ type planSpec struct {
 	priceIDs        []string
 	firstReportFree bool
 	softLimit       bool
+	period          *freemium.Period // nil: the condition's period
+}
+
+// periodOr is the plan's own period, else def.
+func (p planSpec) periodOr(def freemium.Period) freemium.Period {
+	if p.period != nil {
+		return *p.period
+	}
+	return def
 }
 
 func parsePlans(n *yaml.Node, path string) ([]planSpec, error) {
@@ -180,7 +191,7 @@ func parsePlans(n *yaml.Node, path string) ([]planSpec, error) {
 		if strings.TrimSpace(e.key) == "" || !isText(e.key) {
 			return nil, fmt.Errorf("%s: %q is not a plan name (use up to 256 bytes of text, such as pro)", path, e.key)
 		}
-		f, err := fields(e.value, e.path, "priceIds", "firstReportFree", "softLimit")
+		f, err := fields(e.value, e.path, "priceIds", "firstReportFree", "softLimit", "period")
 		if err != nil {
 			return nil, err
 		}
@@ -202,6 +213,13 @@ func parsePlans(n *yaml.Node, path string) ([]planSpec, error) {
 		}
 		if p.softLimit, err = optBool(f, e.path, "softLimit"); err != nil {
 			return nil, err
+		}
+		if f["period"] != nil {
+			period, err := parsePeriod(f["period"], child(e.path, "period"))
+			if err != nil {
+				return nil, err
+			}
+			p.period = &period
 		}
 		plans = append(plans, p)
 	}
@@ -330,13 +348,14 @@ func parseCondition(n *yaml.Node, path string, plans []planSpec, cfg *freemium.C
 	for _, p := range plans {
 		if p.name == freePlanName {
 			cfg.Free.PriceIDs, cfg.Free.FirstReportFree, cfg.Free.SoftLimit = p.priceIDs, p.firstReportFree, p.softLimit
+			cfg.Free.Period = p.periodOr(period)
 		}
 	}
 	paid := map[string]int{} // plan name -> index in cfg.Plans
 	for _, p := range plans {
 		if p.name != freePlanName {
 			paid[p.name] = len(cfg.Plans)
-			cfg.Plans = append(cfg.Plans, freemium.Plan{Name: p.name, PriceIDs: p.priceIDs, Period: period,
+			cfg.Plans = append(cfg.Plans, freemium.Plan{Name: p.name, PriceIDs: p.priceIDs, Period: p.periodOr(period),
 				FirstReportFree: p.firstReportFree, SoftLimit: p.softLimit})
 		}
 	}

@@ -26,7 +26,7 @@ func TestLoadFixtures(t *testing.T) {
 		{"design.yaml", designConfig},
 		{"design.json", designConfig},
 		{"reports.yaml", freemium.Config{
-			Free: freemium.Plan{Name: "free", FirstReportFree: true, Period: freemium.BillingCycle},
+			Free: freemium.Plan{Name: "free", FirstReportFree: true, Period: freemium.Lifetime},
 			Plans: []freemium.Plan{
 				{Name: "pro", PriceIDs: []string{"price_pro_monthly", "price_pro_yearly"}, Limit: 200_000, Period: freemium.BillingCycle},
 				{Name: "team", Limit: freemium.Unlimited, SoftLimit: true, Period: freemium.BillingCycle},
@@ -185,7 +185,8 @@ func TestParseErrors(t *testing.T) {
 		{"prompt template with a space", loop(t, "template: upgrade_prompt", "template: upgrade prompt"), `steps[0].action.upgradePrompt.template: "upgrade prompt" is not a template name (use one without spaces, such as upgrade_prompt)`},
 		{"recovery retries", loop(t) + "recovery:\n  retries: 3\n", `recovery.retries: 3 is not supported: use 0 (a blocked request is answered at once, never retried)`},
 		{"plans not a mapping", loop(t) + "plans: [free]\n", `plans: a list is not a mapping`},
-		{"plan unknown field", loop(t) + "plans:\n  paid:\n    priceId: price_1\n", `plans.paid.priceId: unknown field (use priceIds, firstReportFree, softLimit)`},
+		{"plan unknown field", loop(t) + "plans:\n  paid:\n    priceId: price_1\n", `plans.paid.priceId: unknown field (use priceIds, firstReportFree, softLimit, period)`},
+		{"plan period", loop(t) + "plans:\n  paid:\n    period: 30x\n", `plans.paid.period: "30x" is not a period (use 30d, 1mo, billing or lifetime)`},
 		{"plan name with a space", loop(t) + "plans:\n  pro plan: {priceIds: [p]}\n", `steps[0].condition.limit: no limit for plan "pro plan", which plans["pro plan"] declares`},
 		{"plan name empty", loop(t) + "plans:\n  \"\": {}\n", `plans: "" is not a plan name (use up to 256 bytes of text, such as pro)`},
 		{"plan name with a newline", loop(t) + "plans:\n  \"a\\nb\": {}\n", `plans: "a\nb" is not a plan name (use up to 256 bytes of text, such as pro)`},
