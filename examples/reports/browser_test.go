@@ -19,8 +19,10 @@ import (
 )
 
 // TestDemoInABrowser clicks through the demo page in headless Chromium:
-// the free report, the block and its upgrade prompt, the upgrade, the
-// funnel's figures, the 80% warning and the limit.
+// a new user's free report shown available, the free report, the block
+// and its upgrade prompt, the upgrade, the funnel's figures, the 80%
+// warning on the response that crosses it, and the estimate that no
+// longer fits.
 // It saves a screenshot of each state in $FREEMIUM_TEST_OUTPUT (scripts/test.sh
 // sets it), or in a temporary folder.
 func TestDemoInABrowser(t *testing.T) {
@@ -135,16 +137,18 @@ func TestDemoInABrowser(t *testing.T) {
 	for i := int64(2); i <= 10; i++ {
 		require.NoError(t, chromedp.Do(ctx, generate, textIs("figures", thousands(i*1750)+" of 20,000")))
 	}
-	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("warning")), shot("6-warning")))
+	require.NoError(t, chromedp.Do(ctx,
+		textIs("result", "88% of this period's tokens used"), // the response that crossed 80% says so
+		chromedp.WaitVisible(chromedp.ID("warning")), shot("6-warning")))
 	warning, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("warning")))
 	require.NoError(t, err)
 	require.True(t, strings.Contains(warning, "88%"), "warning %q", warning)
 	require.NoError(t, chromedp.Do(ctx,
 		generate, // the 11th fits: 17,500 + 2,000 <= 20,000
 		textIs("figures", "19,250 of 20,000"),
-		generate, // the 12th does not
+		generate, // the 12th does not: 750 tokens are left, and it needs about 2,000
 		chromedp.WaitVisible(chromedp.ID("blocked")),
-		textIs("blocked-message", "Usage limit reached (96% used)"),
+		textIs("blocked-message", "This report needs about 2,000 tokens, more than the 750 left this period."),
 		shot("7-limit-reached"),
 	))
 	upgradeShown, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.getElementById("upgrade").hidden`))

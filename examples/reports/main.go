@@ -42,6 +42,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/freemiumkit/freemium"
+	"github.com/freemiumkit/freemium/configfile"
 	"github.com/freemiumkit/freemium/freemiumtest"
 	"github.com/freemiumkit/freemium/pgstore"
 	"github.com/freemiumkit/freemium/resendnotify"
@@ -52,6 +53,12 @@ import (
 //
 //go:embed index.html
 var page embed.FS
+
+// plans is the demo's config file: its plans and the route it gates. The
+// operator's command reads the same file (cmd/freemium --config).
+//
+//go:embed freemium.yaml
+var plans []byte
 
 // estimatedTokens is what one report is expected to cost.
 const estimatedTokens = 2_000
@@ -136,6 +143,8 @@ type options struct {
 	BaseURL string
 	// Now is the clock.
 	Now func() time.Time
+	// Observer receives the gate's metrics and traces; nil for none.
+	Observer freemium.Observer
 
 	describe struct{ store, subscriptions, email string } // what is real, for the startup text
 }
@@ -253,20 +262,19 @@ func newApp(opts options) (*app, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	gate, err := freemium.New(freemium.Config{
-		Store:         opts.Store,
-		Subscriptions: opts.Subscriptions,
-		Notifier:      opts.Notifier,
-		Free:          freemium.Plan{Name: "free", FirstReportFree: true, Limit: 0, Period: freemium.Lifetime},
-		Plans: []freemium.Plan{
-			{Name: "pro", PriceIDs: []string{opts.PriceID}, Limit: 10 * estimatedTokens, Period: freemium.BillingCycle},
-		},
-		// Where a blocked user goes to upgrade: the page and its button, in
-		// the 402 answers and the emails (which need it absolute).
-		UpgradeURL: upgradeURL(opts.BaseURL),
-		Now:        opts.Now,
-		Logger:     slog.Default(),
-	})
+	// The plans (free: one report; pro: 20,000 tokens a billing period)
+	// and the gated route come from freemium.yaml.
+	cfg, err := configfile.Parse(plans)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Store, cfg.Subscriptions, cfg.Notifier = opts.Store, opts.Subscriptions, opts.Notifier
+	cfg.Plans[0].PriceIDs = []string{opts.PriceID} // the demo checkout's, or STRIPE_PRICE_ID
+	// Where a blocked user goes to upgrade: the page and its button, in
+	// the 402 answers and the emails (which need it absolute).
+	cfg.UpgradeURL = upgradeURL(opts.BaseURL)
+	cfg.Now, cfg.Logger, cfg.Observer = opts.Now, slog.Default(), opts.Observer
+	gate, err := freemium.New(cfg)
 	if err != nil {
 		return nil, err
 	}

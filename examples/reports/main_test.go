@@ -44,9 +44,16 @@ func testReportsFlow(t *testing.T, store freemium.Store) {
 	defer srv.Close()
 	c := client{t: t, url: srv.URL}
 
+	var u freemium.Usage
+	c.decode(http.MethodGet, "/api/usage", "alice", &u)
+	assert.True(t, u.FirstReportAvailable, "a new user's free report is available")
+	assert.Zero(t, u.Percentage)
+	assert.False(t, u.Warning)
+
 	resp, body := c.do(http.MethodPost, "/api/reports", "alice")
 	require.Equal(t, http.StatusOK, resp.StatusCode, "the first report is free")
 	assert.Equal(t, "Quarterly summary for alice", body["report"])
+	assert.Equal(t, "1750", resp.Header.Get("X-Usage-Used"), "the response counts the report it answers")
 
 	resp, body = c.do(http.MethodPost, "/api/reports", "alice")
 	require.Equal(t, http.StatusPaymentRequired, resp.StatusCode, "a newcomer is blocked on the second report")
@@ -75,14 +82,17 @@ func testReportsFlow(t *testing.T, store freemium.Store) {
 	assert.Equal(t, freemium.Funnel{LimitHit: 1, Prompted: 1, Converted: 1, ConversionRate: 1,
 		MedianTimeToConvert: time.Hour, ByPlan: map[string]int{"pro": 1}}, c.funnel())
 
-	// 20,000 tokens a period, 2,000 reserved and 1,750 used per report: 11 fit.
-	for i := range 11 {
+	// 20,000 tokens a period, 2,000 reserved and 1,750 used per report: 11
+	// fit. The 10th takes the user past 80%, and its response says so.
+	for i := 1; i <= 11; i++ {
 		resp, _ = c.do(http.MethodPost, "/api/reports", "alice")
 		require.Equal(t, http.StatusOK, resp.StatusCode, "pro report %d", i)
+		assert.Equal(t, i >= 10, resp.Header.Get("X-Usage-Warning") == "true", "X-Usage-Warning of pro report %d", i)
 	}
 	resp, body = c.do(http.MethodPost, "/api/reports", "alice")
 	require.Equal(t, http.StatusPaymentRequired, resp.StatusCode, "the pro allowance runs out")
-	assert.Equal(t, string(freemium.ReasonLimitExceeded), body["reason"])
+	assert.Equal(t, string(freemium.ReasonEstimateExceedsRemaining), body["reason"])
+	assert.Equal(t, "This report needs about 2,000 tokens, more than the 750 left this period.", body["detail"])
 
 	// 750 tokens are left, fewer than a report's estimate: the report is
 	// refused, but the limit is not reached, and no email says it is. The
@@ -115,7 +125,6 @@ func testReportsFlow(t *testing.T, store freemium.Store) {
 	resp, _ = c.do(http.MethodPost, "/api/subscribe", "")
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 
-	var u freemium.Usage
 	resp = c.decode(http.MethodGet, "/api/usage", "alice", &u)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "pro", u.Plan)
