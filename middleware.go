@@ -445,8 +445,10 @@ func (g *Gate) UsageHandler(userID func(*http.Request) (string, error)) http.Han
 		switch {
 		case errors.Is(err, ErrInvalidUserID):
 			writeError(w, http.StatusUnauthorized, "Unauthorized", "The request's user ID is not valid.")
+		case err != nil && r.Context().Err() != nil:
+			g.cfg.Logger.DebugContext(r.Context(), "freemium: client gone before its usage was read", g.requestAttrs(r, user, err)...)
 		case err != nil:
-			g.cfg.Logger.ErrorContext(r.Context(), "freemium: usage unavailable", "err", err)
+			g.cfg.Logger.ErrorContext(r.Context(), "freemium: usage unavailable; answered 503", g.requestAttrs(r, user, err)...)
 			w.Header().Set("Retry-After", "5")
 			writeError(w, http.StatusServiceUnavailable, "Service Unavailable", "Usage cannot be read right now.")
 		default:

@@ -82,7 +82,7 @@ func WebhookHandler(g *freemium.Gate, cfg WebhookConfig) http.Handler {
 		ev, err := webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"), secret,
 			webhook.ConstructEventOptions{Tolerance: webhookTolerance})
 		if err != nil {
-			log.WarnContext(r.Context(), "freemium: stripe webhook refused", "err", err)
+			log.WarnContext(r.Context(), "freemium: stripe webhook refused", "operation", "webhook", "err", err)
 			g.Observe(r.Context(), freemium.Event{Kind: freemium.EventWebhook, Type: "unverified", Outcome: "rejected"})
 			writeError(w, http.StatusBadRequest, "The event's signature does not verify.")
 			return
@@ -94,16 +94,16 @@ func WebhookHandler(g *freemium.Gate, cfg WebhookConfig) http.Handler {
 			outcome = "applied"
 		case errors.Is(err, errUnreadableEvent):
 			// Signed by Stripe, so sending it again will not help.
-			log.WarnContext(r.Context(), "freemium: stripe event ignored", "event", ev.ID, "type", ev.Type, "err", err)
+			log.WarnContext(r.Context(), "freemium: stripe event ignored", "operation", "webhook", "event", ev.ID, "type", ev.Type, "err", err)
 		case errors.Is(err, freemium.ErrCustomerLinked):
 			log.WarnContext(r.Context(), "freemium: stripe event ignored: its customer belongs to another user",
-				"event", ev.ID, "type", ev.Type, "err", err)
+				"operation", "webhook", "event", ev.ID, "type", ev.Type, "err", err)
 		case errors.Is(err, freemium.ErrInvalidUserID):
 			// Not one of ours yet: checkout.session.completed links it,
 			// and the link makes the next check refresh.
-			log.InfoContext(r.Context(), "freemium: stripe event of an unknown user ignored", "event", ev.ID, "type", ev.Type)
+			log.InfoContext(r.Context(), "freemium: stripe event of an unknown user ignored", "operation", "webhook", "event", ev.ID, "type", ev.Type)
 		case err != nil:
-			log.ErrorContext(r.Context(), "freemium: stripe webhook not applied", "event", ev.ID, "type", ev.Type, "err", err)
+			log.ErrorContext(r.Context(), "freemium: stripe webhook not applied", "operation", "webhook", "event", ev.ID, "type", ev.Type, "err", err)
 			g.Observe(r.Context(), freemium.Event{Kind: freemium.EventWebhook, Type: eventType(ev.Type), Outcome: "error"})
 			writeError(w, http.StatusInternalServerError, "The event could not be applied; retry.")
 			return
