@@ -20,6 +20,10 @@
 //   - stripesub: the SubscriptionChecker and webhook handler for Stripe.
 //   - resendnotify: the Notifier that emails through Resend.
 //   - configfile: a Config from a YAML or JSON file.
+//   - otelfreemium: the Observer that records metrics and traces with
+//     OpenTelemetry.
+//   - cmd/freemium: the operator's command (migrate, usage, funnel,
+//     outbox, refresh).
 //   - freemiumtest: fakes and a clock for the host's tests, and the suite
 //     a Store must pass.
 //
@@ -41,6 +45,16 @@
 // Gate.Start delivers them through Config.Notifier, with retries; Gate.Funnel
 // counts prompts and the conversions that followed.
 //
+// # Operating
+//
+// Each Store call is bounded by Config.StoreTimeout, so a database that
+// stops answering fails requests instead of hanging them. Config.Logger
+// gets records with attributes (operation, user_id as Config.UserIDLogging
+// says, the error), and Config.Observer is told of every operation and
+// event, for metrics and traces. Gate.Inspect shows what the Gate knows of
+// a user without writing anything, and Gate.OutboxStats, Gate.Outbox and
+// Gate.RetryNotification show and retry the outbox.
+//
 // # Writing a Store
 //
 // Hosts do not need this section. A Store keeps the Gate's state; the
@@ -52,5 +66,5 @@
 //   - the subscription mirror: SubscriptionMirror, MirroredSubscription,
 //     SubscriptionUpdate, Conversion;
 //   - the outbox: NotifiedKinds, Outbound, Outcome, DeliveryState,
-//     NotificationRecord.
+//     NotificationRecord, and the optional OutboxInspector.
 package freemium
