@@ -118,7 +118,9 @@ const maxIDBytes = 256
 func (g *Gate) Check(ctx context.Context, userID string, estimatedTokens int64) (Decision, error) {
 	ctx, start := g.begin(ctx, OpCheck)
 	d, err := g.check(ctx, userID, estimatedTokens)
-	g.finish(ctx, OpCheck, start, err, &d)
+	if g.cfg.Observer != nil {
+		g.finishDecided(ctx, OpCheck, start, err, d)
+	}
 	return d, err
 }
 

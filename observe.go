@@ -116,6 +116,13 @@ func (g *Gate) finish(ctx context.Context, op Op, start time.Time, err error, d 
 	g.cfg.Observer.End(ctx, op, OpResult{Err: err, Duration: time.Since(start), Decision: d})
 }
 
+// finishDecided is finish for an operation that made decision d. It takes
+// d by value, so that a caller without an Observer keeps its Decision off
+// the heap.
+func (g *Gate) finishDecided(ctx context.Context, op Op, start time.Time, err error, d Decision) {
+	g.finish(ctx, op, start, err, &d)
+}
+
 // UserIDLogging says how a Gate's log records name users.
 type UserIDLogging uint8
 

@@ -26,11 +26,11 @@ func (g *Gate) Reserve(ctx context.Context, userID string, estimatedTokens int64
 	ctx, start := g.begin(ctx, OpReserve)
 	r, err := g.reserve(ctx, userID, estimatedTokens)
 	if g.cfg.Observer != nil {
-		var d *Decision
+		var d Decision
 		if r != nil {
-			d = &r.decision
+			d = r.decision
 		}
-		g.finish(ctx, OpReserve, start, err, d)
+		g.finishDecided(ctx, OpReserve, start, err, d)
 	}
 	return r, err
 }
