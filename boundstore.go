@@ -116,10 +116,12 @@ func (b *boundStore) Enqueue(ctx context.Context, n Notification, windowStart ti
 	return added, c.end(err)
 }
 
+// ClaimNotifications is bounded but not observed: Start's loop polls it
+// every Delivery.PollInterval (see dispatchOnce).
 func (b *boundStore) ClaimNotifications(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Outbound, error) {
-	c := b.begin(ctx, OpStore+"ClaimNotifications")
-	out, err := b.Store.ClaimNotifications(c.ctx, now, limit, lease)
-	return out, c.end(err)
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return b.Store.ClaimNotifications(ctx, now, limit, lease)
 }
 
 func (b *boundStore) FinishNotification(ctx context.Context, id string, o Outcome, now time.Time) error {

@@ -114,18 +114,23 @@ func (g *Gate) DispatchOnce(ctx context.Context) (int, error) {
 }
 
 func (g *Gate) dispatchOnce(ctx context.Context) (claimed, sent int, err error) {
-	ctx, start := g.begin(ctx, OpDispatch)
-	defer func() { g.finish(ctx, OpDispatch, start, err, nil) }()
 	cfg := g.cfg.Delivery
 	// A claim lasts until every send of the batch, and the recording of its
 	// outcome, could have timed out, so that another dispatcher takes over
 	// only from one that died. (A late outcome is dropped by the Store.)
 	rounds := (cfg.BatchSize + cfg.Concurrency - 1) / cfg.Concurrency
 	lease := time.Duration(rounds+2) * cfg.SendTimeout
+	// The claim is not observed: Start's loop polls every PollInterval,
+	// and a span or a duration per empty poll is noise. A batch is.
 	batch, err := g.store.ClaimNotifications(ctx, g.now(), cfg.BatchSize, lease)
 	if err != nil {
 		return 0, 0, fmt.Errorf("freemium: claim notifications: %w", err)
 	}
+	if len(batch) == 0 {
+		return 0, 0, nil
+	}
+	ctx, start := g.begin(ctx, OpDispatch)
+	defer func() { g.finish(ctx, OpDispatch, start, err, nil) }()
 	var (
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, cfg.Concurrency)

@@ -30,7 +30,7 @@ type Op string
 
 // The operations. Those of the Gate are its methods; OpStore ones are the
 // calls it makes to its Store (a MemoryStore's are not observed: they wait
-// for nothing).
+// for nothing; nor is ClaimNotifications, which Start polls).
 const (
 	OpCheck             Op = "check"
 	OpReserve           Op = "reserve"
@@ -40,8 +40,9 @@ const (
 	OpUsage             Op = "usage" // Usage and Inspect
 	OpRefresh           Op = "refresh"
 	OpApplySubscription Op = "apply_subscription"
-	OpDispatch          Op = "dispatch" // one DispatchOnce, or one round of Start's loop
-	OpStore             Op = "store."   // followed by the Store method, as "store.Reserve"
+	OpDispatch          Op = "dispatch" // one batch of deliveries (DispatchOnce, or a round of Start's loop) that claimed any
+
+	OpStore Op = "store." // followed by the Store method, as "store.Reserve"
 )
 
 // OpResult is how an operation ended.
