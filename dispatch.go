@@ -130,7 +130,7 @@ func (g *Gate) dispatchOnce(ctx context.Context) (claimed, sent int, err error) 
 		return 0, 0, nil
 	}
 	ctx, start := g.begin(ctx, OpDispatch)
-	defer func() { g.finish(ctx, OpDispatch, start, err, nil) }()
+	defer func() { g.finish(ctx, OpDispatch, start, err) }()
 	var (
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, cfg.Concurrency)

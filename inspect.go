@@ -35,6 +35,10 @@ type OutboxStats struct {
 	// OldestPending is when the oldest pending notification was made;
 	// zero when none is pending.
 	OldestPending time.Time `json:"oldest_pending,omitzero"`
+	// OldestPendingAge is how long before now, on the Gate's clock, the
+	// oldest pending notification was made; 0 when none is pending. Set by
+	// Gate.OutboxStats, not by Stores.
+	OldestPendingAge time.Duration `json:"-"`
 }
 
 // Errors of RetryNotification.
@@ -46,10 +50,9 @@ var (
 	ErrNotFailed = errors.New("freemium: notification is not failed")
 )
 
-// errNoInspector is the error of the outbox methods on a Store without
-// OutboxInspector.
+// inspector is the Store as an OutboxInspector, for the method op.
 func (g *Gate) inspector(op string) (OutboxInspector, error) {
-	if oi, ok := g.store.(OutboxInspector); ok {
+	if oi, ok := g.cfg.Store.(OutboxInspector); ok {
 		return oi, nil
 	}
 	return nil, fmt.Errorf("freemium: %s: Config.Store (%T) cannot show its outbox: it is no OutboxInspector", op, g.cfg.Store)
@@ -63,9 +66,15 @@ func (g *Gate) OutboxStats(ctx context.Context) (OutboxStats, error) {
 	if err != nil {
 		return OutboxStats{}, err
 	}
-	st, err := oi.OutboxStats(ctx, g.now())
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.StoreTimeout)
+	defer cancel()
+	now := g.now()
+	st, err := oi.OutboxStats(ctx, now)
 	if err != nil {
 		return OutboxStats{}, fmt.Errorf("freemium: outbox stats: %w", err)
+	}
+	if !st.OldestPending.IsZero() {
+		st.OldestPendingAge = max(0, now.Sub(st.OldestPending))
 	}
 	return st, nil
 }
@@ -81,6 +90,8 @@ func (g *Gate) Outbox(ctx context.Context, state DeliveryState, limit int) ([]No
 	if limit <= 0 {
 		return nil, fmt.Errorf("freemium: Outbox: limit %d is not positive", limit)
 	}
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.StoreTimeout)
+	defer cancel()
 	recs, err := oi.OutboxList(ctx, state, limit)
 	if err != nil {
 		return nil, fmt.Errorf("freemium: outbox: %w", err)
@@ -101,6 +112,8 @@ func (g *Gate) RetryNotification(ctx context.Context, id string) error {
 	if validateText(id) != nil || id == "" {
 		return ErrNotificationNotFound
 	}
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.StoreTimeout)
+	defer cancel()
 	if err := oi.RetryNotification(ctx, id, g.now()); err != nil {
 		return fmt.Errorf("freemium: retry notification %s: %w", id, err)
 	}

@@ -51,9 +51,10 @@ type OpResult struct {
 	Err error
 	// Duration is how long it took.
 	Duration time.Duration
-	// Decision is, for OpCheck and OpReserve without an error, the
-	// decision made; nil otherwise.
-	Decision *Decision
+	// Decided is set for OpCheck and OpReserve without an error, and
+	// Decision is then the decision made.
+	Decided  bool
+	Decision Decision
 }
 
 // Event is something that happened, as an Observer sees it. Kind says which
@@ -106,22 +107,22 @@ func (g *Gate) begin(ctx context.Context, op Op) (context.Context, time.Time) {
 	return g.cfg.Observer.Start(ctx, op), time.Now()
 }
 
-// finish ends operation op begun at start, with its error and decision.
-func (g *Gate) finish(ctx context.Context, op Op, start time.Time, err error, d *Decision) {
+// finish ends operation op begun at start, with its error.
+func (g *Gate) finish(ctx context.Context, op Op, start time.Time, err error) {
 	if g.cfg.Observer == nil {
 		return
 	}
-	if err != nil {
-		d = nil
-	}
-	g.cfg.Observer.End(ctx, op, OpResult{Err: err, Duration: time.Since(start), Decision: d})
+	g.cfg.Observer.End(ctx, op, OpResult{Err: err, Duration: time.Since(start)})
 }
 
-// finishDecided is finish for an operation that made decision d. It takes
-// d by value, so that a caller without an Observer keeps its Decision off
-// the heap.
+// finishDecided is finish for an operation that made decision d, unless
+// it failed.
 func (g *Gate) finishDecided(ctx context.Context, op Op, start time.Time, err error, d Decision) {
-	g.finish(ctx, op, start, err, &d)
+	r := OpResult{Err: err, Duration: time.Since(start)}
+	if err == nil {
+		r.Decided, r.Decision = true, d
+	}
+	g.cfg.Observer.End(ctx, op, r)
 }
 
 // UserIDLogging says how a Gate's log records name users.

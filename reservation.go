@@ -164,7 +164,7 @@ func (g *Gate) commit(ctx context.Context, h HoldRef, tokens int64) error {
 	if err != nil {
 		err = fmt.Errorf("freemium: commit: %w", err) // not the ID: it is a bearer token
 	}
-	g.finish(ctx, OpCommit, start, err, nil)
+	g.finish(ctx, OpCommit, start, err)
 	return err
 }
 
@@ -188,6 +188,6 @@ func (g *Gate) cancel(ctx context.Context, h HoldRef) error {
 	if err != nil {
 		err = fmt.Errorf("freemium: cancel: %w", err) // not the ID: it is a bearer token
 	}
-	g.finish(ctx, OpCancel, start, err, nil)
+	g.finish(ctx, OpCancel, start, err)
 	return err
 }

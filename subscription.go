@@ -230,7 +230,7 @@ func (g *Gate) refresh(ctx context.Context, userID string, maxAge time.Duration)
 		defer cancel()
 		ctx, start := g.begin(ctx, OpRefresh)
 		err := g.pull(ctx, userID, maxAge)
-		g.finish(ctx, OpRefresh, start, err, nil)
+		g.finish(ctx, OpRefresh, start, err)
 		return nil, err
 	})
 	select {
@@ -440,7 +440,7 @@ func (g *Gate) LinkCustomer(ctx context.Context, userID, customerID string) erro
 // Store's: the webhook should be retried.
 func (g *Gate) ApplySubscription(ctx context.Context, sub Subscription, namedUser string, asOf time.Time) (err error) {
 	ctx, start := g.begin(ctx, OpApplySubscription)
-	defer func() { g.finish(ctx, OpApplySubscription, start, err, nil) }()
+	defer func() { g.finish(ctx, OpApplySubscription, start, err) }()
 	linked := ""
 	if sub.CustomerID != "" {
 		var err error

@@ -104,7 +104,7 @@ type Inspection struct {
 // the subscription mirror. Like Usage it writes nothing.
 func (g *Gate) Inspect(ctx context.Context, userID string) (in Inspection, err error) {
 	ctx, start := g.begin(ctx, OpUsage)
-	defer func() { g.finish(ctx, OpUsage, start, err, nil) }()
+	defer func() { g.finish(ctx, OpUsage, start, err) }()
 	if err := validateUserID(userID); err != nil {
 		return Inspection{}, err
 	}
@@ -171,7 +171,7 @@ func (g *Gate) peek(ctx context.Context, userID string, now time.Time, plan *Pla
 // that key for that user; keys are kept indefinitely.
 func (g *Gate) Record(ctx context.Context, userID string, tokens int64, idempotencyKey string) (err error) {
 	ctx, start := g.begin(ctx, OpRecord)
-	defer func() { g.finish(ctx, OpRecord, start, err, nil) }()
+	defer func() { g.finish(ctx, OpRecord, start, err) }()
 	if err := validateRequest(userID, tokens); err != nil {
 		return err
 	}
