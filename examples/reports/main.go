@@ -83,10 +83,20 @@ func run(ctx context.Context) error {
 	defer closeServices()
 	port := cmp.Or(os.Getenv("PORT"), "8080")
 	opts.BaseURL = "http://127.0.0.1:" + port
+	tel, err := newTelemetry()
+	if err != nil {
+		return err
+	}
+	defer tel.close(context.Background())
+	opts.Observer = tel.observer
 	a, err := newApp(opts)
 	if err != nil {
 		return err
 	}
+	if err := tel.observe(a.gate); err != nil {
+		return err
+	}
+	a.metrics = tel.handler
 
 	// Deliver the notifications the gate enqueues (upgrade prompts, usage
 	// warnings), in the background until Stop.
@@ -112,6 +122,7 @@ Or with curl:
   curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/reports   # allowed on the pro plan
   curl -s -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/usage
   curl -s http://127.0.0.1:%[1]s/api/funnel                                 # limit hits, prompts, conversions
+  curl -s http://127.0.0.1:%[1]s/metrics | grep ^freemium                   # the gate's metrics, for Prometheus
 `, port, opts.describe.store, opts.describe.subscriptions, opts.describe.email)
 
 	select {
@@ -256,6 +267,7 @@ type app struct {
 	priceID       string
 	webhookSecret string
 	now           func() time.Time
+	metrics       http.Handler // GET /metrics; nil for none
 }
 
 func newApp(opts options) (*app, error) {
@@ -296,6 +308,9 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("GET /checkout/success", a.checkoutSuccess)
 	if a.webhookSecret != "" {
 		mux.Handle("POST /webhooks/stripe", stripesub.WebhookHandler(a.gate, stripesub.WebhookConfig{Secret: a.webhookSecret}))
+	}
+	if a.metrics != nil {
+		mux.Handle("GET /metrics", a.metrics)
 	}
 	return mux
 }
