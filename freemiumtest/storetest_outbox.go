@@ -2,6 +2,7 @@ package freemiumtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -14,6 +15,66 @@ import (
 
 // outboxTests are the cases of notification marks and the outbox.
 var outboxTests = []storeTest{
+	{"OutboxInspector", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		// A Store that shows its outbox counts and lists it by state,
+		// oldest first, and retries a failed notification: pending again,
+		// due now, attempts from zero, its last error kept.
+		store, ctx := ns(t), context.Background()
+		oi, ok := store.(freemium.OutboxInspector)
+		if !ok {
+			t.Skip("the Store is no OutboxInspector")
+		}
+		stats := func() freemium.OutboxStats {
+			st, err := oi.OutboxStats(ctx, T0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
+		equal(t, "empty outbox", stats(), freemium.OutboxStats{})
+		enqueue(t, store, notification("ntf_a", freemium.UpgradePrompt, "u2", T0.Add(time.Second)), true)
+		enqueue(t, store, notification("ntf_b", freemium.UpgradePrompt, "u1", T0.Add(2*time.Second)), true)
+		enqueue(t, store, notification("ntf_c", freemium.LimitReached, "u3", T0.Add(3*time.Second)), true)
+		enqueue(t, store, notification("ntf_r", freemium.UpgradePrompt, "u4", T0), false) // recorded, never sent
+		out := claim(t, store, T0.Add(time.Minute), 10)
+		equal(t, "claimed", ids(out), "ntf_a ntf_b ntf_c")
+		finish := func(o freemium.Outbound, state freemium.DeliveryState) {
+			err := store.FinishNotification(ctx, o.ID, freemium.Outcome{State: state, Error: "provider said no",
+				Retry: T0.Add(2 * time.Hour), Claim: o.ClaimedUntil}, T0.Add(time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		finish(out[0], freemium.DeliveryFailed)
+		finish(out[1], freemium.DeliveryPending) // retried in two hours
+		finish(out[2], freemium.DeliverySent)
+		equal(t, "stats", stats(), freemium.OutboxStats{Pending: 1, Failed: 1, OldestPending: T0.Add(2 * time.Second)})
+		list := func(state freemium.DeliveryState, limit int) string {
+			rs, err := oi.OutboxList(ctx, state, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s []string
+			for _, r := range rs {
+				s = append(s, fmt.Sprintf("%s:%s:%d:%s", r.ID, r.UserID, r.Attempts, r.LastError))
+			}
+			return strings.Join(s, " ")
+		}
+		equal(t, "failed", list(freemium.DeliveryFailed, 10), "ntf_a:u2:1:provider said no")
+		equal(t, "pending", list(freemium.DeliveryPending, 10), "ntf_b:u1:1:provider said no")
+		equal(t, "sent", list(freemium.DeliverySent, 10), "ntf_c:u3:1:provider said no")
+		equal(t, "recorded", list(freemium.DeliveryNone, 10), "ntf_r:u4:0:")
+
+		for id, want := range map[string]error{"ntf_missing": freemium.ErrNotificationNotFound, "ntf_b": freemium.ErrNotFailed, "ntf_c": freemium.ErrNotFailed} {
+			equal(t, "RetryNotification "+id, errors.Is(oi.RetryNotification(ctx, id, T0.Add(time.Hour)), want), true)
+		}
+		if err := oi.RetryNotification(ctx, "ntf_a", T0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "retried", list(freemium.DeliveryPending, 1), "ntf_a:u2:0:provider said no")
+		equal(t, "not due before the retry", ids(claim(t, store, T0.Add(time.Hour-time.Second), 10)), "")
+		equal(t, "due at the retry", ids(claim(t, store, T0.Add(time.Hour), 10)), "ntf_a")
+	}},
 	{"NotifiedBeforeAnyActivity", func(t *testing.T, ns func(*testing.T) freemium.Store) {
 		// A user blocked before any activity is prompted once; the mark
 		// does not anchor the user: the first activity does.

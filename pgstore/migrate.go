@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing/fstest"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -114,6 +115,43 @@ func (s *Store) Migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// MigrationState is a migration and whether Migrate applied it to the
+// store's schema.
+type MigrationState struct {
+	Version   int       `json:"version"`
+	Name      string    `json:"name"`
+	AppliedAt time.Time `json:"applied_at,omitzero"` // zero: pending
+}
+
+// MigrationStatus lists the migrations in version order, each with when
+// Migrate applied it to the store's schema, or pending. It writes nothing:
+// a schema Migrate never ran on has them all pending.
+func (s *Store) MigrationStatus(ctx context.Context) ([]MigrationState, error) {
+	ms, err := upMigrations()
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: migration status: %w", err)
+	}
+	table := pgx.Identifier{s.schema, migrationTable}.Sanitize()
+	var exists bool
+	if err := s.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("pgstore: migration status of %s: %w", s.schema, err)
+	}
+	applied := map[int]time.Time{}
+	if exists {
+		rows, _ := s.pool.Query(ctx, "SELECT version, applied_at FROM "+table)
+		var v int
+		var at time.Time
+		if _, err := pgx.ForEachRow(rows, []any{&v, &at}, func() error { applied[v] = at.UTC(); return nil }); err != nil {
+			return nil, fmt.Errorf("pgstore: migration status of %s: %w", s.schema, err)
+		}
+	}
+	out := make([]MigrationState, len(ms))
+	for i, m := range ms {
+		out[i] = MigrationState{Version: m.version, Name: m.name, AppliedAt: applied[m.version]}
+	}
+	return out, nil
 }
 
 // gooseView returns the up and down files of fsys as goose's annotated

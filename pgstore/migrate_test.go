@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"crypto/rand"
 	"io/fs"
 	"strings"
 	"sync"
@@ -86,4 +87,25 @@ func TestMigrateUpAndDown(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"table freemium_migrations"}, objects(t, schema), "down drops everything up created")
+}
+
+// MigrationStatus reads what Migrate applied, and writes nothing: on a
+// schema Migrate never ran on, every migration is pending and the schema
+// is still absent.
+func TestMigrationStatus(t *testing.T) {
+	ctx := context.Background()
+	schema := "status_" + strings.ToLower(rand.Text()[:10])
+	s, err := pgstore.New(testenv.Pool(t), &pgstore.Config{Schema: schema})
+	require.NoError(t, err)
+	t.Cleanup(func() { testenv.Pool(t).Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	st, err := s.MigrationStatus(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []pgstore.MigrationState{{Version: 1, Name: "001_init"}}, st)
+	assert.Empty(t, objects(t, schema), "nothing written")
+
+	require.NoError(t, s.Migrate(ctx))
+	st, err = s.MigrationStatus(ctx)
+	require.NoError(t, err)
+	require.Len(t, st, 1)
+	assert.False(t, st[0].AppliedAt.IsZero(), "applied")
 }

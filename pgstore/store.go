@@ -64,6 +64,7 @@ type Store struct {
 		lockSubscriptions, putSubscriptions, putConversion             string
 		linkCustomer, customerUser, conversions                        string
 		enqueue, claim, finish, notifications                          string
+		outboxStats, outboxList, retryNotification                     string
 	}
 }
 
@@ -130,6 +131,9 @@ func New(pool *pgxpool.Pool, cfg *Config) (*Store, error) {
 	s.sql.claim = statement(claimSQL, schema, "", "", "")
 	s.sql.finish = statement(finishSQL, schema, "", "", "")
 	s.sql.notifications = statement(notificationsSQL, schema, "", "", "")
+	s.sql.outboxStats = statement(outboxStatsSQL, schema, "", "", "")
+	s.sql.outboxList = statement(outboxListSQL, schema, "", "", "")
+	s.sql.retryNotification = statement(retryNotificationSQL, schema, "", "", "")
 	return s, nil
 }
 
@@ -1012,15 +1016,5 @@ func (s *Store) FinishNotification(ctx context.Context, id string, o freemium.Ou
 // Notifications implements Store.
 func (s *Store) Notifications(ctx context.Context, from, to time.Time) ([]freemium.NotificationRecord, error) {
 	rows, _ := s.pool.Query(ctx, s.sql.notifications, from, to)
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (freemium.NotificationRecord, error) {
-		var r freemium.NotificationRecord
-		var usage []byte
-		var sentAt pgtype.Timestamptz
-		if err := row.Scan(&r.ID, &r.UserID, &r.Kind, &usage, &r.UpgradeURL, &r.CreatedAt, &r.State,
-			&r.Attempts, &r.MessageID, &sentAt, &r.LastError); err != nil {
-			return r, err
-		}
-		r.CreatedAt, r.SentAt = r.CreatedAt.UTC(), pgTime(sentAt)
-		return r, json.Unmarshal(usage, &r.Usage)
-	})
+	return pgx.CollectRows(rows, scanNotification)
 }
