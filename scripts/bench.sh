@@ -26,6 +26,10 @@ trap 'rm -f "$raw"' EXIT
 # a round trip or more: a fixed count, so each run takes seconds.
 go test -run '^$' -bench '^BenchmarkMemory' -benchtime 1s -count "$count" . | tee -a "$raw"
 go test -run '^$' -bench '^Benchmark(Postgres|Dispatch)' -benchtime 3000x -count "$count" -timeout 60m ./pgstore | tee -a "$raw"
+# The cost of an Observer (otelfreemium): on MemoryStore by time, on
+# Postgres by count, as above.
+go test -run '^$' -bench '^BenchmarkObservedCheck$' -benchtime 1s -count "$count" ./otelfreemium | tee -a "$raw"
+go test -run '^$' -bench '^BenchmarkObservedCheckPostgres$' -benchtime 3000x -count "$count" ./otelfreemium | tee -a "$raw"
 
 pg_version=$(psql "$FREEMIUM_TEST_DATABASE_URL" -XAtc 'SHOW server_version' 2>/dev/null || echo unknown)
 machine="$(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(go env GOOS)/$(go env GOARCH), $(go version | awk '{print $3}'), Postgres ${pg_version%% *} on loopback"

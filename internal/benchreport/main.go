@@ -28,6 +28,7 @@ var targets = map[string]string{
 	"PostgresCheckUsers/1000000-vs-1000":       "≤ 1.25×",
 	"Dispatch":                                 "≥ 200 emails/s",
 	"MemoryCheck":                              "< 1 µs, ≤ 2 allocs",
+	"ObservedCheckPostgres/noop/vs-NoObserver": "≈ 1× (within noise)",
 }
 
 // what each benchmark measures, for readers of the report.
@@ -48,6 +49,10 @@ var about = map[string]string{
 	"MemoryCheckParallel":                      "Check on MemoryStore from all cores",
 	"MemoryRecord":                             "Record on MemoryStore",
 	"MemoryReserveCommit":                      "Reserve + Commit on MemoryStore",
+	"ObservedCheck/noop/vs-NoObserver":         "Check on MemoryStore with otelfreemium on the no-op providers vs without an Observer",
+	"ObservedCheck/sdk/vs-NoObserver":          "Check on MemoryStore with otelfreemium on the SDK (a meter reader, every span sampled) vs without an Observer",
+	"ObservedCheckPostgres/noop/vs-NoObserver": "Check on Postgres with otelfreemium on the no-op providers vs without an Observer",
+	"ObservedCheckPostgres/sdk/vs-NoObserver":  "Check on Postgres with otelfreemium on the SDK vs without an Observer",
 }
 
 var line = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
