@@ -17,6 +17,7 @@ import (
 	"github.com/freemiumkit/freemium"
 	"github.com/freemiumkit/freemium/configfile"
 	"github.com/freemiumkit/freemium/freemiumtest"
+	"github.com/freemiumkit/freemium/internal/stripetest"
 	"github.com/freemiumkit/freemium/internal/testenv"
 	"github.com/freemiumkit/freemium/pgstore"
 )
@@ -203,4 +204,33 @@ func TestExitCodes(t *testing.T) {
 	code, _, errOut := c.run("usage", "ann")
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errOut, "DATABASE_URL")
+}
+
+// refresh mirrors the user's subscription from Stripe (a stand-in that
+// behaves like its API), through the customer linked in the Store, and
+// prints the usage on it; usage without Stripe then reads that mirror.
+func TestRefreshWithStripe(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	c.ok("migrate", "up")
+	stripe := stripetest.New(t)
+	now := time.Now()
+	stripe.SetSubs("cus_carol", stripetest.Sub("sub_carol", "cus_carol", "active", now.Add(-time.Hour), now.AddDate(0, 1, 0), "price_pro"))
+	store, err := pgstore.New(testenv.Pool(t), &pgstore.Config{Schema: c.schema})
+	require.NoError(t, err)
+	g, err := freemium.New(freemium.Config{Store: store})
+	require.NoError(t, err)
+	require.NoError(t, g.LinkCustomer(ctx, "carol", "cus_carol"))
+
+	c.env["STRIPE_SECRET_KEY"], c.env["STRIPE_BACKEND_URL"] = stripetest.Key, stripe.URL()
+	var v usageView
+	c.json(&v, "refresh", "carol")
+	assert.Equal(t, "pro", v.Usage.Plan)
+	assert.Equal(t, "cus_carol", v.CustomerID)
+	require.Len(t, v.Mirror.Subscriptions, 1)
+
+	delete(c.env, "STRIPE_SECRET_KEY")
+	c.json(&v, "usage", "carol")
+	assert.Equal(t, "pro", v.Usage.Plan, "from the mirror refresh wrote")
+	assert.Empty(t, v.Notes)
 }
