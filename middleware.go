@@ -44,6 +44,14 @@ const DefaultEstimate int64 = 1000
 // handler, on a context the client can no longer cancel.
 const settleTimeout = 10 * time.Second
 
+// settleAttempts is how many times the middleware tries a Commit or Cancel
+// after the handler, and settleBackoff the wait before the first retry;
+// each later one doubles it.
+const (
+	settleAttempts = 4
+	settleBackoff  = 50 * time.Millisecond
+)
+
 // Middleware gates requests: it reserves the estimate before the handler and
 // answers a blocked request itself (402, see WriteProblem). After the
 // handler it commits the tokens reported with ReportTokens, or the estimate
@@ -219,19 +227,36 @@ func DecisionFrom(ctx context.Context) (d Decision, ok bool) {
 	return t.decision, true
 }
 
-// settle commits or cancels res after the handler.
+// settle commits or cancels res after the handler. A Store call that
+// fails (each is bounded by Config.StoreTimeout) is tried again with
+// backoff, settleAttempts times in all within settleTimeout: Commit and
+// Cancel are idempotent, and the work was done, so its usage must not be
+// lost to one slow call.
 func (g *Gate) settle(r *http.Request, user string, res *Reservation, rec *tokenRecorder, estimate int64, succeeded bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), settleTimeout)
 	defer cancel()
 	tokens, reported := rec.total()
-	var err error
-	switch {
-	case reported:
-		err = res.Commit(ctx, tokens)
-	case succeeded:
-		err = res.Commit(ctx, estimate)
-	default:
-		err = res.Cancel(ctx)
+	once := func() error {
+		switch {
+		case reported:
+			return res.Commit(ctx, tokens)
+		case succeeded:
+			return res.Commit(ctx, estimate)
+		}
+		return res.Cancel(ctx)
+	}
+	err := once()
+	for attempt, wait := 1, settleBackoff; attempt < settleAttempts && err != nil && !errors.Is(err, ErrReservationNotFound); attempt, wait = attempt+1, wait*2 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		err = once()
 	}
 	if err != nil {
 		// Not the reservation's ID: it commits the hold, like a bearer token.

@@ -504,3 +504,36 @@ func TestNewRejectsInvalidGated(t *testing.T) {
 		})
 	}
 }
+
+// flakyCommits is a MemoryStore whose first Commits fail.
+type flakyCommits struct {
+	*freemium.MemoryStore
+	failures atomic.Int64 // Commits still to fail
+}
+
+func (s *flakyCommits) Commit(ctx context.Context, h freemium.HoldRef, tokens int64, now time.Time) error {
+	if s.failures.Add(-1) >= 0 {
+		return errStoreDown
+	}
+	return s.MemoryStore.Commit(ctx, h, tokens, now)
+}
+
+// Delivered work is counted through a Store that fails a Commit or two:
+// the middleware tries again.
+func TestMiddlewareRetriesTheCommit(t *testing.T) {
+	store := &flakyCommits{MemoryStore: freemium.NewMemoryStore()}
+	store.failures.Store(2)
+	g, err := freemium.New(freemium.Config{Store: store, Free: freemium.Plan{Limit: 1000}, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	h := g.Middleware(freemium.MiddlewareOptions{UserID: headerUser})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		freemium.ReportTokens(r.Context(), 40)
+		io.WriteString(w, "report")
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, request(http.MethodPost, "/x", "u1"))
+	require.Equal(t, http.StatusOK, rec.Code)
+	u, err := g.Usage(context.Background(), "u1")
+	require.NoError(t, err)
+	assert.Equal(t, int64(40), u.Used, "committed on the third try")
+	assert.Zero(t, u.Reserved)
+}
