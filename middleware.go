@@ -64,7 +64,8 @@ const (
 // panicked (re-panicked after), answered an error status (400 and up), or
 // wrote nothing before the request's context ended (the client went away
 // first), and even then tokens reported with ReportTokens are committed:
-// usage that happened is recorded.
+// usage that happened is recorded. A Commit or Cancel that fails is tried
+// again, four tries within ten seconds.
 //
 // Every gated response carries X-Usage-Plan, X-Usage-Used, X-Usage-Limit,
 // X-Usage-Remaining and, for periods that end, X-Usage-Reset (RFC 3339).
