@@ -451,7 +451,7 @@ func (g *Gate) ApplySubscription(ctx context.Context, sub Subscription, namedUse
 	user := linked
 	switch {
 	case linked != "" && namedUser != "" && namedUser != linked:
-		return fmt.Errorf("%w: subscription %s names user %q", ErrCustomerLinked, sub.ID, namedUser)
+		return fmt.Errorf("%w: subscription %s names another user in its metadata", ErrCustomerLinked, sub.ID)
 	case linked == "":
 		user = namedUser
 	}

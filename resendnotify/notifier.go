@@ -164,14 +164,14 @@ func (r *Notifier) Send(ctx context.Context, n freemium.Notification) (messageID
 	}
 	addr, name, err := r.recipient(ctx, n.UserID)
 	if err != nil {
-		return "", fmt.Errorf("freemium: notify: recipient of user %s: %w", n.UserID, err)
+		return "", fmt.Errorf("freemium: notify: the user's recipient: %w", err)
 	}
 	if addr == "" {
-		return "", &freemium.NotifyError{Permanent: true, Err: fmt.Errorf("user %s: %w", n.UserID, freemium.ErrNoRecipient)}
+		return "", &freemium.NotifyError{Permanent: true, Err: freemium.ErrNoRecipient}
 	}
 	if a, err := mail.ParseAddress(addr); err != nil || a.Address != addr || a.Name != "" {
 		// Neither the address nor the parser's message, which may quote it.
-		return "", &freemium.NotifyError{Permanent: true, Err: fmt.Errorf("the address of user %s is not a valid email address", n.UserID)}
+		return "", &freemium.NotifyError{Permanent: true, Err: errors.New("the user's address is not a valid email address")}
 	}
 	to := addr
 	if name != "" {

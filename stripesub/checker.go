@@ -126,7 +126,7 @@ func (s *Checker) Subscriptions(ctx context.Context, userID string) ([]freemium.
 func (s *Checker) CustomerSubscriptions(ctx context.Context, userID, customerID string) ([]freemium.Subscription, error) {
 	customerID, err := s.customer(ctx, userID, customerID)
 	if err != nil {
-		return nil, fmt.Errorf("stripe customer of %s: %w", userID, err)
+		return nil, fmt.Errorf("stripe customer of the user: %w", err)
 	}
 	if customerID == "" {
 		return nil, nil
@@ -153,7 +153,7 @@ func (s *Checker) CustomerSubscriptions(ctx context.Context, userID, customerID 
 func (s *Checker) CheckoutURL(ctx context.Context, userID, priceID string, p freemium.CheckoutParams) (string, error) {
 	customerID, err := s.customer(ctx, userID, p.CustomerID)
 	if err != nil {
-		return "", fmt.Errorf("stripe customer of %s: %w", userID, err)
+		return "", fmt.Errorf("stripe customer of the user: %w", err)
 	}
 	params := &stripe.CheckoutSessionParams{
 		Mode:              stripe.String(string(stripe.CheckoutSessionModeSubscription)),
