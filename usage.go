@@ -125,15 +125,33 @@ func (g *Gate) Inspect(ctx context.Context, userID string) (in Inspection, err e
 	return in, nil
 }
 
+// peekLookup is lookup for peek: concurrent ones for a user in this
+// process share one call (a meter polled by many tabs makes one), bounded
+// by Config.SubscriptionTimeout, which outlives a caller that gives up.
+func (g *Gate) peekLookup(ctx context.Context, userID, customerID string) ([]Subscription, error) {
+	ch := g.flights.DoChan(userID+"\x00peek\x00"+customerID, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.SubscriptionTimeout)
+		defer cancel()
+		return g.lookup(ctx, userID, customerID)
+	})
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.([]Subscription), nil
+	}
+}
+
 // peek decides the plan of a user whose mirror (in st, on plan) is stale
 // on their subscriptions as Config.Subscriptions reports them now, without
 // writing them, and reads the state on that plan. When the lookup fails it decides
 // as load does: the stale mirror within the grace, else the fallback.
 func (g *Gate) peek(ctx context.Context, userID string, now time.Time, plan *Plan, st State) (*Plan, State, Inspection, error) {
 	var in Inspection
-	lctx, cancel := context.WithTimeout(ctx, g.cfg.SubscriptionTimeout)
-	subs, err := g.lookup(lctx, userID, st.Account.CustomerID)
-	cancel()
+	subs, err := g.peekLookup(ctx, userID, st.Account.CustomerID)
 	if err == nil {
 		in.Fetched = true
 		u := g.update(subs, now.Truncate(time.Second).Add(-pullMargin), now)
