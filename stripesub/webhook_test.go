@@ -11,9 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,27 +39,7 @@ type webhookEnv struct {
 	clock    *freemiumtest.Clock
 	gate     *freemium.Gate
 	handler  http.Handler
-	observed eventLog
-}
-
-// eventLog is an Observer that keeps the events it is told of.
-type eventLog struct {
-	mu     sync.Mutex
-	events []freemium.Event
-}
-
-func (*eventLog) Start(ctx context.Context, _ freemium.Op) context.Context { return ctx }
-func (*eventLog) End(context.Context, freemium.Op, freemium.OpResult)      {}
-func (l *eventLog) Event(_ context.Context, e freemium.Event) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.events = append(l.events, e)
-}
-
-func (l *eventLog) list() []freemium.Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.events)
+	observed *freemiumtest.Observer
 }
 
 // The handler tells the Gate's Observer of every delivery, by type (the
@@ -81,11 +59,12 @@ func TestWebhookObserved(t *testing.T) {
 		{Kind: freemium.EventWebhook, Type: "customer.subscription.created", Outcome: "applied"}, // a duplicate changes nothing, but was read
 		{Kind: freemium.EventWebhook, Type: "other", Outcome: "ignored"},
 		{Kind: freemium.EventWebhook, Type: "unverified", Outcome: "rejected"},
-	}, e.observed.list())
+	}, e.observed.Events())
 }
 
 func newWebhookEnv(t *testing.T, store freemium.Store) *webhookEnv {
-	e := &webhookEnv{t: t, store: store, subs: freemiumtest.NewSubscriptions(), clock: freemiumtest.NewClock(webhookT0.Add(time.Minute))}
+	e := &webhookEnv{t: t, store: store, subs: freemiumtest.NewSubscriptions(), clock: freemiumtest.NewClock(webhookT0.Add(time.Minute)),
+		observed: freemiumtest.NewObserver()}
 	g, err := freemium.New(freemium.Config{
 		Store: store, Subscriptions: e.subs, Now: e.clock.Now,
 		Free: freemium.Plan{FirstReportFree: true},
@@ -95,7 +74,7 @@ func newWebhookEnv(t *testing.T, store freemium.Store) *webhookEnv {
 		},
 		SubscriptionMaxAge: 24 * time.Hour, // webhooks keep the mirror current
 		Logger:             slog.New(slog.DiscardHandler),
-		Observer:           &e.observed,
+		Observer:           e.observed,
 	})
 	require.NoError(t, err)
 	e.gate, e.handler = g, stripesub.WebhookHandler(g, stripesub.WebhookConfig{Secret: webhookSecret})
