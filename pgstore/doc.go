@@ -7,6 +7,10 @@
 // tables live in a schema of their own, "freemium" unless Config.Schema says
 // otherwise.
 //
+// Store.MigrationStatus tells which migrations are applied, and the Store
+// is a freemium.OutboxInspector: operators see and retry its outbox
+// through the Gate or the cmd/freemium command.
+//
 // Check is one round trip and Reserve + Commit two in the common case;
 // BENCHMARKS.md has the figures, and docs/postgres.md how the statements
 // work. Every statement is kept expanded, as Postgres receives it, in
