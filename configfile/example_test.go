@@ -53,3 +53,22 @@ steps:
 	// paid: unlimited: true any subscription: true
 	// freemium: config: steps[0].condition.period: "30x" is not a period (use 30d, 1mo, billing or lifetime)
 }
+
+// A file with Stripe prices: one free report per user, then Pro or Team,
+// per billing period.
+func ExampleLoad() {
+	cfg, err := configfile.Load("testdata/config/reports.yaml")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("gated:", cfg.Gated)
+	fmt.Println("free:", cfg.Free.Limit, "tokens, first report free:", cfg.Free.FirstReportFree, "period:", cfg.Free.Period)
+	for _, p := range cfg.Plans {
+		fmt.Println(p.Name+":", p.PriceIDs, "period:", p.Period)
+	}
+	// Output:
+	// gated: [POST /api/reports]
+	// free: 0 tokens, first report free: true period: lifetime
+	// pro: [price_pro_monthly price_pro_yearly] period: billing cycle
+	// team: [] period: billing cycle
+}
