@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -205,14 +204,8 @@ func (g *Gate) requestAttrs(r *http.Request, user string, err error) []any {
 func (g *Gate) withRequest(u Usage, tokens int64) Usage {
 	u.Used = addSat(u.Used, tokens)
 	u.FirstReportAvailable = false
-	if u.Limit == Unlimited {
-		return u
-	}
-	u.Remaining = max(0, u.Limit-addSat(u.Used, u.Reserved))
-	if u.Limit > 0 {
-		fraction := float64(u.Used) / float64(u.Limit)
-		u.Percentage = math.Round(fraction*10000) / 100
-		u.Warning = fraction >= g.cfg.WarnAt
+	if u.Limit != Unlimited {
+		g.measure(&u)
 	}
 	return u
 }

@@ -225,19 +225,29 @@ func synced(m SubscriptionMirror, now time.Time, maxAge time.Duration) bool {
 // a user in this process share one call, which is bounded by
 // Config.SubscriptionTimeout and outlives a caller that gives up.
 func (g *Gate) refresh(ctx context.Context, userID string, maxAge time.Duration) error {
-	ch := g.flights.DoChan(userID+"\x00"+maxAge.String(), func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.SubscriptionTimeout)
-		defer cancel()
+	_, err := g.shared(ctx, userID+"\x00"+maxAge.String(), func(ctx context.Context) (any, error) {
 		ctx, start := g.begin(ctx, OpRefresh)
 		err := g.pull(ctx, userID, maxAge)
 		g.finish(ctx, OpRefresh, start, err)
 		return nil, err
 	})
+	return err
+}
+
+// shared runs f once for all concurrent callers with the same key in this
+// process, on a context bounded by Config.SubscriptionTimeout that
+// outlives a caller who gives up: the call goes on for the others.
+func (g *Gate) shared(ctx context.Context, key string, f func(context.Context) (any, error)) (any, error) {
+	ch := g.flights.DoChan(key, func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.SubscriptionTimeout)
+		defer cancel()
+		return f(fctx)
+	})
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	case r := <-ch:
-		return r.Err
+		return r.Val, r.Err
 	}
 }
 

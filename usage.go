@@ -52,17 +52,23 @@ func (g *Gate) usage(p *Plan, s State) Usage {
 	if p.Limit == Unlimited {
 		return u
 	}
-	u.Remaining = max(0, p.Limit-addSat(s.Used, s.Reserved))
-	switch {
-	case p.Limit > 0:
-		fraction := float64(s.Used) / float64(p.Limit)
-		u.Percentage = math.Round(fraction*10000) / 100
-		u.Warning = fraction >= g.cfg.WarnAt
-	case !u.FirstReportAvailable && !s.FirstReportHeld:
+	g.measure(&u)
+	if p.Limit == 0 && !u.FirstReportAvailable && !s.FirstReportHeld {
 		u.Percentage, u.Warning = 100, true // nothing was ever allowed, or it is spent
 	}
 	u.Overage = p.SoftLimit && addSat(s.Used, s.Reserved) > p.Limit
 	return u
+}
+
+// measure sets u's Remaining, and for a positive limit its Percentage
+// and Warning, from its Used, Reserved and Limit (not Unlimited).
+func (g *Gate) measure(u *Usage) {
+	u.Remaining = max(0, u.Limit-addSat(u.Used, u.Reserved))
+	if u.Limit > 0 {
+		fraction := float64(u.Used) / float64(u.Limit)
+		u.Percentage = math.Round(fraction*10000) / 100
+		u.Warning = fraction >= g.cfg.WarnAt
+	}
 }
 
 // Usage returns the user's current usage, for display, as a check now
@@ -126,23 +132,15 @@ func (g *Gate) Inspect(ctx context.Context, userID string) (in Inspection, err e
 }
 
 // peekLookup is lookup for peek: concurrent ones for a user in this
-// process share one call (a meter polled by many tabs makes one), bounded
-// by Config.SubscriptionTimeout, which outlives a caller that gives up.
+// process share one call (a meter polled by many tabs makes one).
 func (g *Gate) peekLookup(ctx context.Context, userID, customerID string) ([]Subscription, error) {
-	ch := g.flights.DoChan(userID+"\x00peek\x00"+customerID, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.SubscriptionTimeout)
-		defer cancel()
+	v, err := g.shared(ctx, userID+"\x00peek\x00"+customerID, func(ctx context.Context) (any, error) {
 		return g.lookup(ctx, userID, customerID)
 	})
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.([]Subscription), nil
+	if err != nil {
+		return nil, err
 	}
+	return v.([]Subscription), nil
 }
 
 // peek decides the plan of a user whose mirror (in st, on plan) is stale
