@@ -77,9 +77,33 @@ func (b *boundStore) Cancel(ctx context.Context, h HoldRef, now time.Time) error
 	return c.end(b.Store.Cancel(c.ctx, h, now))
 }
 
-func (b *boundStore) Record(ctx context.Context, userID string, w Window, tokens int64, key string, now time.Time) error {
+func (b *boundStore) Record(ctx context.Context, userID string, w Window, limit, tokens int64, key string, now time.Time) error {
 	c := b.begin(ctx, OpStore+"Record")
-	return c.end(b.Store.Record(c.ctx, userID, w, tokens, key, now))
+	return c.end(b.Store.Record(c.ctx, userID, w, limit, tokens, key, now))
+}
+
+func (b *boundStore) Grant(ctx context.Context, cr Credit, now time.Time) (bool, error) {
+	c := b.begin(ctx, OpStore+"Grant")
+	added, err := b.Store.Grant(c.ctx, cr, now)
+	return added, c.end(err)
+}
+
+func (b *boundStore) Revoke(ctx context.Context, userID, key, reason string, now time.Time) (int64, error) {
+	c := b.begin(ctx, OpStore+"Revoke")
+	n, err := b.Store.Revoke(c.ctx, userID, key, reason, now)
+	return n, c.end(err)
+}
+
+func (b *boundStore) Adjust(ctx context.Context, userID string, w Window, tokens int64, key, reason string, now time.Time) (bool, error) {
+	c := b.begin(ctx, OpStore+"Adjust")
+	done, err := b.Store.Adjust(c.ctx, userID, w, tokens, key, reason, now)
+	return done, c.end(err)
+}
+
+func (b *boundStore) Ledger(ctx context.Context, userID string, from, to, now time.Time) ([]LedgerEntry, error) {
+	c := b.begin(ctx, OpStore+"Ledger")
+	out, err := b.Store.Ledger(c.ctx, userID, from, to, now)
+	return out, c.end(err)
 }
 
 func (b *boundStore) MarkFirstReportUsed(ctx context.Context, userID string, now time.Time) error {

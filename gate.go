@@ -183,6 +183,9 @@ func (g *Gate) decide(p *Plan, s State, tokens int64, admitted, first bool) Deci
 	d.Reason = ReasonLimitExceeded
 	msg := g.cfg.Messages.LimitExceeded
 	switch {
+	case s.Credits > 0:
+		// Credits are left: the estimate is what does not fit.
+		d.Reason, msg = ReasonEstimateExceedsRemaining, g.cfg.Messages.EstimateExceedsRemaining
 	case p == &g.cfg.Free && p.Limit == 0 && p.FirstReportFree:
 		d.Reason, msg = ReasonSubscriptionRequired, g.cfg.Messages.SubscriptionRequired
 	case p == &g.cfg.Free && p.Limit == 0:

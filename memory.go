@@ -59,6 +59,20 @@ type memUser struct {
 	live      []*memHold // held holds, expired ones until the next Reserve
 	retained  []*memHold // every hold, oldest first, until HoldRetention after expiry
 	keys      map[string]struct{}
+	grants    []*memGrant // oldest first
+	ledger    []LedgerEntry
+	adjusted  map[string]struct{} // adjustments' keys
+}
+
+type memGrant struct {
+	key       string
+	remaining int64
+	expires   time.Time // zero: never
+}
+
+// live reports whether the grant counts at now.
+func (c *memGrant) live(now time.Time) bool {
+	return c.remaining > 0 && (c.expires.IsZero() || c.expires.After(now))
 }
 
 type holdState uint8
@@ -73,6 +87,7 @@ const (
 type memHold struct {
 	id, userID string
 	tokens     int64
+	limit      int64 // the hold's Limit, for the spend from grants at Commit
 	start      time.Time
 	first      bool
 	expires    time.Time
@@ -122,6 +137,7 @@ func (u *memUser) state(w Window, now time.Time) State {
 	st.Used = u.used[st.PeriodStart.UnixMicro()]
 	st.Notified = u.notified[st.PeriodStart.UnixMicro()]
 	st.FirstReportUsed = u.firstUsed
+	st.Credits, st.CreditsExpire = u.credits(now)
 	for _, h := range u.live {
 		if h.state == stateHeld && h.expires.After(now) {
 			st.Reserved = addSat(st.Reserved, h.tokens)
@@ -165,7 +181,7 @@ func (s *MemoryStore) Reserve(ctx context.Context, h Hold, now time.Time) (Reser
 	st := u.state(h.Window, now)
 	admitted, first := h.Admit(st)
 	if admitted {
-		mh := &memHold{id: h.ID, userID: h.UserID, tokens: h.Tokens, start: st.PeriodStart, first: first, expires: h.ExpiresAt}
+		mh := &memHold{id: h.ID, userID: h.UserID, tokens: h.Tokens, limit: h.Limit, start: st.PeriodStart, first: first, expires: h.ExpiresAt}
 		u.live = append(u.live, mh)
 		u.retained = append(u.retained, mh)
 		s.holdsMu.Lock()
@@ -227,8 +243,10 @@ func (s *MemoryStore) Commit(ctx context.Context, ref HoldRef, tokens int64, now
 	h.state = stateCommitted
 	u := sh.user(h.userID, h.start)
 	k := h.start.UnixMicro()
-	u.used[k] = addSat(u.used[k], tokens)
+	before := u.used[k]
+	u.used[k] = addSat(before, tokens)
 	u.firstUsed = u.firstUsed || h.first
+	u.spend(SpendFromGrants(h.limit, before, tokens, h.first), now)
 	return nil
 }
 
@@ -246,7 +264,7 @@ func (s *MemoryStore) Cancel(ctx context.Context, ref HoldRef, now time.Time) er
 }
 
 // Record implements Store.
-func (s *MemoryStore) Record(ctx context.Context, userID string, w Window, tokens int64, key string, now time.Time) error {
+func (s *MemoryStore) Record(ctx context.Context, userID string, w Window, limit, tokens int64, key string, now time.Time) error {
 	sh := s.shard(userID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -262,7 +280,9 @@ func (s *MemoryStore) Record(ctx context.Context, userID string, w Window, token
 	}
 	start, _ := w.Bounds(u.anchor, now)
 	k := start.UnixMicro()
-	u.used[k] = addSat(u.used[k], tokens)
+	before := u.used[k]
+	u.used[k] = addSat(before, tokens)
+	u.spend(SpendFromGrants(limit, before, tokens, false), now)
 	return nil
 }
 
@@ -470,4 +490,146 @@ func (s *MemoryStore) RetryNotification(ctx context.Context, id string, now time
 	}
 	m.State, m.Attempts, m.due = DeliveryPending, 0, now
 	return nil
+}
+
+// credits is the sum of the user's live grants at now, and the earliest
+// expiry among them (zero when none expires); u may be nil.
+func (u *memUser) credits(now time.Time) (sum int64, until time.Time) {
+	if u == nil {
+		return 0, time.Time{}
+	}
+	for _, c := range u.grants {
+		if c.live(now) {
+			sum = addSat(sum, c.remaining)
+			if !c.expires.IsZero() && (until.IsZero() || c.expires.Before(until)) {
+				until = c.expires
+			}
+		}
+	}
+	return sum, until
+}
+
+// spend takes up to n tokens from the user's live grants at now, earliest
+// expiry first (then oldest first), with a ledger entry per grant. The
+// caller holds the user's shard lock.
+func (u *memUser) spend(n int64, now time.Time) {
+	if n <= 0 {
+		return
+	}
+	var live []*memGrant
+	for _, c := range u.grants {
+		if c.live(now) {
+			live = append(live, c)
+		}
+	}
+	slices.SortStableFunc(live, func(a, b *memGrant) int {
+		switch {
+		case a.expires.IsZero() || b.expires.IsZero():
+			return cmp.Compare(b2i(a.expires.IsZero()), b2i(b.expires.IsZero()))
+		}
+		return a.expires.Compare(b.expires)
+	})
+	for _, c := range live {
+		if n == 0 {
+			break
+		}
+		take := min(n, c.remaining)
+		c.remaining -= take
+		n -= take
+		u.ledger = append(u.ledger, LedgerEntry{At: now, Kind: LedgerSpend, Tokens: -take, Key: c.key, Reason: SpendReason})
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Grant implements Store.
+func (s *MemoryStore) Grant(ctx context.Context, c Credit, now time.Time) (bool, error) {
+	sh := s.shard(c.UserID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	u := sh.record(c.UserID)
+	for _, g := range u.grants {
+		if g.key == c.Key {
+			return false, nil
+		}
+	}
+	u.grants = append(u.grants, &memGrant{key: c.Key, remaining: c.Tokens, expires: c.ExpiresAt})
+	u.ledger = append(u.ledger, LedgerEntry{At: now, Kind: LedgerGrant, Tokens: c.Tokens, Key: c.Key, Reason: c.Reason,
+		ExpiresAt: c.ExpiresAt})
+	return true, nil
+}
+
+// Revoke implements Store.
+func (s *MemoryStore) Revoke(ctx context.Context, userID, key, reason string, now time.Time) (int64, error) {
+	sh := s.shard(userID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	u := sh.users[userID]
+	if u == nil {
+		return 0, ErrGrantNotFound
+	}
+	for _, c := range u.grants {
+		if c.key != key {
+			continue
+		}
+		if !c.live(now) {
+			return 0, nil
+		}
+		n := c.remaining
+		c.remaining = 0
+		u.ledger = append(u.ledger, LedgerEntry{At: now, Kind: LedgerRevoke, Tokens: -n, Key: key, Reason: reason})
+		return n, nil
+	}
+	return 0, ErrGrantNotFound
+}
+
+// Adjust implements Store.
+func (s *MemoryStore) Adjust(ctx context.Context, userID string, w Window, tokens int64, key, reason string, now time.Time) (bool, error) {
+	sh := s.shard(userID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	u := sh.user(userID, now)
+	if _, seen := u.adjusted[key]; seen {
+		return false, nil
+	}
+	if u.adjusted == nil {
+		u.adjusted = map[string]struct{}{}
+	}
+	u.adjusted[key] = struct{}{}
+	start, _ := w.Bounds(u.anchor, now)
+	k := start.UnixMicro()
+	before := u.used[k]
+	u.used[k] = max(0, addSat(before, max(tokens, 0))+min(tokens, 0))
+	u.ledger = append(u.ledger, LedgerEntry{At: now, Kind: LedgerAdjust, Tokens: u.used[k] - before, Key: key, Reason: reason})
+	return true, nil
+}
+
+// Ledger implements Store.
+func (s *MemoryStore) Ledger(ctx context.Context, userID string, from, to, now time.Time) ([]LedgerEntry, error) {
+	sh := s.shard(userID)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	u := sh.users[userID]
+	if u == nil {
+		return nil, nil
+	}
+	in := func(t time.Time) bool { return !t.Before(from) && t.Before(to) }
+	var out []LedgerEntry
+	for _, e := range u.ledger {
+		if in(e.At) {
+			out = append(out, e)
+		}
+	}
+	for _, c := range u.grants {
+		if c.remaining > 0 && !c.expires.IsZero() && !c.expires.After(now) && in(c.expires) {
+			out = append(out, LedgerEntry{At: c.expires, Kind: LedgerExpire, Tokens: -c.remaining, Key: c.key, Reason: ExpireReason})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b LedgerEntry) int { return a.At.Compare(b.At) })
+	return out, nil
 }

@@ -179,8 +179,9 @@ func (g *Gate) notice(ctx context.Context, userID string, plan *Plan, st State, 
 
 // out reports whether usage alone leaves the user nothing on plan p in
 // state s, whatever is held and whatever a request asks: the plan has a
-// hard limit that the tokens used have reached, and its free first report,
-// if any, is used (a held one may be canceled and be free again). Only
+// hard limit that the tokens used have reached, no credits are left, and
+// its free first report, if any, is used (a held one may be canceled and
+// be free again). Only
 // such a user is told that the limit is reached.
 func out(p *Plan, s State) bool {
 	if p.SoftLimit || p.Limit == Unlimited {
@@ -189,7 +190,7 @@ func out(p *Plan, s State) bool {
 	if p.FirstReportFree && !s.FirstReportUsed {
 		return false
 	}
-	return s.Used >= p.Limit
+	return s.Used >= p.Limit && s.Credits == 0
 }
 
 // notificationID is stable for a user, kind and window, so that every

@@ -39,7 +39,11 @@ type Store interface {
 	Reserve(ctx context.Context, h Hold, now time.Time) (ReserveResult, error)
 
 	// Commit records tokens as used in the window of hold h and ends the
-	// hold; a first-report hold marks the first report used. It records a
+	// hold; a first-report hold marks the first report used. In the same
+	// atomic step it spends SpendFromGrants(Limit of the hold, the
+	// window's usage before, tokens) from the user's grants live at now,
+	// as far as they go, earliest expiry first (no expiry last, then
+	// oldest first), with a LedgerSpend entry per grant. It records a
 	// held, expired or canceled hold alike. Committing a committed hold
 	// does nothing. An unknown ID, a hold of another user than h.UserID,
 	// or a hold more than HoldRetention past its expiry at now, is
@@ -51,13 +55,41 @@ type Store interface {
 	// does nothing. Holds are found as by Commit.
 	Cancel(ctx context.Context, h HoldRef, now time.Time) error
 
-	// Record adds tokens to the user's usage in window w at now. A non-empty
-	// key is recorded once per user: a later Record with the same key, even a
-	// racing one, does nothing.
-	Record(ctx context.Context, userID string, w Window, tokens int64, key string, now time.Time) error
+	// Record adds tokens to the user's usage in window w at now, and
+	// spends from grants as Commit does for a hold of limit. A non-empty
+	// key is recorded once per user: a later Record with the same key,
+	// even a racing one, does nothing.
+	Record(ctx context.Context, userID string, w Window, limit, tokens int64, key string, now time.Time) error
 
 	// MarkFirstReportUsed sets the user's first-report flag.
 	MarkFirstReportUsed(ctx context.Context, userID string, now time.Time) error
+
+	// Credits.
+
+	// Grant adds grant c, with its LedgerGrant entry at now, unless the
+	// user has a grant with c.Key: then it writes nothing and reports
+	// false. Load and Reserve report the grants live at their now in
+	// State.Credits. It does not anchor the user.
+	Grant(ctx context.Context, c Credit, now time.Time) (bool, error)
+
+	// Revoke takes what is left of the user's grant with key, if it is
+	// live at now, out of the credits, with a LedgerRevoke entry of the
+	// tokens revoked, and returns them (0 for a grant spent, expired or
+	// revoked). A key the user has no grant with is ErrGrantNotFound.
+	Revoke(ctx context.Context, userID, key, reason string, now time.Time) (int64, error)
+
+	// Adjust adds tokens, or takes them off when negative (never below
+	// zero), to the user's usage in window w at now, with a LedgerAdjust
+	// entry of the change made; once per user and key (a namespace of its
+	// own, not Record's): a later Adjust with the key does nothing and
+	// reports false. It spends no grant.
+	Adjust(ctx context.Context, userID string, w Window, tokens int64, key, reason string, now time.Time) (bool, error)
+
+	// Ledger returns the user's ledger entries with At in [from, to),
+	// oldest first: those written, and for each grant whose expiry is
+	// before or at now with tokens left, a LedgerExpire entry of them at
+	// its expiry (reason ExpireReason).
+	Ledger(ctx context.Context, userID string, from, to, now time.Time) ([]LedgerEntry, error)
 
 	// The subscription mirror, customer links and conversions.
 
@@ -238,6 +270,8 @@ type State struct {
 	Reserved               int64     // tokens of live holds, whatever their window
 	FirstReportUsed        bool
 	FirstReportHeld        bool          // a live hold has claimed the first report
+	Credits                int64         // tokens left in the user's grants live at now
+	CreditsExpire          time.Time     // the earliest expiry of those grants; zero when none expires
 	Notified               NotifiedKinds // kinds enqueued for the user in the window
 	Account                Account       // what the window function was given
 
@@ -306,7 +340,16 @@ func (h Hold) Admit(s State) (admitted, firstReport bool) {
 	if h.Limit == Unlimited {
 		return true, false
 	}
-	return addSat(addSat(s.Used, s.Reserved), h.Tokens) <= h.Limit, false
+	return addSat(addSat(s.Used, s.Reserved), h.Tokens) <= room(h.Limit, s.Used, s.Credits), false
+}
+
+// room is how far usage may go in a window with allowance limit, usage
+// used and credits.
+func room(limit, used, credits int64) int64 {
+	if credits <= 0 {
+		return limit
+	}
+	return addSat(max(limit, used), credits)
 }
 
 // HoldRetention is for Store implementers: how long after it expires a

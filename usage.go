@@ -10,11 +10,19 @@ import (
 
 // Usage is a user's consumption of their plan in the current period.
 type Usage struct {
-	Plan      string `json:"plan"`
-	Used      int64  `json:"used"`      // tokens recorded in the period
-	Reserved  int64  `json:"reserved"`  // tokens of live holds
-	Limit     int64  `json:"limit"`     // the plan's limit, or Unlimited
-	Remaining int64  `json:"remaining"` // Limit-Used-Reserved, at least 0; Unlimited when uncapped
+	Plan     string `json:"plan"`
+	Used     int64  `json:"used"`     // tokens recorded in the period
+	Reserved int64  `json:"reserved"` // tokens of live holds
+	Limit    int64  `json:"limit"`    // the plan's limit, or Unlimited
+	// Remaining is what a request may still take: Limit-Used-Reserved,
+	// at least 0, plus the credits; Unlimited when uncapped.
+	Remaining int64 `json:"remaining"`
+	// Credits is the tokens left in the user's live grants (Gate.Grant, a
+	// top-up), spent once the allowance is used up.
+	Credits int64 `json:"credits"`
+	// CreditsExpireAt is when the first of those grants expires: what is
+	// left of it then stops counting. Zero when none expires.
+	CreditsExpireAt time.Time `json:"credits_expire_at,omitzero"`
 	// Percentage is Used/Limit*100, rounded to two decimals. It may pass
 	// 100 when actual usage outran estimates. Unlimited reads as 0, and so
 	// does a zero limit while the free first report is available; a zero
@@ -43,6 +51,8 @@ func (g *Gate) usage(p *Plan, s State) Usage {
 		Reserved:             s.Reserved,
 		Limit:                p.Limit,
 		Remaining:            Unlimited,
+		Credits:              s.Credits,
+		CreditsExpireAt:      s.CreditsExpire,
 		FirstReportUsed:      s.FirstReportUsed,
 		FirstReportAvailable: p.FirstReportFree && !s.FirstReportUsed && !s.FirstReportHeld,
 	}
@@ -53,7 +63,7 @@ func (g *Gate) usage(p *Plan, s State) Usage {
 		return u
 	}
 	g.measure(&u)
-	if p.Limit == 0 && !u.FirstReportAvailable && !s.FirstReportHeld {
+	if p.Limit == 0 && !u.FirstReportAvailable && !s.FirstReportHeld && s.Credits == 0 {
 		u.Percentage, u.Warning = 100, true // nothing was ever allowed, or it is spent
 	}
 	u.Overage = p.SoftLimit && addSat(s.Used, s.Reserved) > p.Limit
@@ -61,9 +71,9 @@ func (g *Gate) usage(p *Plan, s State) Usage {
 }
 
 // measure sets u's Remaining, and for a positive limit its Percentage
-// and Warning, from its Used, Reserved and Limit (not Unlimited).
+// and Warning, from its Used, Reserved, Limit (not Unlimited) and Credits.
 func (g *Gate) measure(u *Usage) {
-	u.Remaining = max(0, u.Limit-addSat(u.Used, u.Reserved))
+	u.Remaining = max(0, room(u.Limit, u.Used, u.Credits)-addSat(u.Used, u.Reserved))
 	if u.Limit > 0 {
 		fraction := float64(u.Used) / float64(u.Limit)
 		u.Percentage = math.Round(fraction*10000) / 100
@@ -195,18 +205,18 @@ func (g *Gate) Record(ctx context.Context, userID string, tokens int64, idempote
 		return fmt.Errorf("%w: %v", ErrInvalidIdempotencyKey, err)
 	}
 	now := g.now()
-	_, w, _, err := g.terms(ctx, userID, now)
+	plan, w, _, err := g.terms(ctx, userID, now)
 	if errors.Is(err, ErrSubscriptionUnavailable) {
 		// The work happened: record it on the last known mirror (Free
 		// when there is none) rather than lose it.
 		g.cfg.Logger.WarnContext(ctx, "freemium: recording on the last known subscription",
 			"operation", "record", g.UserAttr(userID), "err", err)
-		_, w, _, err = g.loadOn(ctx, userID, now, false)
+		plan, w, _, err = g.loadOn(ctx, userID, now, false)
 	}
 	if err != nil {
 		return err
 	}
-	if err := g.store.Record(ctx, userID, w, tokens, idempotencyKey, now); err != nil {
+	if err := g.store.Record(ctx, userID, w, g.hold(plan, w, userID, tokens, now).Limit, tokens, idempotencyKey, now); err != nil {
 		return fmt.Errorf("freemium: record: %w", err)
 	}
 	return nil

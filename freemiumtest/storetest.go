@@ -19,7 +19,7 @@ var T0 = time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC)
 // return a new, empty store each time it is called; subtests run in
 // parallel.
 func RunStoreTests(t *testing.T, newStore func(t *testing.T) freemium.Store) {
-	for _, tc := range slices.Concat(usageTests, mirrorTests, outboxTests) {
+	for _, tc := range slices.Concat(usageTests, creditTests, mirrorTests, outboxTests) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.run(t, newStore)
@@ -29,7 +29,8 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) freemium.Store) {
 
 // A storeTest is one case of the suite; the cases are in files by
 // concern: storetest_usage.go (usage, holds, windows), storetest_mirror.go
-// (the subscription mirror, customers, conversions), storetest_outbox.go
+// (the subscription mirror, customers, conversions), storetest_credits.go
+// (grants, adjustments, the ledger), storetest_outbox.go
 // (notification marks and the outbox).
 type storeTest struct {
 	name string

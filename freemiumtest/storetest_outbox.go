@@ -92,7 +92,7 @@ var outboxTests = []storeTest{
 		equal(t, "prompt marked in the window", st.Notified.Has(freemium.UpgradePrompt), true)
 		equal(t, "no anchor from a mark", st.Account.Anchor.IsZero(), true)
 		every := freemium.Window{Every: time.Hour}
-		if err := store.Record(ctx, "u1", every, 7, "", T0.Add(10*time.Minute)); err != nil {
+		if err := store.Record(ctx, "u1", every, freemium.Unlimited, 7, "", T0.Add(10*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		st, err := store.Load(ctx, "u1", T0.Add(20*time.Minute), func(freemium.Account) freemium.Window { return every })

@@ -533,7 +533,7 @@ var usageTests = []storeTest{
 		store, ctx := ns(t), context.Background()
 		for i := range 8 {
 			w := freemium.Window{Start: T0.AddDate(0, i, 0), End: T0.AddDate(0, i+1, 0)}
-			if err := store.Record(ctx, "u1", w, int64(i+1), "", T0.AddDate(0, i, 0)); err != nil {
+			if err := store.Record(ctx, "u1", w, freemium.Unlimited, int64(i+1), "", T0.AddDate(0, i, 0)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -573,10 +573,10 @@ var usageTests = []storeTest{
 			return r
 		}
 		state := func(w freemium.Window) freemium.State { return loadIn(t, store, "u1", w, now) }
-		if err := store.Record(ctx, "u1", older, 60, "", T0); err != nil {
+		if err := store.Record(ctx, "u1", older, freemium.Unlimited, 60, "", T0); err != nil {
 			t.Fatal(err)
 		}
-		if err := store.Record(ctx, "u1", newer, 5, "", now); err != nil {
+		if err := store.Record(ctx, "u1", newer, freemium.Unlimited, 5, "", now); err != nil {
 			t.Fatal(err)
 		}
 		r := hold("h1", older, 40)
@@ -598,7 +598,7 @@ var usageTests = []storeTest{
 		older := freemium.Window{Start: T0, End: T0.Add(2 * time.Hour)}
 		newer := freemium.Window{Start: T0.Add(time.Hour), End: T0.Add(2 * time.Hour)}
 		now := T0.Add(90 * time.Minute)
-		if err := store.Record(ctx, "u1", newer, 5, "", now); err != nil {
+		if err := store.Record(ctx, "u1", newer, freemium.Unlimited, 5, "", now); err != nil {
 			t.Fatal(err)
 		}
 		for i, w := range []freemium.Window{older, newer} {
@@ -657,7 +657,7 @@ var usageTests = []storeTest{
 		// followed by another hold; last is committed as its user's latest.
 		store, ctx := ns(t), context.Background()
 		w := freemium.Window{Start: T0, End: T0.Add(time.Hour)}
-		if err := store.Record(ctx, "u1", w, 1, "", T0); err != nil {
+		if err := store.Record(ctx, "u1", w, freemium.Unlimited, 1, "", T0); err != nil {
 			t.Fatal(err)
 		}
 		hold := func(id string, ttl time.Duration) (freemium.Hold, freemium.HoldRef) {
@@ -781,7 +781,7 @@ var usageTests = []storeTest{
 		nov := freemium.Window{Start: T0.AddDate(0, 0, -14), End: T0.AddDate(0, 0, 16)}
 		dec := freemium.Window{Start: nov.End, End: nov.End.AddDate(0, 1, 0)}
 		before, after := dec.Start.Add(-time.Minute), dec.Start.Add(time.Minute)
-		if err := store.Record(ctx, "u1", nov, 1, "", before); err != nil {
+		if err := store.Record(ctx, "u1", nov, freemium.Unlimited, 1, "", before); err != nil {
 			t.Fatal(err)
 		}
 		const n = 16
@@ -804,12 +804,12 @@ var usageTests = []storeTest{
 				}
 			})
 			wg.Go(func() {
-				if err := store.Record(ctx, "u1", dec, 5, "", after); err != nil {
+				if err := store.Record(ctx, "u1", dec, freemium.Unlimited, 5, "", after); err != nil {
 					t.Errorf("December Record: %v", err)
 				}
 			})
 			wg.Go(func() {
-				if err := store.Record(ctx, "u1", nov, 7, fmt.Sprint("k", i%4), after); err != nil {
+				if err := store.Record(ctx, "u1", nov, freemium.Unlimited, 7, fmt.Sprint("k", i%4), after); err != nil {
 					t.Errorf("November Record: %v", err)
 				}
 			})
@@ -843,7 +843,7 @@ var usageTests = []storeTest{
 		store, ctx := ns(t), context.Background()
 		w := freemium.Window{Start: T0, End: T0.Add(time.Hour)}
 		for _, user := range []string{"bob", "mallory"} {
-			if err := store.Record(ctx, user, w, 1, "", T0); err != nil {
+			if err := store.Record(ctx, user, w, freemium.Unlimited, 1, "", T0); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -887,7 +887,7 @@ var usageTests = []storeTest{
 		// the hold decides.
 		store, ctx := ns(t), context.Background()
 		w := freemium.Window{Start: T0, End: T0.Add(time.Hour)}
-		if err := store.Record(ctx, "u1", w, 1, "", T0); err != nil {
+		if err := store.Record(ctx, "u1", w, freemium.Unlimited, 1, "", T0); err != nil {
 			t.Fatal(err)
 		}
 		h := freemium.Hold{ID: "h1", UserID: "u1", Window: w, Tokens: 10, Limit: 100, FirstReport: true,
@@ -917,7 +917,7 @@ var usageTests = []storeTest{
 		if _, err := store.Load(ctx, "u1", T0, hourWindow); err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("Load with a canceled context = %v, want nil or context.Canceled", err)
 		}
-		err := store.Record(ctx, "u1", freemium.Window{Start: T0, End: T0.Add(time.Hour)}, 5, "", T0)
+		err := store.Record(ctx, "u1", freemium.Window{Start: T0, End: T0.Add(time.Hour)}, freemium.Unlimited, 5, "", T0)
 		if err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("Record with a canceled context = %v, want nil or context.Canceled", err)
 		}

@@ -21,8 +21,8 @@ var migrationFiles embed.FS
 // Migrations are the SQL files Store.Migrate applies, for hosts that run
 // golang-migrate or another tool that reads NNN_name.up.sql and
 // NNN_name.down.sql. They create unqualified objects: run them with
-// search_path set to the schema, which must exist. There is one today,
-// 001_init. See docs/migrations.md.
+// search_path set to the schema, which must exist. There are two today,
+// 001_init and 002_credits. See docs/migrations.md.
 var Migrations fs.FS = mustSub(migrationFiles, "migrations")
 
 // GooseMigrations are Migrations as goose reads them: one NNN_name.sql per

@@ -16,14 +16,14 @@ import (
 	"github.com/freemiumkit/freemium/pgstore"
 )
 
-// One migration pair, and the goose view of it.
+// The migration pairs, and the goose view of them.
 func TestMigrationFiles(t *testing.T) {
 	names, err := fs.Glob(pgstore.Migrations, "*")
 	require.NoError(t, err)
-	assert.Equal(t, []string{"001_init.down.sql", "001_init.up.sql"}, names)
+	assert.Equal(t, []string{"001_init.down.sql", "001_init.up.sql", "002_credits.down.sql", "002_credits.up.sql"}, names)
 	goose, err := fs.Glob(pgstore.GooseMigrations, "*")
 	require.NoError(t, err)
-	assert.Equal(t, []string{"001_init.sql"}, goose)
+	assert.Equal(t, []string{"001_init.sql", "002_credits.sql"}, goose)
 	body, err := fs.ReadFile(pgstore.GooseMigrations, "001_init.sql")
 	require.NoError(t, err)
 	up, down, ok := strings.Cut(string(body), "-- +goose Down")
@@ -69,23 +69,26 @@ func TestMigrateUpAndDown(t *testing.T) {
 	require.NoError(t, err)
 	versions, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
-	assert.Equal(t, []string{"1 001_init"}, versions)
+	assert.Equal(t, []string{"1 001_init", "2 002_credits"}, versions)
 	assert.Equal(t, []string{
 		"function raise_retry",
-		"table accounts", "table conversions", "table customers", "table freemium_migrations", "table notifications",
-		"table reservations", "table subscriptions", "table usage_keys", "table usage_windows",
+		"table accounts", "table conversions", "table customers", "table freemium_migrations", "table grants",
+		"table ledger", "table notifications", "table reservations", "table subscriptions", "table usage_keys",
+		"table usage_windows",
 	}, objects(t, schema))
 
-	down, err := fs.ReadFile(pgstore.Migrations, "001_init.down.sql")
-	require.NoError(t, err)
-	err = pgx.BeginFunc(ctx, testenv.Pool(t), func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL search_path TO "+schema); err != nil {
+	for _, name := range []string{"002_credits.down.sql", "001_init.down.sql"} {
+		down, err := fs.ReadFile(pgstore.Migrations, name)
+		require.NoError(t, err)
+		err = pgx.BeginFunc(ctx, testenv.Pool(t), func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SET LOCAL search_path TO "+schema); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, string(down))
 			return err
-		}
-		_, err := tx.Exec(ctx, string(down))
-		return err
-	})
-	require.NoError(t, err)
+		})
+		require.NoError(t, err, name)
+	}
 	assert.Equal(t, []string{"table freemium_migrations"}, objects(t, schema), "down drops everything up created")
 }
 
@@ -100,12 +103,13 @@ func TestMigrationStatus(t *testing.T) {
 	t.Cleanup(func() { testenv.Pool(t).Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
 	st, err := s.MigrationStatus(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, []pgstore.MigrationState{{Version: 1, Name: "001_init"}}, st)
+	assert.Equal(t, []pgstore.MigrationState{{Version: 1, Name: "001_init"}, {Version: 2, Name: "002_credits"}}, st)
 	assert.Empty(t, objects(t, schema), "nothing written")
 
 	require.NoError(t, s.Migrate(ctx))
 	st, err = s.MigrationStatus(ctx)
 	require.NoError(t, err)
-	require.Len(t, st, 1)
+	require.Len(t, st, 2)
 	assert.False(t, st[0].AppliedAt.IsZero(), "applied")
+	assert.False(t, st[1].AppliedAt.IsZero(), "applied")
 }

@@ -65,6 +65,7 @@ type Store struct {
 		linkCustomer, customerUser, conversions                        string
 		enqueue, claim, finish, notifications                          string
 		outboxStats, outboxList, retryNotification                     string
+		credits, recountCredits, spend, grant, revoke, adjust, ledger  string
 	}
 }
 
@@ -134,6 +135,13 @@ func New(pool *pgxpool.Pool, cfg *Config) (*Store, error) {
 	s.sql.outboxStats = statement(outboxStatsSQL, schema, "", "", "")
 	s.sql.outboxList = statement(outboxListSQL, schema, "", "", "")
 	s.sql.retryNotification = statement(retryNotificationSQL, schema, "", "", "")
+	s.sql.credits = statement(creditsSQL, schema, "", "", "$2")
+	s.sql.recountCredits = statement(recountCreditsSQL, schema, "", "", "$2")
+	s.sql.spend = statement(spendSQL, schema, "", "", "$2")
+	s.sql.grant = statement(grantSQL, schema, "", "", "$6")
+	s.sql.revoke = statement(revokeSQL, schema, "", "", "$4")
+	s.sql.adjust = statement(adjustSQL, schema, "$2", "$3", "$6")
+	s.sql.ledger = statement(ledgerSQL, schema, "", "", "")
 	return s, nil
 }
 
@@ -167,6 +175,15 @@ func statement(tmpl, schema, start, every, now string) string {
 		// (the fast Reserve's WHERE excludes those).
 		"{latest_used}", "CASE WHEN a.latest_start IS NULL OR a.latest_start < {window_start} THEN 0 "+
 			"WHEN a.latest_start = {window_start} THEN a.latest_used END",
+		// Whether the account's credits are the sum of its live grants: no
+		// counted grant can have expired yet.
+		"{credits_exact}", "(a.credits = 0 OR a.credits_until IS NULL OR a.credits_until > {now})",
+		// The account's credits counted again from the statement's CTE
+		// credit_rows (remaining, expires_at): the grants as the statement
+		// leaves them.
+		"{count_credits}", `(credits, credits_until) = (
+		SELECT least(coalesce(sum(c.remaining), 0), {max})::bigint, min(c.expires_at) FROM credit_rows c
+		WHERE c.remaining > 0 AND (c.expires_at IS NULL OR c.expires_at > {now}::timestamptz))`,
 		// Whether Reserve's hold claims the first report.
 		"{claim}", "($5 AND NOT a.first_report_used AND NOT coalesce(a.first_held_until > $8, false))",
 		// The window's usage for Reserve: from the account, or for an
@@ -189,7 +206,7 @@ func statement(tmpl, schema, start, every, now string) string {
 		       CASE WHEN v.ok THEN v.claim ELSE a.last_first END,
 		       a.last_committed AND NOT v.ok,
 		       CASE WHEN NOT v.ok THEN a.committed_prev WHEN a.last_committed THEN a.last_hold END
-		FROM (SELECT c.claim OR $4::bigint < 0 OR c.used::numeric + a.held + $3::bigint <= $4::bigint AS ok, c.claim
+		FROM (SELECT c.claim OR $4::bigint < 0 OR c.used::numeric + a.held + $3::bigint <= `+room("c.used")+` AS ok, c.claim
 		      FROM (SELECT {claim} AS claim, {used} AS used) c) v)`,
 		// The slow Reserve's answer, from the row after it: the state as it was
 		// before the hold, and whether it placed one and claimed the first
@@ -206,8 +223,8 @@ func statement(tmpl, schema, start, every, now string) string {
 		// Reserve's record of an admitted hold.
 		"{reservation}", `res AS (
 	INSERT INTO {s}.reservations (id, user_id, period_start, first_report, expires_at, tokens, committed_prev,
-		placed_by, db_expires)
-	SELECT $1, $2, ws, first, $7, $3, committed_prev, {me}, statement_timestamp() + ($7::timestamptz - {now}::timestamptz)
+		placed_by, db_expires, lim)
+	SELECT $1, $2, ws, first, $7, $3, committed_prev, {me}, statement_timestamp() + ($7::timestamptz - {now}::timestamptz), $4
 	FROM acct WHERE admitted
 )`,
 		// Whether held reservation r still counts at {now}, for the
@@ -237,29 +254,39 @@ func statement(tmpl, schema, start, every, now string) string {
 			"first_held_until = CASE WHEN a.first_hold = $1 THEN NULL ELSE a.first_held_until END",
 		// A write of usage to a window, under the account row's lock: the
 		// statement's CTE src gives the user, the window's start ws, and the
-		// tokens and notification bits to add. cur is the account row as
-		// locked, and place where the window is: 1 newer than the latest
-		// (the latest moves to its usage row, and the window becomes the
-		// latest), 0 the latest, -1 older (its usage row takes the write).
-		// {write_latest} is then the account row's part of the write.
-		"{write_usage}", `cur AS (
+		// tokens (negative: taken off, down to zero) and notification bits
+		// to add. cur is the account row as locked, place where the window
+		// is: 1 newer than the latest (the latest moves to its usage row,
+		// and the window becomes the latest), 0 the latest, -1 older (its
+		// usage row takes the write); and the window's usage before and
+		// after the write. {write_latest} is then the account row's part of
+		// the write.
+		"{write_usage}", `at AS (
 	SELECT a.user_id, a.latest_start, a.latest_used, a.latest_notified, src.ws, src.tokens, src.bits,
 	       CASE WHEN a.latest_start IS NULL OR a.latest_start < src.ws THEN 1
 	            WHEN a.latest_start = src.ws THEN 0 ELSE -1 END AS place
 	FROM src JOIN {s}.accounts a ON a.user_id = src.user_id
+), was AS (
+	SELECT at.*, CASE place WHEN 1 THEN 0 WHEN 0 THEN latest_used ELSE coalesce(
+	           (SELECT u.used FROM {s}.usage_windows u WHERE u.user_id = at.user_id AND u.period_start = at.ws), 0) END AS before
+	FROM at
+), cur AS (
+	SELECT was.*, greatest(least(before::numeric + tokens, {max}), 0)::bigint AS after FROM was
 ), moved AS (
 	INSERT INTO {s}.usage_windows (user_id, period_start, used, notified)
 	SELECT user_id, latest_start, latest_used, latest_notified FROM cur WHERE place = 1 AND latest_start IS NOT NULL
 	ON CONFLICT (user_id, period_start) DO UPDATE SET used = excluded.used, notified = excluded.notified
 ), older AS (
 	INSERT INTO {s}.usage_windows AS u (user_id, period_start, used, notified)
-	SELECT user_id, ws, tokens, bits FROM cur WHERE place = -1
-	ON CONFLICT (user_id, period_start) DO UPDATE
-	SET used = least(u.used::numeric + excluded.used, {max})::bigint, notified = u.notified | excluded.notified
+	SELECT user_id, ws, after, bits FROM cur WHERE place = -1
+	ON CONFLICT (user_id, period_start) DO UPDATE SET used = excluded.used, notified = u.notified | excluded.notified
 )`,
+		// What a write of usage in cur owes the grants (see toSpend): for
+		// Commit's hold r, and for Record's limit $7.
+		"{hold_to_spend}", toSpend("r.first_report", "coalesce(r.lim, -1)"),
+		"{record_to_spend}", toSpend("false", "$7::bigint"),
 		"{write_latest}", `latest_start = CASE WHEN cur.place = 1 THEN cur.ws ELSE a.latest_start END,
-		latest_used = CASE cur.place WHEN 1 THEN cur.tokens
-			WHEN 0 THEN least(a.latest_used::numeric + cur.tokens, {max})::bigint ELSE a.latest_used END,
+		latest_used = CASE WHEN cur.place >= 0 THEN cur.after ELSE a.latest_used END,
 		latest_notified = CASE cur.place WHEN 1 THEN cur.bits
 			WHEN 0 THEN a.latest_notified | cur.bits ELSE a.latest_notified END`,
 	)
@@ -270,6 +297,23 @@ func statement(tmpl, schema, start, every, now string) string {
 		tmpl = expanded
 	}
 	return params.Replace(tmpl)
+}
+
+// room is how far usage may go for Reserve, in a window with usage used
+// (an SQL expression) for limit $4: the limit, or for a user with credits
+// the allowance left and the credits (see freemium.Hold).
+func room(used string) string {
+	return "CASE WHEN a.credits > 0 THEN greatest($4::bigint, " + used + ") + a.credits ELSE $4::bigint END"
+}
+
+// toSpend sets the account's to_spend to what a write of usage in cur
+// owes the grants, for a hold of limit lim admitted as the first report or
+// not (first), both SQL expressions: the part past max(lim, before)
+// (freemium.SpendFromGrants), when the account has credits. spendSQL,
+// next in the transaction, takes it from the grants.
+func toSpend(first, lim string) string {
+	return "to_spend = CASE WHEN a.credits > 0 AND NOT " + first + " AND " + lim + " >= 0 " +
+		"THEN greatest(cur.after - greatest(" + lim + ", cur.before), 0) ELSE 0 END"
 }
 
 // instance fills in {me}, the placeholder of the instance's ID
@@ -297,11 +341,12 @@ func release(tokens string) string {
 // the sum of the holds (reserved is NULL when it may count an expired hold:
 // Load then sums the live ones with loadSlowSQL) and the latest window's
 // usage, which is the window's, or older than the window (no usage in it
-// yet), in the common case.
+// yet), in the common case; and the credits (credits_until NULL when they
+// may count an expired grant: Load then counts them with creditsSQL).
 const loadSQL = `
 SELECT a.anchor, a.first_report_used, CASE WHEN a.held IS NULL THEN 0 WHEN {exact} THEN {held} END, a.first_held_until,
        s.customer_id, s.subs, s.pulled_as_of, s.synced_at, s.version,
-       a.latest_start, a.latest_used, a.latest_notified
+       a.latest_start, a.latest_used, a.latest_notified, a.credits, a.credits_until
 FROM (SELECT 1) one
 LEFT JOIN {s}.accounts a ON a.user_id = $1
 LEFT JOIN {s}.subscriptions s ON s.user_id = $1`
@@ -338,21 +383,21 @@ LEFT JOIN {s}.usage_windows u ON u.user_id = $1 AND u.period_start = $2`
 // Reserve then takes the slow path (reserveSlow), which decides in every
 // case. The statement is kept small on purpose: each expression in it is
 // built anew on every call, which is most of its cost.
-const reserveSQL = `
+var reserveSQL = `
 WITH acct AS (
 	UPDATE {s}.accounts a SET anchor = coalesce(a.anchor, $8), held = a.held + $3::bigint, held_until = least(a.held_until, $7),
 		first_hold = CASE WHEN {claim} THEN $1 ELSE a.first_hold END,
 		first_held_until = CASE WHEN {claim} THEN $7::timestamptz ELSE a.first_held_until END, {place_last}
-	WHERE a.user_id = $2 AND {exact} AND (a.latest_start IS NULL OR a.latest_start <= {window_start})
+	WHERE a.user_id = $2 AND {exact} AND {credits_exact} AND (a.latest_start IS NULL OR a.latest_start <= {window_start})
 	  AND ($10::bigint = 0 OR $10::bigint = (SELECT m.version FROM {s}.subscriptions m WHERE m.user_id = $2))
-	  AND ({claim} OR $4::bigint < 0 OR ({latest_used})::numeric + a.held + $3::bigint <= $4::bigint)
+	  AND ({claim} OR $4::bigint < 0 OR ({latest_used})::numeric + a.held + $3::bigint <= ` + room("({latest_used})") + `)
 	RETURNING {window_start} AS ws, ({latest_used}) AS used,
 	          CASE WHEN a.latest_start = {window_start} THEN a.latest_notified ELSE 0 END AS notified,
 	          least(a.held - $3::bigint, {max})::bigint AS reserved, a.first_report_used,
 	          coalesce(a.first_hold <> $1 AND a.first_held_until > $8, false) AS first_held,
-	          true AS admitted, coalesce(a.first_hold = $1, false) AS first, a.committed_prev
+	          true AS admitted, coalesce(a.first_hold = $1, false) AS first, a.committed_prev, a.credits, a.credits_until
 ), {reservation}
-SELECT ws, used, notified, reserved, first_report_used, first_held, admitted, first,
+SELECT ws, used, notified, reserved, first_report_used, first_held, admitted, first, credits, credits_until,
        -- A hold need not survive a crash (it expires anyway): this
        -- transaction does not wait for the WAL flush. Commit, which records
        -- usage, does.
@@ -408,9 +453,10 @@ WITH older AS (
 ), acct AS (
 	UPDATE {s}.accounts a SET {place_hold}
 	WHERE a.user_id = $2 AND ($11::bigint = 0 OR $11::bigint = (SELECT m.version FROM {s}.subscriptions m WHERE m.user_id = $2))
-	RETURNING {window_start} AS ws, {used} AS used, {notified} AS notified, {reserved_before}, a.committed_prev
+	RETURNING {window_start} AS ws, {used} AS used, {notified} AS notified, {reserved_before}, a.committed_prev,
+	          a.credits, a.credits_until
 ), {reservation}
-SELECT ws, used, notified, reserved, first_report_used, first_held, admitted, first, NULL
+SELECT ws, used, notified, reserved, first_report_used, first_held, admitted, first, credits, credits_until, NULL
 FROM acct`
 
 // commitSQL records the usage of the account's latest hold in one
@@ -419,8 +465,9 @@ FROM acct`
 // last_committed says it is committed (see accounts.last_committed in the
 // migration). It answers a row only when the hold is the user's latest,
 // neither committed nor canceled, placed in the latest window, not past
-// its expiry plus the retention, and of the statement's kind ({first_guard}:
-// admitted as the first report or not): else it writes nothing, and the
+// its expiry plus the retention, of the statement's kind ({first_guard}:
+// admitted as the first report or not), and the user has no credits (to
+// spend from): else it writes nothing, and the
 // slow path (commitSlowSQL) decides. {first} is the commitFirst
 // statement's first-report columns, empty for commit (the statement is
 // kept small: each expression in it costs on every call).
@@ -428,7 +475,7 @@ const commitSQL = `
 UPDATE {s}.accounts a SET {release_last}{first}, latest_used = least(a.latest_used::numeric + $2::bigint, {max})::bigint,
 	last_committed = true
 WHERE a.user_id = $3::text AND a.last_hold = $1::text AND NOT a.last_committed AND a.latest_start = a.last_start
-  AND a.last_expires >= $4::timestamptz - $5::bigint * interval '1 microsecond' AND {first_guard}
+  AND a.last_expires >= $4::timestamptz - $5::bigint * interval '1 microsecond' AND {first_guard} AND a.credits = 0
 RETURNING true`
 
 // Commit's slow path and Cancel are a batch (see Store.batch):
@@ -439,19 +486,21 @@ RETURNING true`
 // it.
 
 // commitSlowSQL records a hold's usage: $1 id, $2 tokens, $3 now, $4 the
-// hold's user, $5 the retention (µs). It returns whether the reservation is known for the user.
+// hold's user, $5 the retention (µs), and leaves what it owes the grants in
+// the account's to_spend, for spendSQL next. It returns whether the
+// reservation is known for the user.
 const commitSlowSQL = `
 WITH r AS (
 	UPDATE {s}.reservations r SET row_state = 'committed'
 	FROM {s}.accounts a
 	WHERE r.id = $1::text AND r.user_id = $4::text AND a.user_id = $4 AND r.row_state <> 'committed' AND NOT {committed_elsewhere}
 	  AND r.expires_at >= $3::timestamptz - $5::bigint * interval '1 microsecond'
-	RETURNING r.user_id, r.period_start, r.first_report, r.tokens, r.expires_at
+	RETURNING r.user_id, r.period_start, r.first_report, r.tokens, r.expires_at, r.lim
 ), src AS (
 	SELECT user_id, period_start AS ws, $2::bigint AS tokens, 0::smallint AS bits FROM r
 ), {write_usage}, acct AS (
 	UPDATE {s}.accounts a SET {release}, first_report_used = a.first_report_used OR r.first_report, {write_latest},
-		last_hold = nullif(a.last_hold, $1)
+		last_hold = nullif(a.last_hold, $1), {hold_to_spend}
 	FROM cur, r WHERE a.user_id = cur.user_id
 )
 SELECT EXISTS (SELECT 1 FROM r)
@@ -479,15 +528,16 @@ SELECT (SELECT v FROM cfg) IS NOT NULL
 
 // recordSQL adds usage, once per non-empty key, in one statement: $1
 // user, $2 start, $3 every (µs), $4 tokens, $5 key, $6 now. It locks the
-// account row first, only when the window is the user's latest and the key
-// is not recorded: then it answers true. A recorded key answers true and
+// account row first, only when the window is the user's latest, the user
+// has no credits (to spend from) and the key is not recorded: then it
+// answers true. A recorded key answers true and
 // writes nothing. Otherwise it writes nothing and answers false, for the
 // slow path (recordSlowSQL); and when a racing Record recorded the key
 // after this one took the account row, raise_retry undoes the statement.
 const recordSQL = `
 WITH acct AS (
 	UPDATE {s}.accounts a SET latest_used = least(a.latest_used::numeric + $4::bigint, {max})::bigint
-	WHERE a.user_id = $1::text AND a.anchor IS NOT NULL AND a.latest_start = {window_start}
+	WHERE a.user_id = $1::text AND a.anchor IS NOT NULL AND a.latest_start = {window_start} AND a.credits = 0
 	  AND ($5::text = '' OR NOT EXISTS (SELECT 1 FROM {s}.usage_keys k WHERE k.user_id = $1 AND k.key = $5))
 	RETURNING 1
 ), k AS (
@@ -501,8 +551,8 @@ SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM acct)
             WHEN $5 = '' OR EXISTS (SELECT 1 FROM k) THEN true
             ELSE {s}.raise_retry('freemium: record: a racing Record recorded the key') END`
 
-// Record's slow path is a batch: createAccountSQL, lockAccountSQL, then
-// recordSlowSQL.
+// Record's slow path is a batch: createAccountSQL, lockAccountSQL,
+// recordSlowSQL, then spendSQL.
 
 // createAccountSQL anchors a user at their first activity: $1 user, $2 now.
 const createAccountSQL = `
@@ -514,7 +564,8 @@ const lockAccountSQL = `SELECT FROM {s}.accounts WHERE user_id = $1 FOR UPDATE`
 
 // recordSlowSQL adds usage under the account row's lock, once per
 // non-empty key: $1 user, $2 start, $3 every (µs), $4 tokens, $5 key, $6
-// now.
+// now, $7 the limit, and leaves what it owes the grants in the account's
+// to_spend.
 const recordSlowSQL = `
 WITH k AS (
 	INSERT INTO {s}.usage_keys (user_id, key, tokens, recorded_at)
@@ -525,7 +576,7 @@ WITH k AS (
 	SELECT a.user_id, {window_start} AS ws, $4::bigint AS tokens, 0::smallint AS bits
 	FROM {s}.accounts a WHERE a.user_id = $1 AND ($5 = '' OR EXISTS (SELECT 1 FROM k))
 ), {write_usage}, acct AS (
-	UPDATE {s}.accounts a SET {write_latest} FROM cur WHERE a.user_id = cur.user_id
+	UPDATE {s}.accounts a SET {write_latest}, {record_to_spend} FROM cur WHERE a.user_id = cur.user_id
 )
 SELECT`
 
@@ -654,15 +705,23 @@ func (s *Store) Load(ctx context.Context, userID string, now time.Time, window f
 		firstUsed                                              pgtype.Bool
 		customer                                               pgtype.Text
 		subs                                                   []byte
-		reserved, winUsed, version                             pgtype.Int8
+		reserved, winUsed, version, credits                    pgtype.Int8
 		winNotified                                            pgtype.Int2
+		creditsUntil                                           pgtype.Timestamptz
 	)
 	err := s.pool.QueryRow(ctx, s.sql.load, userID, now).Scan(
 		&anchor, &firstUsed, &reserved, &firstHeldUntil,
 		&customer, &subs, &pulledAsOf, &syncedAt, &version,
-		&winStart, &winUsed, &winNotified)
+		&winStart, &winUsed, &winNotified, &credits, &creditsUntil)
 	if err != nil {
 		return freemium.State{}, err
+	}
+	st.Credits, st.CreditsExpire = credits.Int64, pgTime(creditsUntil)
+	if st.Credits > 0 && creditsUntil.Valid && !creditsUntil.Time.After(now) {
+		// A grant expired since the credits were counted.
+		if st.Credits, st.CreditsExpire, err = s.credits(ctx, userID, now); err != nil {
+			return freemium.State{}, err
+		}
 	}
 	st.FirstReportUsed, st.FirstReportHeld = firstUsed.Bool, firstHeldUntil.Valid && firstHeldUntil.Time.After(now)
 	a.Anchor, a.CustomerID = pgTime(anchor), customer.String
@@ -730,10 +789,11 @@ func (s *Store) reserveSlow(ctx context.Context, h freemium.Hold, now time.Time)
 	b.Queue(s.sql.reserveCreate, h.UserID)
 	b.Queue(s.sql.reserveLock, h.UserID)
 	b.Queue(s.sql.reserveRecount, h.UserID, now, s.instance)
+	b.Queue(s.sql.recountCredits, h.UserID, now)
 	b.Queue(s.sql.reserveSlow, h.ID, h.UserID, h.Tokens, h.Limit, h.FirstReport, h.Window.Start, h.ExpiresAt, now,
 		h.Window.Every.Microseconds(), s.instance, h.Mirror)
 	var r freemium.ReserveResult
-	err := s.batch(ctx, &b, func(row pgx.Row) (err error) {
+	err := s.batch(ctx, &b, -1, func(row pgx.Row) (err error) {
 		r, err = scanReserve(row, h)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows) && h.Mirror != 0:
@@ -749,17 +809,16 @@ func (s *Store) reserveSlow(ctx context.Context, h freemium.Hold, now time.Time)
 
 // batch sends b, one round trip run as one transaction (pgx sends a batch
 // with one Sync, so Postgres runs it as one implicit transaction), and
-// passes the last statement's row to scan, or runs it too when scan is nil.
-func (s *Store) batch(ctx context.Context, b *pgx.Batch, scan func(pgx.Row) error) error {
+// passes the row of its statement at (-1: the last) to scan; it runs the
+// others, and all of them when scan is nil.
+func (s *Store) batch(ctx context.Context, b *pgx.Batch, at int, scan func(pgx.Row) error) error {
+	if at < 0 {
+		at = b.Len() - 1
+	}
 	br := s.pool.SendBatch(ctx, b)
 	var err error
-	for range b.Len() - 1 {
-		if _, err = br.Exec(); err != nil {
-			break
-		}
-	}
-	if err == nil {
-		if scan != nil {
+	for i := 0; i < b.Len() && err == nil; i++ {
+		if i == at && scan != nil {
 			err = scan(br.QueryRow())
 		} else {
 			_, err = br.Exec()
@@ -779,11 +838,13 @@ func retry(err error) bool {
 func scanReserve(row pgx.Row, h freemium.Hold) (freemium.ReserveResult, error) {
 	var r freemium.ReserveResult
 	st := &r.State
+	var until pgtype.Timestamptz
 	err := row.Scan(&st.PeriodStart, &st.Used, &st.Notified, &st.Reserved, &st.FirstReportUsed, &st.FirstReportHeld,
-		&r.Admitted, &r.FirstReport, nil)
+		&r.Admitted, &r.FirstReport, &st.Credits, &until, nil)
 	if err != nil {
 		return freemium.ReserveResult{}, err
 	}
+	st.CreditsExpire = pgTime(until)
 	st.PeriodStart = st.PeriodStart.UTC()
 	st.PeriodEnd = h.Window.EndOf(st.PeriodStart)
 	return r, nil
@@ -803,22 +864,27 @@ func (s *Store) Commit(ctx context.Context, h freemium.HoldRef, tokens int64, no
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return err
 	}
-	return s.byID(ctx, h.UserID, s.sql.commitSlow, h.ID, tokens, now, h.UserID, retention)
+	return s.byID(ctx, h.UserID, s.sql.commitSlow, []any{h.ID, tokens, now, h.UserID, retention}, now)
 }
 
 // Cancel implements Store.
 func (s *Store) Cancel(ctx context.Context, h freemium.HoldRef, now time.Time) error {
-	return s.byID(ctx, h.UserID, s.sql.cancel, h.ID, now, h.UserID, retention)
+	return s.byID(ctx, h.UserID, s.sql.cancel, []any{h.ID, now, h.UserID, retention}, time.Time{})
 }
 
 // byID runs a statement on a reservation of the user, $1 its ID, that
-// answers whether it is known, under the lock of the user's account row.
-func (s *Store) byID(ctx context.Context, userID, sql string, args ...any) error {
+// answers whether it is known, under the lock of the user's account row;
+// and then, for a statement that records usage (spendAt not zero), the
+// spend from grants at spendAt that it left.
+func (s *Store) byID(ctx context.Context, userID, sql string, args []any, spendAt time.Time) error {
 	var b pgx.Batch
 	b.Queue(s.sql.lockAccount, userID)
 	b.Queue(sql, args...)
+	if !spendAt.IsZero() {
+		b.Queue(s.sql.spend, userID, spendAt, freemium.SpendReason)
+	}
 	var found bool
-	if err := s.batch(ctx, &b, func(row pgx.Row) error { return row.Scan(&found) }); err != nil {
+	if err := s.batch(ctx, &b, 1, func(row pgx.Row) error { return row.Scan(&found) }); err != nil {
 		return err
 	}
 	if !found {
@@ -829,7 +895,7 @@ func (s *Store) byID(ctx context.Context, userID, sql string, args ...any) error
 
 // Record implements Store. It takes one statement when the window is the
 // user's latest, and otherwise a batch that anchors a new user first.
-func (s *Store) Record(ctx context.Context, userID string, w freemium.Window, tokens int64, key string, now time.Time) error {
+func (s *Store) Record(ctx context.Context, userID string, w freemium.Window, limit, tokens int64, key string, now time.Time) error {
 	var done bool
 	err := s.pool.QueryRow(ctx, s.sql.record, userID, w.Start, w.Every.Microseconds(), tokens, key, now).Scan(&done)
 	if (err == nil && done) || (err != nil && !retry(err)) {
@@ -838,8 +904,9 @@ func (s *Store) Record(ctx context.Context, userID string, w freemium.Window, to
 	var b pgx.Batch
 	b.Queue(s.sql.createAccount, userID, now)
 	b.Queue(s.sql.lockAccount, userID)
-	b.Queue(s.sql.recordSlow, userID, w.Start, w.Every.Microseconds(), tokens, key, now)
-	return s.batch(ctx, &b, nil)
+	b.Queue(s.sql.recordSlow, userID, w.Start, w.Every.Microseconds(), tokens, key, now, limit)
+	b.Queue(s.sql.spend, userID, now, freemium.SpendReason)
+	return s.batch(ctx, &b, -1, nil)
 }
 
 // MarkFirstReportUsed implements Store.
@@ -987,7 +1054,7 @@ func (s *Store) Enqueue(ctx context.Context, n freemium.Notification, windowStar
 	b.Queue(s.sql.enqueue, n.ID, n.UserID, string(n.Kind), int16(freemium.NotifiedKinds(0).With(n.Kind)), windowStart,
 		usage, n.UpgradeURL, n.CreatedAt, string(state), now)
 	var added bool
-	err = s.batch(ctx, &b, func(row pgx.Row) error { return row.Scan(&added) })
+	err = s.batch(ctx, &b, -1, func(row pgx.Row) error { return row.Scan(&added) })
 	return added, err
 }
 

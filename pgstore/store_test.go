@@ -53,7 +53,7 @@ func TestPostgresHotStatementsKeepGenericPlans(t *testing.T) {
 			} else {
 				require.NoError(t, store.Cancel(ctx, h.Ref(r), now))
 			}
-			require.NoError(t, store.Record(ctx, user, w, 3, "", now))
+			require.NoError(t, store.Record(ctx, user, w, freemium.Unlimited, 3, "", now))
 		}
 	}
 	rows, err := pool.Query(ctx, "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
@@ -126,7 +126,7 @@ func committedChain(t *testing.T) (*pgstore.Store, string, []freemium.HoldRef) {
 	ctx := context.Background()
 	store, schema := testenv.PostgresSchema(t)
 	w := chainWindow(freemium.Account{})
-	require.NoError(t, store.Record(ctx, "u1", w, 1, "", freemiumtest.T0))
+	require.NoError(t, store.Record(ctx, "u1", w, freemium.Unlimited, 1, "", freemiumtest.T0))
 	var refs []freemium.HoldRef
 	for _, id := range []string{"x", "y", "z"} {
 		ttl := time.Minute
