@@ -65,6 +65,12 @@ type Config struct {
 	// https URL: an email's link has no page to be relative to. Default "".
 	UpgradeURL string
 
+	// TopUps are the packs of tokens users can buy once, each for a
+	// one-time price (Gate.TopUpURL): a user who runs out buys one rather
+	// than wait or upgrade. The first is offered in blocked decisions
+	// (Decision.TopUp, Messages.TopUpOffer). Default none.
+	TopUps []TopUp
+
 	// Messages are the user-facing texts of blocked decisions.
 	// Default: the texts of DefaultMessages.
 	Messages Messages
@@ -181,6 +187,9 @@ type Messages struct {
 	// EstimateExceedsRemaining is shown when tokens are left in the
 	// period, but fewer than the request's estimate.
 	EstimateExceedsRemaining string
+	// TopUpOffer is added to the other messages when Config.TopUps is
+	// set; {top_up} is the first top-up's tokens.
+	TopUpOffer string
 }
 
 // DefaultMessages are the texts used for the Messages fields left empty.
@@ -191,6 +200,7 @@ var DefaultMessages = Messages{
 	LimitExceededNoReset:             "Usage limit reached ({percent}% used). Upgrade your plan to continue.",
 	FreeLimitExceeded:                "You've reached your free tier limit. Upgrade to continue.",
 	EstimateExceedsRemaining:         "This report needs about {estimate} tokens, more than the {remaining} left this period.",
+	TopUpOffer:                       " Or buy {top_up} more tokens to go on now.",
 }
 
 // DeliveryConfig tunes the delivery of notifications from the outbox.
@@ -342,6 +352,7 @@ func (m Messages) withDefaults() Messages {
 	set(&m.LimitExceededNoReset, DefaultMessages.LimitExceededNoReset)
 	set(&m.FreeLimitExceeded, DefaultMessages.FreeLimitExceeded)
 	set(&m.EstimateExceedsRemaining, DefaultMessages.EstimateExceedsRemaining)
+	set(&m.TopUpOffer, DefaultMessages.TopUpOffer)
 	return m
 }
 
@@ -419,6 +430,20 @@ func (c Config) validate() error {
 			}
 			prices[id] = field
 		}
+	}
+	for i, t := range c.TopUps {
+		field := fmt.Sprintf("Config.TopUps[%d]", i)
+		switch {
+		case t.PriceID == "":
+			return fmt.Errorf("freemium: %s.PriceID is empty: give the pack's one-time price ID", field)
+		case prices[t.PriceID] != "":
+			return fmt.Errorf("freemium: %s.PriceID %q is also in %s: a price is a plan's or a top-up's", field, t.PriceID, prices[t.PriceID])
+		case t.Tokens <= 0 || t.Tokens > MaxTokens:
+			return fmt.Errorf("freemium: %s.Tokens is %d: use a token count in [1, %d]", field, t.Tokens, MaxTokens)
+		case t.Validity < 0:
+			return fmt.Errorf("freemium: %s.Validity is %v: use a positive duration, or 0 for tokens that last until spent", field, t.Validity)
+		}
+		prices[t.PriceID] = field
 	}
 	if i, err := checkPatterns(c.Gated); err != nil {
 		return fmt.Errorf("freemium: Config.Gated[%d] %q: %v: use net/http ServeMux patterns such as \"POST /api/features/\", each once", i, c.Gated[i], err)

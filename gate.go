@@ -76,7 +76,10 @@ type Decision struct {
 	Message     string `json:"message,omitempty"`     // user-facing; "" when allowed
 	FirstReport bool   `json:"first_report"`          // allowed through the free first report
 	UpgradeURL  string `json:"upgrade_url,omitempty"` // Config.UpgradeURL, when blocked
-	Usage              // as it stood before this request; Overage: this request goes past a soft limit
+	// TopUp is the first of Config.TopUps, offered when blocked; zero
+	// when none is configured.
+	TopUp TopUp `json:"top_up,omitzero"`
+	Usage       // as it stood before this request; Overage: this request goes past a soft limit
 }
 
 // Err is nil when d allows, and otherwise a *BlockedError, which matches
@@ -199,12 +202,18 @@ func (g *Gate) decide(p *Plan, s State, tokens int64, admitted, first bool) Deci
 	case d.PeriodEnd.IsZero():
 		msg = g.cfg.Messages.LimitExceededNoReset
 	}
-	d.Message = render(msg, d.Usage, tokens)
+	if len(g.cfg.TopUps) > 0 {
+		d.TopUp = g.cfg.TopUps[0]
+		msg += g.cfg.Messages.TopUpOffer
+	}
+	d.Message = render(msg, d, tokens)
 	return d
 }
 
-// render fills a message's placeholders, for a request of estimate tokens.
-func render(msg string, u Usage, estimate int64) string {
+// render fills a message's placeholders, for decision d on a request of
+// estimate tokens.
+func render(msg string, d Decision, estimate int64) string {
+	u := d.Usage
 	if !strings.Contains(msg, "{") {
 		return msg
 	}
@@ -224,6 +233,7 @@ func render(msg string, u Usage, estimate int64) string {
 		"{estimate}", groupDigits(estimate),
 		"{plan}", u.Plan,
 		"{period_end}", periodEnd,
+		"{top_up}", groupDigits(d.TopUp.Tokens),
 	).Replace(msg)
 }
 

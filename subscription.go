@@ -512,19 +512,43 @@ type CheckoutCreator interface {
 }
 
 // A CheckoutReader is a SubscriptionChecker that can read back a completed
-// checkout: the user it was for and the customer it made or used. The Gate
-// finds the capability by type assertion; stripesub.Checker has it.
+// checkout. The Gate finds the capability by type assertion;
+// stripesub.Checker has it.
 type CheckoutReader interface {
-	CheckoutSession(ctx context.Context, sessionID string) (userID, customerID string, err error)
+	// CheckoutSession reads back a complete checkout that the checker made
+	// (CheckoutURL or TopUpURL); one not complete, or made otherwise, is
+	// an error.
+	CheckoutSession(ctx context.Context, sessionID string) (CompletedCheckout, error)
 }
+
+// CompletedCheckout is a checkout as a CheckoutReader reads it back.
+type CompletedCheckout struct {
+	UserID     string // the user it was made for
+	CustomerID string // the customer it made or used; "" for none
+	// TopUpPrice is the top-up's price, for the checkout of a top-up
+	// (TopUpURL); "" for a subscription's.
+	TopUpPrice string
+	// PaymentID is a top-up's payment (TopUpPayment.ID).
+	PaymentID string
+	// Paid is set when a top-up's payment has succeeded; an asynchronous
+	// one (a bank debit) may succeed later.
+	Paid bool
+}
+
+// ErrPaymentPending is returned by CompleteCheckout for a top-up whose
+// payment has not succeeded yet: the tokens are granted when the provider
+// reports it (stripesub.WebhookHandler).
+var ErrPaymentPending = errors.New("freemium: the payment has not succeeded yet")
 
 // CompleteCheckout makes a completed checkout count at once, for the page
 // the checkout returns to (Stripe replaces {CHECKOUT_SESSION_ID} in
 // CheckoutParams.SuccessURL with the session's ID): it reads the session
 // back from the provider, checks that it was userID's, links its customer
-// to the user and refreshes the user's mirror. So the upgrade applies to the
-// next request even when the webhook is late or not wired. A session of
-// another user, or one not complete, is an error, and nothing is written.
+// to the user, and then refreshes the user's mirror (a subscription) or
+// grants the tokens (a paid top-up, once: see ApplyTopUp). So the upgrade
+// or the tokens apply to the next request even when the webhook is late or
+// not wired. A session of another user, or one not complete, is an error,
+// and nothing is written; a top-up not paid yet is ErrPaymentPending.
 // Config.Subscriptions must be a CheckoutReader.
 func (g *Gate) CompleteCheckout(ctx context.Context, userID, sessionID string) error {
 	if err := validateUserID(userID); err != nil {
@@ -537,15 +561,21 @@ func (g *Gate) CompleteCheckout(ctx context.Context, userID, sessionID string) e
 	if !ok {
 		return fmt.Errorf("freemium: CompleteCheckout: Config.Subscriptions (%T) cannot read checkouts: use stripesub.New", g.cfg.Subscriptions)
 	}
-	owner, customerID, err := reader.CheckoutSession(ctx, sessionID)
+	c, err := reader.CheckoutSession(ctx, sessionID)
 	if err != nil {
 		return fmt.Errorf("freemium: checkout %s: %w", sessionID, err)
 	}
-	if owner != userID {
+	if c.UserID != userID {
 		return fmt.Errorf("freemium: checkout %s is not %s's", sessionID, userID)
 	}
-	if customerID != "" {
-		if err := g.LinkCustomer(ctx, userID, customerID); err != nil {
+	if c.TopUpPrice != "" {
+		if !c.Paid {
+			return fmt.Errorf("freemium: checkout %s: %w", sessionID, ErrPaymentPending)
+		}
+		return g.ApplyTopUp(ctx, TopUpPayment{ID: c.PaymentID, PriceID: c.TopUpPrice, UserID: userID, CustomerID: c.CustomerID})
+	}
+	if c.CustomerID != "" {
+		if err := g.LinkCustomer(ctx, userID, c.CustomerID); err != nil {
 			return err
 		}
 	}

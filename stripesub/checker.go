@@ -191,27 +191,101 @@ func (s *Checker) CheckoutURL(ctx context.Context, userID, priceID string, p fre
 	return session.URL, nil
 }
 
+// TopUpURL implements freemium.TopUpCreator: a Stripe Checkout Session in
+// payment mode for one unit of the one-time priceID, with
+// client_reference_id set to the user, user_id and the price (under
+// topUpPriceKey) in the session's metadata, user_id in the payment's, and
+// a customer: the user's when one is found, else a new one, so that a
+// refund of the charge finds the user by its customer.
+func (s *Checker) TopUpURL(ctx context.Context, userID, priceID string, p freemium.CheckoutParams) (string, error) {
+	customerID, err := s.customer(ctx, userID, p.CustomerID)
+	if err != nil {
+		return "", fmt.Errorf("stripe customer of the user: %w", err)
+	}
+	params := &stripe.CheckoutSessionParams{
+		Mode:              stripe.String(string(stripe.CheckoutSessionModePayment)),
+		LineItems:         []*stripe.CheckoutSessionLineItemParams{{Price: stripe.String(priceID), Quantity: stripe.Int64(1)}},
+		ClientReferenceID: stripe.String(userID),
+		SuccessURL:        stripe.String(p.SuccessURL),
+		Metadata:          map[string]string{s.metadataKey: userID, topUpPriceKey: priceID},
+		PaymentIntentData: &stripe.CheckoutSessionPaymentIntentDataParams{
+			Metadata: map[string]string{s.metadataKey: userID},
+		},
+	}
+	params.Context = ctx
+	if customerID != "" {
+		params.Customer = stripe.String(customerID)
+	} else {
+		params.CustomerCreation = stripe.String(string(stripe.CheckoutSessionCustomerCreationAlways))
+		if p.Email != "" {
+			params.CustomerEmail = stripe.String(p.Email)
+		}
+	}
+	if p.CancelURL != "" {
+		params.CancelURL = stripe.String(p.CancelURL)
+	}
+	if p.AllowPromotionCodes {
+		params.AllowPromotionCodes = stripe.Bool(true)
+	}
+	session, err := s.sessions.New(params)
+	if err != nil {
+		return "", err
+	}
+	if session.URL == "" {
+		return "", fmt.Errorf("stripe checkout session %s has no URL", session.ID)
+	}
+	return session.URL, nil
+}
+
+// topUpPriceKey is the metadata key of a top-up session's price.
+const topUpPriceKey = "freemium_top_up"
+
 // CheckoutSession implements CheckoutReader: the session's
 // client_reference_id and customer, once it is complete, for a session
-// CheckoutURL made (its metadata names the same user).
-func (s *Checker) CheckoutSession(ctx context.Context, sessionID string) (userID, customerID string, err error) {
+// CheckoutURL or TopUpURL made (its metadata names the same user); for a
+// top-up, its price and payment, and whether it is paid.
+func (s *Checker) CheckoutSession(ctx context.Context, sessionID string) (freemium.CompletedCheckout, error) {
 	params := &stripe.CheckoutSessionParams{}
 	params.Context = ctx
 	cs, err := s.sessions.Get(sessionID, params)
 	if err != nil {
-		return "", "", err
+		return freemium.CompletedCheckout{}, err
 	}
 	if cs.Status != stripe.CheckoutSessionStatusComplete {
-		return "", "", fmt.Errorf("stripe checkout session %s is %q, not complete", sessionID, cs.Status)
+		return freemium.CompletedCheckout{}, fmt.Errorf("stripe checkout session %s is %q, not complete", sessionID, cs.Status)
 	}
-	if cs.ClientReferenceID == "" || cs.Metadata[s.metadataKey] != cs.ClientReferenceID {
+	c, ok := completed(cs, s.metadataKey)
+	if !ok {
 		// A client_reference_id alone can come from anyone's Payment Link.
-		return "", "", fmt.Errorf("stripe checkout session %s was not made by CheckoutURL", sessionID)
+		return freemium.CompletedCheckout{}, fmt.Errorf("stripe checkout session %s was not made by CheckoutURL or TopUpURL", sessionID)
 	}
+	return c, nil
+}
+
+// completed reads a session that CheckoutURL or TopUpURL made: they name
+// the user twice, in client_reference_id and in the metadata under key. It
+// reports false for any other session.
+func completed(cs *stripe.CheckoutSession, key string) (freemium.CompletedCheckout, bool) {
+	user := cs.ClientReferenceID
+	if user == "" || cs.Metadata[key] != user {
+		return freemium.CompletedCheckout{}, false
+	}
+	c := freemium.CompletedCheckout{UserID: user}
 	if cs.Customer != nil {
-		customerID = cs.Customer.ID
+		c.CustomerID = cs.Customer.ID
 	}
-	return cs.ClientReferenceID, customerID, nil
+	switch cs.Mode {
+	case stripe.CheckoutSessionModeSubscription:
+		return c, c.CustomerID != ""
+	case stripe.CheckoutSessionModePayment:
+		c.TopUpPrice = cs.Metadata[topUpPriceKey]
+		if cs.PaymentIntent != nil {
+			c.PaymentID = cs.PaymentIntent.ID
+		}
+		c.Paid = cs.PaymentStatus == stripe.CheckoutSessionPaymentStatusPaid && c.PaymentID != ""
+		return c, c.TopUpPrice != ""
+	}
+	return freemium.CompletedCheckout{}, false
 }
 
 // searchCustomer finds the customer whose metadata names the user.

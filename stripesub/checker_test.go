@@ -333,7 +333,7 @@ func stripeMockChecker(t *testing.T) *stripesub.Checker {
 // Against stripe-mock: the session read is a valid request and decodes.
 func TestCheckoutSessionStripeMock(t *testing.T) {
 	checker := stripeMockChecker(t)
-	_, _, err := checker.CheckoutSession(context.Background(), "cs_test_123")
+	_, err := checker.CheckoutSession(context.Background(), "cs_test_123")
 	if err != nil {
 		assert.Contains(t, err.Error(), "not complete", "stripe-mock's fixture session is open")
 	}

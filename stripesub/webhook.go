@@ -47,9 +47,12 @@ type WebhookConfig struct {
 // nothing. It applies customer.subscription.created, .updated, .deleted,
 // .paused and .resumed through Gate.ApplySubscription, naming the user in
 // the subscription's metadata (Config.MetadataKey, which CheckoutURL sets);
-// and checkout.session.completed of sessions CheckoutURL made, which links
-// the session's customer to its user. Duplicate and out-of-order
-// deliveries are harmless. Other event types, events whose object cannot be
+// checkout.session.completed of sessions CheckoutURL made, which links
+// the session's customer to its user; checkout.session.completed (paid)
+// and checkout.session.async_payment_succeeded of sessions TopUpURL made,
+// which grant the top-up's tokens once per payment (Gate.ApplyTopUp); and
+// charge.refunded of such a payment, which takes back what is left of them
+// (Gate.RefundTopUp). Duplicate and out-of-order deliveries are harmless. Other event types, events whose object cannot be
 // read, and events about users it cannot find, are answered 200 (and
 // logged to g.Logger()). When the Store fails it answers 500, and Stripe
 // retries.
@@ -95,6 +98,11 @@ func WebhookHandler(g *freemium.Gate, cfg WebhookConfig) http.Handler {
 		case errors.Is(err, errUnreadableEvent):
 			// Signed by Stripe, so sending it again will not help.
 			log.WarnContext(r.Context(), "freemium: stripe event ignored", "operation", "webhook", "event", ev.ID, "type", ev.Type, "err", err)
+		case errors.Is(err, freemium.ErrUnknownTopUp):
+			// A price taken out of Config.TopUps while its checkout was
+			// open: granting is the host's call now.
+			log.WarnContext(r.Context(), "freemium: stripe top-up of a price not in Config.TopUps ignored",
+				"operation", "webhook", "event", ev.ID, "type", ev.Type, "err", err)
 		case errors.Is(err, freemium.ErrCustomerLinked):
 			log.WarnContext(r.Context(), "freemium: stripe event ignored: its customer belongs to another user",
 				"operation", "webhook", "event", ev.ID, "type", ev.Type, "err", err)
@@ -122,7 +130,8 @@ var errUnreadableEvent = errors.New("the event's object cannot be read")
 func eventType(t stripe.EventType) string {
 	switch t {
 	case "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
-		"customer.subscription.paused", "customer.subscription.resumed", "checkout.session.completed":
+		"customer.subscription.paused", "customer.subscription.resumed", "checkout.session.completed",
+		"checkout.session.async_payment_succeeded", "charge.refunded":
 		return string(t)
 	}
 	return "other"
@@ -142,19 +151,45 @@ func apply(ctx context.Context, g *freemium.Gate, ev stripe.Event, key string) (
 			return false, fmt.Errorf("%w: %w", errUnreadableEvent, err)
 		}
 		return true, g.ApplySubscription(ctx, fromStripe(&sub), sub.Metadata[key], time.Unix(ev.Created, 0))
-	case "checkout.session.completed":
+	case "checkout.session.completed", "checkout.session.async_payment_succeeded":
 		var cs stripe.CheckoutSession
 		if err := json.Unmarshal(ev.Data.Raw, &cs); err != nil {
 			return false, fmt.Errorf("%w: %w", errUnreadableEvent, err)
 		}
-		// Only sessions CheckoutURL made: they name the user twice. A
-		// client_reference_id alone can come from anyone's Payment Link.
-		user := cs.ClientReferenceID
-		if cs.Mode != stripe.CheckoutSessionModeSubscription || cs.Customer == nil || user == "" || cs.Metadata[key] != user {
-			g.Logger().InfoContext(ctx, "freemium: stripe checkout session not made by CheckoutURL; ignored", "event", ev.ID)
+		// Only sessions CheckoutURL or TopUpURL made: they name the user
+		// twice. A client_reference_id alone can come from anyone's
+		// Payment Link.
+		c, ok := completed(&cs, key)
+		if !ok {
+			g.Logger().InfoContext(ctx, "freemium: stripe checkout session not made by CheckoutURL or TopUpURL; ignored", "event", ev.ID)
 			return false, nil
 		}
-		return true, g.LinkCustomer(ctx, user, cs.Customer.ID)
+		if c.TopUpPrice == "" {
+			return true, g.LinkCustomer(ctx, c.UserID, c.CustomerID)
+		}
+		if !c.Paid {
+			// An asynchronous payment (a bank debit): its
+			// checkout.session.async_payment_succeeded grants.
+			return false, nil
+		}
+		return true, g.ApplyTopUp(ctx, freemium.TopUpPayment{ID: c.PaymentID, PriceID: c.TopUpPrice, UserID: c.UserID, CustomerID: c.CustomerID})
+	case "charge.refunded":
+		var ch stripe.Charge
+		if err := json.Unmarshal(ev.Data.Raw, &ch); err != nil {
+			return false, fmt.Errorf("%w: %w", errUnreadableEvent, err)
+		}
+		if ch.PaymentIntent == nil || ch.PaymentIntent.ID == "" {
+			return false, nil
+		}
+		p := freemium.TopUpPayment{ID: ch.PaymentIntent.ID, UserID: ch.Metadata[key]}
+		if ch.Customer != nil {
+			p.CustomerID = ch.Customer.ID
+		}
+		_, err := g.RefundTopUp(ctx, p)
+		if errors.Is(err, freemium.ErrGrantNotFound) {
+			return false, nil // a refund of something else than a top-up
+		}
+		return true, err
 	}
 	return false, nil
 }

@@ -82,7 +82,8 @@ func (n webhookNames) customers() []string {
 // well-formed event of stripe-go's API version is never refused; a user ID
 // the Gate would refuse is never mirrored nor linked; after a 200 every
 // user the event names can still be loaded, checked and metered, in a
-// window that holds now.
+// window that holds now. A top-up grants at most its pack, never on a
+// refused delivery nor to a user ID the Gate refuses.
 func FuzzStripeWebhook(f *testing.F) {
 	fixtures, err := filepath.Glob(filepath.Join("testdata", "stripe", "*.json"))
 	if err != nil {
@@ -110,6 +111,7 @@ func FuzzStripeWebhook(f *testing.F) {
 			Plans:              []freemium.Plan{{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 1000, Period: freemium.BillingCycle}},
 			SubscriptionMaxAge: 24 * time.Hour,
 			Logger:             slog.New(slog.DiscardHandler),
+			TopUps:             []freemium.TopUp{pack},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -201,6 +203,9 @@ func FuzzStripeWebhook(f *testing.F) {
 			}
 			if mirrored && !validUserID(user) {
 				t.Fatalf("user ID %q, which the Gate refuses, was mirrored: %+v", user, st.Account)
+			}
+			if st.Credits != 0 && (status != http.StatusOK || !validUserID(user) || st.Credits > pack.Tokens) {
+				t.Fatalf("a delivery answered %d granted user %q %d tokens (a pack is %d)", status, user, st.Credits, pack.Tokens)
 			}
 			if status != http.StatusOK || !validUserID(user) {
 				continue

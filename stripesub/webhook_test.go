@@ -63,9 +63,15 @@ func TestWebhookObserved(t *testing.T) {
 }
 
 func newWebhookEnv(t *testing.T, store freemium.Store) *webhookEnv {
+	return newWebhookEnvWith(t, store, nil)
+}
+
+// newWebhookEnvWith is newWebhookEnv with the Gate's Config changed by
+// config.
+func newWebhookEnvWith(t *testing.T, store freemium.Store, config func(*freemium.Config)) *webhookEnv {
 	e := &webhookEnv{t: t, store: store, subs: freemiumtest.NewSubscriptions(), clock: freemiumtest.NewClock(webhookT0.Add(time.Minute)),
 		observed: freemiumtest.NewObserver()}
-	g, err := freemium.New(freemium.Config{
+	cfg := freemium.Config{
 		Store: store, Subscriptions: e.subs, Now: e.clock.Now,
 		Free: freemium.Plan{FirstReportFree: true},
 		Plans: []freemium.Plan{
@@ -75,7 +81,11 @@ func newWebhookEnv(t *testing.T, store freemium.Store) *webhookEnv {
 		SubscriptionMaxAge: 24 * time.Hour, // webhooks keep the mirror current
 		Logger:             slog.New(slog.DiscardHandler),
 		Observer:           e.observed,
-	})
+	}
+	if config != nil {
+		config(&cfg)
+	}
+	g, err := freemium.New(cfg)
 	require.NoError(t, err)
 	e.gate, e.handler = g, stripesub.WebhookHandler(g, stripesub.WebhookConfig{Secret: webhookSecret})
 	return e

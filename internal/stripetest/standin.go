@@ -100,7 +100,7 @@ func (s *StandIn) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		s.checkouts = append(s.checkouts, r.PostForm)
 		id := fmt.Sprintf("cs_test_%d", len(s.checkouts))
-		s.reply(w, http.StatusOK, map[string]any{"id": id, "object": "checkout.session", "mode": "subscription",
+		s.reply(w, http.StatusOK, map[string]any{"id": id, "object": "checkout.session", "mode": r.PostForm.Get("mode"),
 			"url": "https://checkout.example/c/pay/" + id})
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/checkout/sessions/"):
 		id := strings.TrimPrefix(r.URL.Path, "/v1/checkout/sessions/")
@@ -109,13 +109,20 @@ func (s *StandIn) serve(w http.ResponseWriter, r *http.Request) {
 			s.reply(w, http.StatusNotFound, map[string]any{"error": map[string]any{"type": "invalid_request_error", "message": "No such checkout.session"}})
 			return
 		}
-		status, customer := "open", any(nil)
-		if c, ok := s.completed[id]; ok {
-			status, customer = "complete", c
+		form := s.checkouts[n-1]
+		session := map[string]any{"id": id, "object": "checkout.session", "mode": form.Get("mode"), "status": "open",
+			"payment_status": "unpaid", "client_reference_id": form.Get("client_reference_id"), "customer": nil,
+			"metadata": map[string]string{"user_id": form.Get("metadata[user_id]")}}
+		if price := form.Get("metadata[freemium_top_up]"); price != "" {
+			session["metadata"].(map[string]string)["freemium_top_up"] = price
 		}
-		s.reply(w, http.StatusOK, map[string]any{"id": id, "object": "checkout.session", "mode": "subscription", "status": status,
-			"client_reference_id": s.checkouts[n-1].Get("client_reference_id"), "customer": customer,
-			"metadata": map[string]string{"user_id": s.checkouts[n-1].Get("metadata[user_id]")}})
+		if c, ok := s.completed[id]; ok {
+			session["status"], session["customer"], session["payment_status"] = "complete", c, "paid"
+			if form.Get("mode") == "payment" {
+				session["payment_intent"] = "pi_" + id
+			}
+		}
+		s.reply(w, http.StatusOK, session)
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/subscriptions":
 		q := r.URL.Query()
 		if q.Get("status") != "all" {
@@ -156,7 +163,8 @@ func (s *StandIn) reply(w http.ResponseWriter, status int, body any) {
 	require.NoError(s.t, json.NewEncoder(w).Encode(body))
 }
 
-// Complete completes checkout session id, made by CheckoutURL, with customer.
+// Complete completes checkout session id, made by CheckoutURL or
+// TopUpURL, with customer; a top-up's is paid by payment "pi_" + id.
 func (s *StandIn) Complete(id, customer string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
