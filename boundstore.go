@@ -100,6 +100,12 @@ func (b *boundStore) Adjust(ctx context.Context, userID string, w Window, tokens
 	return done, c.end(err)
 }
 
+func (b *boundStore) TopUps(ctx context.Context, from, to time.Time) ([]TopUpRecord, error) {
+	c := b.begin(ctx, OpStore+"TopUps")
+	out, err := b.Store.TopUps(c.ctx, from, to)
+	return out, c.end(err)
+}
+
 func (b *boundStore) Ledger(ctx context.Context, userID string, from, to, now time.Time) ([]LedgerEntry, error) {
 	c := b.begin(ctx, OpStore+"Ledger")
 	out, err := b.Store.Ledger(c.ctx, userID, from, to, now)

@@ -31,6 +31,16 @@ type Credit struct {
 	Tokens    int64     // positive
 	ExpiresAt time.Time // zero: until spent
 	Reason    string
+	TopUp     string // the top-up's price, for a grant bought (Store.TopUps lists them); "" otherwise
+}
+
+// TopUpRecord is for Store implementers: a top-up bought, as Store.TopUps
+// lists it for Gate.Funnel.
+type TopUpRecord struct {
+	UserID  string
+	PriceID string
+	Tokens  int64
+	At      time.Time // when it was granted
 }
 
 // LedgerKind says what a LedgerEntry records.

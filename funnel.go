@@ -27,6 +27,13 @@ type Funnel struct {
 	MedianTimeToConvert time.Duration `json:"-"`
 	// ByPlan counts the conversions by the plan converted to.
 	ByPlan map[string]int `json:"by_plan"`
+	// ToppedUp counts the prompted users who bought a top-up within
+	// Config.AttributionWindow after their first prompt.
+	ToppedUp int `json:"topped_up"`
+	// TopUps counts the top-ups bought in the range, by anyone, and
+	// TopUpTokens the tokens they granted.
+	TopUps      int   `json:"top_ups"`
+	TopUpTokens int64 `json:"top_up_tokens"`
 }
 
 // MarshalJSON writes f with median_seconds_to_convert for
@@ -59,7 +66,9 @@ func (f *Funnel) UnmarshalJSON(b []byte) error {
 // hit a limit, the users prompted to upgrade (the prompt was sent), and how
 // many of those converted within Config.AttributionWindow after their
 // first prompt, with the rate, the median time to convert and the plans.
-// It reads the Store's outbox and conversions.
+// It also counts the top-ups bought in the range, and the prompted users
+// who bought one within the window. It reads the Store's outbox,
+// conversions and top-ups.
 func (g *Gate) Funnel(ctx context.Context, from, to time.Time) (Funnel, error) {
 	f := Funnel{From: from, To: to, ByPlan: map[string]int{}}
 	if !from.Before(to) {
@@ -82,14 +91,30 @@ func (g *Gate) Funnel(ctx context.Context, from, to time.Time) (Funnel, error) {
 		}
 	}
 	f.LimitHit, f.Prompted = len(hit), len(prompted)
-	if len(prompted) == 0 {
-		return f, nil
-	}
-	first, last := to, from
+	first, last := from, from
 	for _, at := range prompted {
 		first, last = minTime(first, at), maxTime(last, at)
 	}
-	conversions, err := g.store.Conversions(ctx, first, last.Add(g.cfg.AttributionWindow+time.Nanosecond))
+	attributed := last.Add(g.cfg.AttributionWindow + time.Nanosecond)
+	topUps, err := g.store.TopUps(ctx, first, maxTime(to, attributed))
+	if err != nil {
+		return f, fmt.Errorf("freemium: funnel: %w", err)
+	}
+	toppedUp := map[string]bool{}
+	for _, t := range topUps {
+		if !t.At.Before(from) && t.At.Before(to) {
+			f.TopUps++
+			f.TopUpTokens += t.Tokens
+		}
+		if at, ok := prompted[t.UserID]; ok && !t.At.Before(at) && t.At.Sub(at) <= g.cfg.AttributionWindow {
+			toppedUp[t.UserID] = true
+		}
+	}
+	f.ToppedUp = len(toppedUp)
+	if len(prompted) == 0 {
+		return f, nil
+	}
+	conversions, err := g.store.Conversions(ctx, first, attributed)
 	if err != nil {
 		return f, fmt.Errorf("freemium: funnel: %w", err)
 	}

@@ -26,6 +26,7 @@ type MemoryStore struct {
 
 	conversionsMu sync.Mutex
 	conversions   []Conversion
+	topUps        []TopUpRecord
 
 	// Lock order: a shard's mu, then outboxMu.
 	outboxMu sync.Mutex
@@ -559,9 +560,28 @@ func (s *MemoryStore) Grant(ctx context.Context, c Credit, now time.Time) (bool,
 		}
 	}
 	u.grants = append(u.grants, &memGrant{key: c.Key, remaining: c.Tokens, expires: c.ExpiresAt})
+	if c.TopUp != "" {
+		s.conversionsMu.Lock()
+		s.topUps = append(s.topUps, TopUpRecord{UserID: c.UserID, PriceID: c.TopUp, Tokens: c.Tokens, At: now})
+		s.conversionsMu.Unlock()
+	}
 	u.ledger = append(u.ledger, LedgerEntry{At: now, Kind: LedgerGrant, Tokens: c.Tokens, Key: c.Key, Reason: c.Reason,
 		ExpiresAt: c.ExpiresAt})
 	return true, nil
+}
+
+// TopUps implements Store.
+func (s *MemoryStore) TopUps(ctx context.Context, from, to time.Time) ([]TopUpRecord, error) {
+	s.conversionsMu.Lock()
+	defer s.conversionsMu.Unlock()
+	var out []TopUpRecord
+	for _, t := range s.topUps {
+		if !t.At.Before(from) && t.At.Before(to) {
+			out = append(out, t)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b TopUpRecord) int { return a.At.Compare(b.At) })
+	return out, nil
 }
 
 // Revoke implements Store.

@@ -167,7 +167,7 @@ func (g *Gate) serveGated(w http.ResponseWriter, r *http.Request, next http.Hand
 		if !reported {
 			tokens = estimate
 		}
-		u := g.withRequest(d.Usage, tokens)
+		u := g.withRequest(d, tokens)
 		setUsageHeaders(w.Header(), u)
 		if u.Warning {
 			w.Header().Set("X-Usage-Warning", "true")
@@ -199,15 +199,31 @@ func (g *Gate) requestAttrs(r *http.Request, user string, err error) []any {
 	return []any{slog.String("http.request.method", r.Method), route, g.UserAttr(user), slog.Any("err", err)}
 }
 
-// withRequest is u, the usage before a request, with the request's tokens
-// counted as used: what a meter shows once the request is done.
-func (g *Gate) withRequest(u Usage, tokens int64) Usage {
+// withRequest is the usage before the request d admitted, with the
+// request's tokens counted as used (and spent from the credits as Commit
+// will spend them): what a meter shows once the request is done.
+func (g *Gate) withRequest(d Decision, tokens int64) Usage {
+	u := d.Usage
+	if limit := g.hardLimit(u.Plan); u.Credits > 0 {
+		u.Credits -= min(u.Credits, SpendFromGrants(limit, u.Used, tokens, d.FirstReport))
+	}
 	u.Used = addSat(u.Used, tokens)
 	u.FirstReportAvailable = false
 	if u.Limit != Unlimited {
 		g.measure(&u)
 	}
 	return u
+}
+
+// hardLimit is the limit of the plan named name as Holds give it: Unlimited
+// for a soft limit.
+func (g *Gate) hardLimit(name string) int64 {
+	for _, p := range append([]Plan{g.cfg.Free}, g.cfg.Plans...) {
+		if p.Name == name {
+			return g.hold(&p, Window{}, "", 0, time.Time{}).Limit
+		}
+	}
+	return Unlimited
 }
 
 // DecisionFrom returns the Decision that admitted the request of ctx, for
@@ -369,6 +385,9 @@ func setUsageHeaders(h http.Header, u Usage) {
 	h.Set("X-Usage-Used", strconv.FormatInt(u.Used, 10))
 	h.Set("X-Usage-Limit", limitText(u.Limit))
 	h.Set("X-Usage-Remaining", limitText(u.Remaining))
+	if u.Credits > 0 {
+		h.Set("X-Usage-Credits", strconv.FormatInt(u.Credits, 10))
+	}
 	if !u.PeriodEnd.IsZero() {
 		h.Set("X-Usage-Reset", u.PeriodEnd.UTC().Format(time.RFC3339))
 	}
@@ -395,6 +414,13 @@ type Problem struct {
 	Percentage float64    `json:"percentage"`            // Used/Limit*100
 	PeriodEnd  *time.Time `json:"period_end,omitempty"`  // when the period resets; absent for Lifetime
 	UpgradeURL string     `json:"upgrade_url,omitempty"` // Config.UpgradeURL
+	// Credits is the tokens left in the user's grants; CreditsExpireAt
+	// when the first of them expires, absent for none.
+	Credits         int64      `json:"credits"`
+	CreditsExpireAt *time.Time `json:"credits_expire_at,omitempty"`
+	// TopUp is the pack of tokens offered (the first of Config.TopUps);
+	// absent when none is configured.
+	TopUp *TopUp `json:"top_up,omitempty"`
 }
 
 // ProblemFor is the problem document of blocked decision d. Its type is
@@ -412,6 +438,15 @@ func ProblemFor(d Decision) Problem {
 		Remaining:  d.Remaining,
 		Percentage: d.Percentage,
 		UpgradeURL: d.UpgradeURL,
+		Credits:    d.Credits,
+	}
+	if !d.CreditsExpireAt.IsZero() {
+		at := d.CreditsExpireAt.UTC()
+		p.CreditsExpireAt = &at
+	}
+	if d.TopUp.PriceID != "" {
+		t := d.TopUp
+		p.TopUp = &t
 	}
 	switch d.Reason {
 	case ReasonSubscriptionRequired:

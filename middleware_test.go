@@ -205,7 +205,7 @@ func TestMiddlewareBlockedProblem(t *testing.T) {
 		"type": "urn:freemium:estimate_exceeds_remaining", "title": "Not enough tokens left", "status": float64(402),
 		"detail": "This report needs about 200 tokens, more than the 100 left this period.", "reason": "estimate_exceeds_remaining",
 		"plan": "free", "used": float64(900), "limit": float64(1000), "remaining": float64(100), "percentage": float64(90),
-		"period_end": "2026-12-01T00:00:00Z", "upgrade_url": "https://example.com/upgrade",
+		"period_end": "2026-12-01T00:00:00Z", "upgrade_url": "https://example.com/upgrade", "credits": float64(0),
 	}, p)
 
 	custom := e.gate.Middleware(freemium.MiddlewareOptions{UserID: headerUser,

@@ -37,7 +37,10 @@ type Notification struct {
 	UserID     string
 	Usage      Usage  // the user's usage when the notification was made
 	UpgradeURL string // where the user goes to upgrade
-	CreatedAt  time.Time
+	// TopUp is the pack of tokens the user may buy instead (the first of
+	// Config.TopUps when the notification is sent); zero for none.
+	TopUp     TopUp
+	CreatedAt time.Time
 }
 
 // NotificationKind says what happened to the user.

@@ -85,6 +85,10 @@ type Store interface {
 	// reports false. It spends no grant.
 	Adjust(ctx context.Context, userID string, w Window, tokens int64, key, reason string, now time.Time) (bool, error)
 
+	// TopUps returns the grants with a TopUp made in [from, to), oldest
+	// first.
+	TopUps(ctx context.Context, from, to time.Time) ([]TopUpRecord, error)
+
 	// Ledger returns the user's ledger entries with At in [from, to),
 	// oldest first: those written, and for each grant whose expiry is
 	// before or at now with tokens left, a LedgerExpire entry of them at

@@ -121,6 +121,7 @@ func (g *Gate) ApplyTopUp(ctx context.Context, p TopUpPayment) error {
 	if err != nil {
 		return err
 	}
+	c.TopUp = t.PriceID
 	_, err = g.grant(ctx, c)
 	return err
 }

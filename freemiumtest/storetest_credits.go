@@ -274,6 +274,48 @@ var creditTests = []storeTest{
 		}
 		equal(t, "entries in the first hour", len(e.ledgerIn("u1", T0, T0.Add(time.Hour))), 2)
 	}},
+	{"TopUpsGrantOnceAndCount", func(t *testing.T, ns func(*testing.T) freemium.Store) {
+		pack := freemium.TopUp{PriceID: "price_pack", Tokens: 10_000, Validity: 30 * 24 * time.Hour}
+		e := newEnv(t, ns, freemium.Config{Free: free0, TopUps: []freemium.TopUp{pack}})
+		pay := freemium.TopUpPayment{ID: "pi_1", PriceID: "price_pack", UserID: "u1", CustomerID: "cus_1"}
+		parallel(5, func(int) {
+			if err := e.gate.ApplyTopUp(e.ctx, pay); err != nil {
+				t.Errorf("ApplyTopUp: %v", err)
+			}
+		})
+		u := e.usage("u1")
+		equal(t, "Credits after a payment applied five times", u.Credits, int64(10_000))
+		equal(t, "CreditsExpireAt: the pack's validity", u.CreditsExpireAt, T0.Add(30*24*time.Hour))
+		user, err := e.store.CustomerUser(e.ctx, "cus_1")
+		e.ok(err, "CustomerUser")
+		equal(t, "the payment's customer is linked", user, "u1")
+		// Another payment of the same customer, naming nobody: the linked user's.
+		e.ok(e.gate.ApplyTopUp(e.ctx, freemium.TopUpPayment{ID: "pi_2", PriceID: "price_pack", CustomerID: "cus_1"}), "ApplyTopUp")
+		equal(t, "Credits after a second pack", e.usage("u1").Credits, int64(20_000))
+		if err := e.gate.ApplyTopUp(e.ctx, freemium.TopUpPayment{ID: "pi_3", PriceID: "price_pack", UserID: "u2", CustomerID: "cus_1"}); !errors.Is(err, freemium.ErrCustomerLinked) {
+			t.Errorf("ApplyTopUp naming another user than the customer's = %v, want ErrCustomerLinked", err)
+		}
+		if err := e.gate.ApplyTopUp(e.ctx, freemium.TopUpPayment{ID: "pi_4", PriceID: "price_other", UserID: "u1"}); !errors.Is(err, freemium.ErrUnknownTopUp) {
+			t.Errorf("ApplyTopUp of an unknown price = %v, want ErrUnknownTopUp", err)
+		}
+		e.record("u1", 4000, "")
+		n, err := e.gate.RefundTopUp(e.ctx, freemium.TopUpPayment{ID: "pi_1", CustomerID: "cus_1"})
+		e.ok(err, "RefundTopUp")
+		equal(t, "refunded: what is left of the pack spent first", n, int64(6000))
+		equal(t, "Credits after the refund", e.usage("u1").Credits, int64(10_000))
+
+		e.clock.Advance(time.Hour)
+		topUps, err := e.store.TopUps(e.ctx, T0, T0.Add(time.Hour))
+		e.ok(err, "TopUps")
+		equal(t, "top-ups listed", len(topUps), 2)
+		if len(topUps) == 2 {
+			equal(t, "top-up", topUps[0], freemium.TopUpRecord{UserID: "u1", PriceID: "price_pack", Tokens: 10_000, At: T0})
+		}
+		f, err := e.gate.Funnel(e.ctx, T0, T0.Add(time.Hour))
+		e.ok(err, "Funnel")
+		equal(t, "Funnel.TopUps", f.TopUps, 2)
+		equal(t, "Funnel.TopUpTokens", f.TopUpTokens, int64(20_000))
+	}},
 }
 
 func (e *env) grant(user string, tokens int64, o freemium.GrantOptions) {

@@ -62,11 +62,12 @@ WHERE a.user_id = $1 AND a.to_spend > 0`
 // grantSQL adds a grant and its ledger entry, unless the user has one with
 // the key, under the account row's lock (the batch before it adds the row
 // and locks it): $1 user, $2 key, $3 tokens, $4 expires (NULL: never), $5
-// reason, $6 now. It answers whether it added.
+// reason, $6 now, $7 the top-up's price (NULL: not one). It answers whether
+// it added.
 const grantSQL = `
 WITH g AS (
-	INSERT INTO {s}.grants (user_id, key, tokens, remaining, expires_at, reason, granted_at)
-	VALUES ($1, $2, $3, $3, $4, $5, $6)
+	INSERT INTO {s}.grants (user_id, key, tokens, remaining, expires_at, reason, granted_at, top_up)
+	VALUES ($1, $2, $3, $3, $4, $5, $6, $7)
 	ON CONFLICT (user_id, key) DO NOTHING
 	RETURNING remaining, expires_at
 ), entry AS (
@@ -138,7 +139,7 @@ func (s *Store) Grant(ctx context.Context, c freemium.Credit, now time.Time) (bo
 	var b pgx.Batch
 	b.Queue(s.sql.reserveCreate, c.UserID)
 	b.Queue(s.sql.lockAccount, c.UserID)
-	b.Queue(s.sql.grant, c.UserID, c.Key, c.Tokens, nullTime(c.ExpiresAt), c.Reason, now)
+	b.Queue(s.sql.grant, c.UserID, c.Key, c.Tokens, nullTime(c.ExpiresAt), c.Reason, now, nullText(c.TopUp))
 	var added bool
 	err := s.batch(ctx, &b, -1, func(row pgx.Row) error { return row.Scan(&added) })
 	return added, err
@@ -197,6 +198,30 @@ func (s *Store) credits(ctx context.Context, userID string, now time.Time) (int6
 	)
 	err := s.pool.QueryRow(ctx, s.sql.credits, userID, now).Scan(&n, &until)
 	return n, pgTime(until), err
+}
+
+// topUpsSQL: $1 from, $2 to.
+const topUpsSQL = `
+SELECT user_id, top_up, tokens, granted_at FROM {s}.grants
+WHERE top_up IS NOT NULL AND granted_at >= $1 AND granted_at < $2 ORDER BY granted_at`
+
+// TopUps implements freemium.Store.
+func (s *Store) TopUps(ctx context.Context, from, to time.Time) ([]freemium.TopUpRecord, error) {
+	rows, _ := s.pool.Query(ctx, s.sql.topUps, from, to)
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (freemium.TopUpRecord, error) {
+		var t freemium.TopUpRecord
+		err := row.Scan(&t.UserID, &t.PriceID, &t.Tokens, &t.At)
+		t.At = t.At.UTC()
+		return t, err
+	})
+}
+
+// nullText is s for a nullable column: NULL for "".
+func nullText(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // nullTime is t for a nullable column: NULL for the zero time.

@@ -66,6 +66,7 @@ type Store struct {
 		enqueue, claim, finish, notifications                          string
 		outboxStats, outboxList, retryNotification                     string
 		credits, recountCredits, spend, grant, revoke, adjust, ledger  string
+		topUps                                                         string
 	}
 }
 
@@ -142,6 +143,7 @@ func New(pool *pgxpool.Pool, cfg *Config) (*Store, error) {
 	s.sql.revoke = statement(revokeSQL, schema, "", "", "$4")
 	s.sql.adjust = statement(adjustSQL, schema, "$2", "$3", "$6")
 	s.sql.ledger = statement(ledgerSQL, schema, "", "", "")
+	s.sql.topUps = statement(topUpsSQL, schema, "", "", "")
 	return s, nil
 }
 

@@ -48,6 +48,11 @@ type EmailData struct {
 	// Resets is when the allowance resets: Usage.PeriodEnd in UTC, such as
 	// "December 1, 2026", or "never" for a period that never ends (Lifetime).
 	Resets string
+	// Credits is Usage.Credits with thousands separators, "" for none.
+	Credits string
+	// TopUp is the tokens of the pack the user may buy
+	// (Notification.TopUp) with thousands separators, "" for none.
+	TopUp string
 }
 
 func newEmailData(n freemium.Notification, name string) EmailData {
@@ -70,6 +75,12 @@ func newEmailData(n freemium.Notification, name string) EmailData {
 	d.Bar = int(min(pct, 100))
 	if !n.Usage.PeriodEnd.IsZero() {
 		d.Resets = n.Usage.PeriodEnd.UTC().Format("January 2, 2006")
+	}
+	if n.Usage.Credits > 0 {
+		d.Credits = groupDigits(n.Usage.Credits)
+	}
+	if n.TopUp.Tokens > 0 {
+		d.TopUp = groupDigits(n.TopUp.Tokens)
 	}
 	return d
 }
@@ -169,6 +180,7 @@ func sampleNotification(k freemium.NotificationKind) freemium.Notification {
 		Usage: freemium.Usage{Plan: "pro", Used: 850, Limit: 1000, Remaining: 150, Percentage: 85, Warning: true,
 			PeriodStart: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), PeriodEnd: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)},
 		UpgradeURL: "https://example.com/upgrade",
+		TopUp:      freemium.TopUp{PriceID: "price_pack", Tokens: 10_000},
 	}
 }
 

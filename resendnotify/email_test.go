@@ -61,6 +61,13 @@ func TestEmailGolden(t *testing.T) {
 		{"upgrade_prompt_first_report", freemium.Notification{Kind: freemium.UpgradePrompt, Usage: freemium.Usage{
 			Plan: "free", Used: 6_000, Limit: 0, Percentage: 100, Warning: true, FirstReportUsed: true,
 		}}, "You've reached the free plan's limit: upgrade to continue"},
+		{"usage_warning_credits", freemium.Notification{Kind: freemium.UsageWarning, Usage: freemium.Usage{
+			Plan: "pro", Used: 8_500, Limit: 10_000, Remaining: 6_500, Percentage: 85, Warning: true, Credits: 5_000,
+			PeriodStart: periodStart, PeriodEnd: periodEnd,
+		}}, "You've used 85% of your pro allowance"},
+		{"upgrade_prompt_top_up", freemium.Notification{Kind: freemium.UpgradePrompt, Usage: freemium.Usage{
+			Plan: "free", Used: 6_000, Limit: 0, Percentage: 100, Warning: true, FirstReportUsed: true,
+		}, TopUp: freemium.TopUp{PriceID: "price_pack", Tokens: 10_000}}, "You've reached the free plan's limit: upgrade to continue"},
 		{"limit_reached", freemium.Notification{Kind: freemium.LimitReached, Usage: freemium.Usage{
 			Plan: "pro", Used: 1_234_567, Limit: 1_000_000, Percentage: 123.4567, Warning: true, Overage: true,
 			PeriodStart: periodStart, PeriodEnd: periodEnd,

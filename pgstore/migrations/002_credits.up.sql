@@ -25,7 +25,8 @@ ALTER TABLE reservations ADD COLUMN lim bigint;
 -- grants: each grant of tokens to a user, by its key. remaining is what is
 -- left of it: spends and a revocation take from it; at expires_at (NULL:
 -- never) what is left stops counting, and stays, so that the ledger can
--- show it expiring. seq orders grants of one expiry oldest first.
+-- show it expiring. seq orders grants of one expiry oldest first. top_up
+-- is the price of a top-up bought, NULL for other grants.
 CREATE TABLE grants (
     user_id    text        NOT NULL COLLATE "C",
     key        text        NOT NULL COLLATE "C",
@@ -35,8 +36,10 @@ CREATE TABLE grants (
     expires_at timestamptz,
     reason     text        NOT NULL DEFAULT '',
     granted_at timestamptz NOT NULL,
+    top_up     text,
     PRIMARY KEY (user_id, key)
 );
+CREATE INDEX grants_top_ups ON grants (granted_at) WHERE top_up IS NOT NULL;
 
 -- ledger: grants, spends from grants, revocations and adjustments, per
 -- user, oldest first by seq. Expiries are not rows: Ledger reads them from

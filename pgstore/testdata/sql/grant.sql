@@ -1,6 +1,6 @@
 WITH g AS (
-	INSERT INTO "freemium".grants (user_id, key, tokens, remaining, expires_at, reason, granted_at)
-	VALUES ($1, $2, $3, $3, $4, $5, $6)
+	INSERT INTO "freemium".grants (user_id, key, tokens, remaining, expires_at, reason, granted_at, top_up)
+	VALUES ($1, $2, $3, $3, $4, $5, $6, $7)
 	ON CONFLICT (user_id, key) DO NOTHING
 	RETURNING remaining, expires_at
 ), entry AS (
