@@ -56,6 +56,10 @@ import (
 //	  pro:
 //	    priceIds: [price_pro_monthly]
 //	    softLimit: false
+//	topUps:                         # optional: Config.TopUps, packs of tokens bought once
+//	  - priceId: price_tokens_10k
+//	    tokens: 10_000
+//	    validity: 365d              # optional; default: until spent
 //	recovery:                       # optional
 //	  retries: 0                    # only 0: a block is never retried
 //
@@ -126,7 +130,7 @@ func parseConfig(data []byte) (freemium.Config, error) {
 	if err != nil {
 		return freemium.Config{}, err
 	}
-	f, err := fields(root, "", "type", "name", "description", "opinion", "steps", "plans", "recovery")
+	f, err := fields(root, "", "type", "name", "description", "opinion", "steps", "plans", "topUps", "recovery")
 	if err != nil {
 		return freemium.Config{}, err
 	}
@@ -158,6 +162,9 @@ func parseConfig(data []byte) (freemium.Config, error) {
 	}
 	var cfg freemium.Config
 	if err := parseStep(resolve(steps.Content[0]), "steps[0]", plans, &cfg); err != nil {
+		return freemium.Config{}, err
+	}
+	if cfg.TopUps, err = parseTopUps(f["topUps"], "topUps"); err != nil {
 		return freemium.Config{}, err
 	}
 	return cfg, checkConfig(cfg)
@@ -405,19 +412,74 @@ func parsePeriod(n *yaml.Node, path string) (freemium.Period, error) {
 	if num, ok := strings.CutSuffix(s, "mo"); ok && isDigits(num) {
 		return freemium.Period{}, fmt.Errorf("%s: %q is not a period: only 1mo (the calendar month) is supported; use billing for the subscription's own period, or days such as %dd", path, s, 30*atoiSat(num))
 	}
+	d, err := parseSpan(s, path, bad)
+	if err != nil {
+		return freemium.Period{}, err
+	}
+	return freemium.Every(d), nil
+}
+
+// parseSpan reads a positive Nd, Nh, Nm (minutes) or Ns; bad is the error
+// for anything else.
+func parseSpan(s, path string, bad error) (time.Duration, error) {
 	units := map[byte]time.Duration{'d': 24 * time.Hour, 'h': time.Hour, 'm': time.Minute, 's': time.Second}
 	if len(s) < 2 || !isDigits(s[:len(s)-1]) || units[s[len(s)-1]] == 0 {
-		return freemium.Period{}, bad
+		return 0, bad
 	}
 	unit := units[s[len(s)-1]]
 	num, err := strconv.ParseInt(s[:len(s)-1], 10, 64)
 	if err != nil || num > math.MaxInt64/int64(unit) {
-		return freemium.Period{}, fmt.Errorf("%s: %q is too long a period: use at most %dd, or lifetime", path, s, math.MaxInt64/int64(24*time.Hour))
+		return 0, fmt.Errorf("%s: %q is too long: use at most %dd", path, s, math.MaxInt64/int64(24*time.Hour))
 	}
 	if num < 1 {
-		return freemium.Period{}, bad
+		return 0, bad
 	}
-	return freemium.Every(time.Duration(num) * unit), nil
+	return time.Duration(num) * unit, nil
+}
+
+// parseTopUps reads the top-ups: a list of priceId, tokens and an
+// optional validity.
+func parseTopUps(n *yaml.Node, path string) ([]freemium.TopUp, error) {
+	if n == nil {
+		return nil, nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("%s: %s is not a list of top-ups", path, show(n))
+	}
+	var out []freemium.TopUp
+	for i, item := range n.Content {
+		ipath := fmt.Sprintf("%s[%d]", path, i)
+		f, err := fields(resolve(item), ipath, "priceId", "tokens", "validity")
+		if err != nil {
+			return nil, err
+		}
+		var t freemium.TopUp
+		if f["priceId"] == nil {
+			return nil, fmt.Errorf("%s: missing: give the pack's one-time price ID", child(ipath, "priceId"))
+		}
+		if t.PriceID, err = str(f["priceId"], child(ipath, "priceId")); err != nil {
+			return nil, err
+		}
+		tpath := child(ipath, "tokens")
+		if f["tokens"] == nil {
+			return nil, fmt.Errorf("%s: missing: give the tokens one purchase grants, such as 10_000", tpath)
+		}
+		if tok := f["tokens"]; tok.Kind != yaml.ScalarNode || tok.ShortTag() != "!!int" || tok.Decode(&t.Tokens) != nil || t.Tokens < 1 {
+			return nil, fmt.Errorf("%s: %s is not a token count (use a whole number above 0, such as 10_000)", tpath, show(f["tokens"]))
+		}
+		if v := f["validity"]; v != nil {
+			vpath := child(ipath, "validity")
+			bad := fmt.Errorf("%s: %s is not a validity (use 365d, 720h, 30m or 60s)", vpath, show(v))
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
+				return nil, bad
+			}
+			if t.Validity, err = parseSpan(v.Value, vpath, bad); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 func isDigits(s string) bool {
@@ -558,7 +620,7 @@ func checkConfig(cfg freemium.Config) error {
 			field+".Period", condition+".period",
 			field, child("plans", p.Name))
 	}
-	pairs = append(pairs, "Config.Plans", "plans", "PriceIDs", "priceIds")
+	pairs = append(pairs, "Config.Plans", "plans", "PriceIDs", "priceIds", "Config.TopUps", "topUps", "].PriceID", "].priceId")
 	return errors.New(strings.NewReplacer(pairs...).Replace(strings.TrimPrefix(err.Error(), "freemium: ")))
 }
 

@@ -136,7 +136,7 @@ func TestParseErrors(t *testing.T) {
 		{"two documents", loop(t) + "---\ntype: freemium\n", `more than one YAML document: give one`},
 		{"wrong type", loop(t, "type: freemium", "type: loop"), `type: "loop" is not supported: use freemium`},
 		{"no type", loop(t, "type: freemium", "name: x"), `type: missing: use freemium`},
-		{"unknown top-level field", loop(t, "type: freemium", "type: freemium\nstep: []"), `step: unknown field (use type, name, description, opinion, steps, plans, recovery)`},
+		{"unknown top-level field", loop(t, "type: freemium", "type: freemium\nstep: []"), `step: unknown field (use type, name, description, opinion, steps, plans, topUps, recovery)`},
 		{"unknown nested field", loop(t, "method: POST", "methdo: POST"), `steps[0].trigger.methdo: unknown field (use type, endpoint, method)`},
 		{"field twice", loop(t, "period: 30d", "period: 30d\n      period: 1mo"), `steps[0].condition.period: given twice`},
 		{"JSON field twice", `{"type": "freemium", "type": "freemium"}`, `type: given twice`},
@@ -164,7 +164,7 @@ func TestParseErrors(t *testing.T) {
 		{"period zero", loop(t, "period: 30d", "period: 0d"), `steps[0].condition.period: "0d" is not a period (use 30d, 1mo, billing or lifetime)`},
 		{"period a number", loop(t, "period: 30d", "period: 30"), `steps[0].condition.period: 30 is not a period (use 30d, 1mo, billing or lifetime)`},
 		{"period 2mo", loop(t, "period: 30d", "period: 2mo"), `steps[0].condition.period: "2mo" is not a period: only 1mo (the calendar month) is supported; use billing for the subscription's own period, or days such as 60d`},
-		{"period overflows", loop(t, "period: 30d", "period: 999999999999d"), `steps[0].condition.period: "999999999999d" is too long a period: use at most 106751d, or lifetime`},
+		{"period overflows", loop(t, "period: 30d", "period: 999999999999d"), `steps[0].condition.period: "999999999999d" is too long: use at most 106751d`},
 		{"no period", loop(t, "period: 30d", "warnAt: 0.5"), `steps[0].condition.period: missing (use 30d, 1mo, billing or lifetime)`},
 		{"limit negative", loop(t, "free: 100", "free: -1"), `steps[0].condition.limit.free: -1 is not a limit (use a whole number of tokens, or unlimited)`},
 		{"limit a fraction", loop(t, "free: 100", "free: 1.5"), `steps[0].condition.limit.free: 1.5 is not a limit (use a whole number of tokens, or unlimited)`},
@@ -198,6 +198,13 @@ func TestParseErrors(t *testing.T) {
 		{"free plan with a price", loop(t) + "plans:\n  free: {priceIds: [p1]}\n", `plans.free.priceIds is set: the Free plan has no price; move the IDs to a plan in plans`},
 		{"firstReportFree not a bool", loop(t) + "plans:\n  free: {firstReportFree: \"yes\"}\n", `plans.free.firstReportFree: "yes" is not true or false`},
 		{"an alias is read as its anchor", loop(t, "free: 100", "free: &n 100\n        x: *n"), `steps[0].condition.limit: no plan "x": add it under plans, or use free or paid`},
+		{"top-ups not a list", loop(t) + "topUps: {priceId: p}\n", `topUps: a mapping is not a list of top-ups`},
+		{"top-up without tokens", loop(t) + "topUps:\n  - priceId: price_pack\n", `topUps[0].tokens: missing: give the tokens one purchase grants, such as 10_000`},
+		{"top-up of 0 tokens", loop(t) + "topUps:\n  - {priceId: price_pack, tokens: 0}\n", `topUps[0].tokens: 0 is not a token count (use a whole number above 0, such as 10_000)`},
+		{"top-up without a price", loop(t) + "topUps:\n  - tokens: 10\n", `topUps[0].priceId: missing: give the pack's one-time price ID`},
+		{"top-up validity", loop(t) + "topUps:\n  - {priceId: p, tokens: 10, validity: 1mo}\n", `topUps[0].validity: "1mo" is not a validity (use 365d, 720h, 30m or 60s)`},
+		{"top-up unknown field", loop(t) + "topUps:\n  - {priceId: p, tokens: 10, expires: 1d}\n", `topUps[0].expires: unknown field (use priceId, tokens, validity)`},
+		{"top-up of a plan's price", loop(t) + "plans:\n  paid: {priceIds: [p1]}\ntopUps:\n  - {priceId: p1, tokens: 10}\n", `topUps[0].priceId "p1" is also in plans.paid: a price is a plan's or a top-up's`},
 		{"a merge key is not supported", loop(t, "    action:", "    <<: {}\n    action:"), `steps[0]: merge keys (<<) are not supported: write the fields out`},
 	}
 	for _, tc := range tests {
@@ -226,6 +233,17 @@ func TestParsePlanOrder(t *testing.T) {
 		{Name: "team", PriceIDs: []string{"price_team"}, Limit: 20, Period: every30d},
 		{Name: "paid", Limit: freemium.Unlimited, Period: every30d},
 	}, cfg.Plans)
+}
+
+// topUps are Config.TopUps, in order.
+func TestParseTopUps(t *testing.T) {
+	data := loop(t) + "topUps:\n  - {priceId: price_10k, tokens: 10_000, validity: 365d}\n  - priceId: price_50k\n    tokens: 50000\n"
+	cfg, err := configfile.Parse([]byte(data))
+	require.NoError(t, err)
+	assert.Equal(t, []freemium.TopUp{
+		{PriceID: "price_10k", Tokens: 10_000, Validity: 365 * 24 * time.Hour},
+		{PriceID: "price_50k", Tokens: 50_000},
+	}, cfg.TopUps)
 }
 
 // Load's errors name the file.

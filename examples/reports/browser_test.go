@@ -22,7 +22,8 @@ import (
 // a new user's free report shown available, the free report, the block
 // and its upgrade prompt, the upgrade, the funnel's figures, the 80%
 // warning on the response that crosses it, and the estimate that no
-// longer fits.
+// longer fits; then another user blocked after the free report, who buys
+// a pack of tokens and generates the next report on it.
 // It saves a screenshot of each state in $FREEMIUM_TEST_OUTPUT (scripts/test.sh
 // sets it), or in a temporary folder.
 func TestDemoInABrowser(t *testing.T) {
@@ -43,7 +44,8 @@ func TestDemoInABrowser(t *testing.T) {
 	// Delivery runs in the background, as with go run; the notifier tells
 	// the test what it sent.
 	notifier := &signalingNotifier{Notifier: freemiumtest.NewNotifier(), sent: make(chan freemium.Notification, 16)}
-	a, err := newApp(options{Store: freemium.NewMemoryStore(), Subscriptions: freemiumtest.NewSubscriptions(), PriceID: demoPriceID, Notifier: notifier,
+	a, err := newApp(options{Store: freemium.NewMemoryStore(), Subscriptions: freemiumtest.NewSubscriptions(), PriceID: demoPriceID,
+		TopUpPriceID: demoTopUpPriceID, Notifier: notifier,
 		BaseURL: "http://reports.example"}) // the emails' link; the page is served below
 	require.NoError(t, err)
 	require.NoError(t, a.gate.Start(context.Background()))
@@ -154,6 +156,34 @@ func TestDemoInABrowser(t *testing.T) {
 	upgradeShown, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.getElementById("upgrade").hidden`))
 	require.NoError(t, err)
 	require.False(t, upgradeShown, "a Pro user is not offered the plan they have")
+
+	// Block, top-up, report: bob's free report, the block, the pack bought
+	// from the blocked message, and the next report paid from it.
+	_, err = chromedp.Run(ctx, chromedp.Evaluate[bool](
+		`(() => { const u = document.getElementById("user"); u.value = "bob"; u.dispatchEvent(new Event("change")); return true })()`))
+	require.NoError(t, err)
+	require.NoError(t, chromedp.Do(ctx,
+		textIs("figures", "Your free report is available."),
+		generate,
+		textIs("result", "Quarterly summary for bob"),
+		generate,
+		chromedp.WaitVisible(chromedp.ID("blocked")),
+		textIs("blocked-message", freemium.DefaultMessages.SubscriptionRequired+" Or buy 10,000 more tokens to go on now."),
+		chromedp.WaitVisible(chromedp.ID("topup")),
+		textIs("topup", "Buy 10,000 tokens"),
+		shot("8-blocked-top-up-offered"),
+
+		chromedp.Click(chromedp.ID("topup")),
+		textIs("credits", "10,000 tokens of credits left"),
+		textIs("top-ups", "1"),
+		generate,
+		textIs("result", "Quarterly summary for bob"),
+		textIs("credits", "8,250 tokens of credits left"),
+		shot("9-report-on-the-pack"),
+	))
+	blocked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.getElementById("blocked").hidden`))
+	require.NoError(t, err)
+	require.False(t, blocked, "the report after the top-up is served")
 	t.Logf("screenshots in %s", out)
 }
 

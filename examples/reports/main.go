@@ -14,7 +14,9 @@
 //	DATABASE_URL           keep usage in Postgres
 //	STRIPE_SECRET_KEY      subscriptions from Stripe, with STRIPE_PRICE_ID (the
 //	                       Pro plan's price); the upgrade button opens Stripe
-//	                       Checkout
+//	                       Checkout, and so does the "Buy 10,000 tokens"
+//	                       button with STRIPE_TOPUP_PRICE_ID (a one-time
+//	                       price; without it the pack is not offered)
 //	STRIPE_WEBHOOK_SECRET  serve Stripe's webhook at POST /webhooks/stripe
 //	RESEND_API_KEY         send the emails with Resend, from RESEND_FROM, to
 //	                       users whose ID is an email address
@@ -25,6 +27,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -63,8 +66,12 @@ var plans []byte
 // estimatedTokens is what one report is expected to cost.
 const estimatedTokens = 2_000
 
-// demoPriceID is the Pro plan's price in the demo checkout.
-const demoPriceID = "price_pro"
+// demoPriceID is the Pro plan's price in the demo checkout, and
+// demoTopUpPriceID the pack's.
+const (
+	demoPriceID      = "price_pro"
+	demoTopUpPriceID = "price_tokens_10k"
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -118,6 +125,7 @@ func run(ctx context.Context) error {
 Or with curl:
   curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/reports   # the first report is free
   curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/reports   # 402 problem: subscription required (and an upgrade prompt)
+  curl -s -XPOST -H 'X-User-ID: bob' http://127.0.0.1:%[1]s/api/topup       # or: buy 10,000 tokens (after bob's free report)
   curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/subscribe # the checkout
   curl -s -XPOST -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/reports   # allowed on the pro plan
   curl -s -H 'X-User-ID: alice' http://127.0.0.1:%[1]s/api/usage
@@ -145,6 +153,9 @@ type options struct {
 	Subscriptions freemium.SubscriptionChecker
 	// PriceID places a subscriber on the Pro plan.
 	PriceID string
+	// TopUpPriceID is the one-time price of the pack of 10,000 tokens;
+	// "" for no pack.
+	TopUpPriceID string
 	// Notifier sends the emails.
 	Notifier freemium.Notifier
 	// WebhookSecret is Stripe's webhook signing secret; "" for no webhook.
@@ -179,10 +190,10 @@ func connect(ctx context.Context, getenv func(string) string) (options, func(), 
 		return options{}, nil, err
 	}
 
-	opts.Subscriptions, opts.PriceID = freemiumtest.NewSubscriptions(), demoPriceID
+	opts.Subscriptions, opts.PriceID, opts.TopUpPriceID = freemiumtest.NewSubscriptions(), demoPriceID, demoTopUpPriceID
 	opts.describe.subscriptions = "demo checkout, no payment (set STRIPE_SECRET_KEY and STRIPE_PRICE_ID for Stripe)"
 	if key := getenv("STRIPE_SECRET_KEY"); key != "" {
-		opts.PriceID = getenv("STRIPE_PRICE_ID")
+		opts.PriceID, opts.TopUpPriceID = getenv("STRIPE_PRICE_ID"), getenv("STRIPE_TOPUP_PRICE_ID")
 		if opts.PriceID == "" {
 			return fail(errors.New("STRIPE_PRICE_ID is empty: with STRIPE_SECRET_KEY, set the Pro plan's price (price_...)"))
 		}
@@ -265,6 +276,7 @@ type app struct {
 	gate          *freemium.Gate
 	demo          *freemiumtest.Subscriptions // the demo checkout's billing provider; nil with Stripe
 	priceID       string
+	topUpPriceID  string // "" for no pack
 	webhookSecret string
 	now           func() time.Time
 	metrics       http.Handler // GET /metrics; nil for none
@@ -282,6 +294,10 @@ func newApp(opts options) (*app, error) {
 	}
 	cfg.Store, cfg.Subscriptions, cfg.Notifier = opts.Store, opts.Subscriptions, opts.Notifier
 	cfg.Plans[0].PriceIDs = []string{opts.PriceID} // the demo checkout's, or STRIPE_PRICE_ID
+	cfg.TopUps[0].PriceID = opts.TopUpPriceID      // likewise, or STRIPE_TOPUP_PRICE_ID
+	if opts.TopUpPriceID == "" {
+		cfg.TopUps = nil // Stripe without a pack's price: none is offered
+	}
 	// Where a blocked user goes to upgrade: the page and its button, in
 	// the 402 answers and the emails (which need it absolute).
 	cfg.UpgradeURL = upgradeURL(opts.BaseURL)
@@ -291,7 +307,8 @@ func newApp(opts options) (*app, error) {
 		return nil, err
 	}
 	demo, _ := opts.Subscriptions.(*freemiumtest.Subscriptions)
-	return &app{gate: gate, demo: demo, priceID: opts.PriceID, webhookSecret: opts.WebhookSecret, now: opts.Now}, nil
+	return &app{gate: gate, demo: demo, priceID: opts.PriceID, topUpPriceID: opts.TopUpPriceID,
+		webhookSecret: opts.WebhookSecret, now: opts.Now}, nil
 }
 
 func (a *app) routes() http.Handler {
@@ -305,6 +322,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /api/usage", a.gate.UsageHandler(userID))
 	mux.HandleFunc("GET /api/funnel", a.funnel)
 	mux.HandleFunc("POST /api/subscribe", a.subscribe)
+	mux.HandleFunc("POST /api/topup", a.topUp)
 	mux.HandleFunc("GET /checkout/success", a.checkoutSuccess)
 	if a.webhookSecret != "" {
 		mux.Handle("POST /webhooks/stripe", stripesub.WebhookHandler(a.gate, stripesub.WebhookConfig{Secret: a.webhookSecret}))
@@ -366,9 +384,50 @@ func (a *app) subscribe(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"plan": "pro"})
 }
 
+// topUp is the "Buy 10,000 tokens" button. In the demo it is the payment:
+// it grants the pack at once, as Stripe's webhook does for a payment. With
+// Stripe it answers the Stripe Checkout page to send the user to, which
+// returns to /checkout/success.
+func (a *app) topUp(w http.ResponseWriter, r *http.Request) {
+	user, _ := userID(r)
+	if user == "" {
+		http.Error(w, "X-User-ID header required", http.StatusUnauthorized)
+		return
+	}
+	if a.topUpPriceID == "" {
+		http.Error(w, "no pack of tokens is on sale: set STRIPE_TOPUP_PRICE_ID", http.StatusNotFound)
+		return
+	}
+	if a.demo == nil {
+		back := "http://" + r.Host
+		checkout, err := a.gate.TopUpURL(r.Context(), user, a.topUpPriceID, freemium.CheckoutParams{
+			SuccessURL: back + "/checkout/success?user=" + url.QueryEscape(user) + "&session={CHECKOUT_SESSION_ID}",
+			CancelURL:  back + "/?user=" + url.QueryEscape(user),
+		})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"checkout_url": checkout})
+		return
+	}
+	payment := freemium.TopUpPayment{ID: "demo_" + rand.Text(), PriceID: a.topUpPriceID, UserID: user}
+	if err := a.gate.ApplyTopUp(r.Context(), payment); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	u, err := a.gate.Usage(r.Context(), user)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"credits": u.Credits})
+}
+
 // checkoutSuccess is where Stripe Checkout returns the user: it completes
-// the checkout (links the new customer and mirrors the subscription, without
-// waiting for the webhook), and goes back to the page. (A real service takes
+// the checkout (links the new customer and mirrors the subscription, or
+// grants the pack bought, without waiting for the webhook), and goes back
+// to the page. (A real service takes
 // the user from its session, not from the URL.)
 func (a *app) checkoutSuccess(w http.ResponseWriter, r *http.Request) {
 	user := r.URL.Query().Get("user")
