@@ -134,6 +134,45 @@ func BenchmarkPostgres(b *testing.B) {
 			return core.Record(ctx, "payer", 90, "")
 		})
 	})
+
+	// Credits: "spender" has used the allowance up and goes on on grants
+	// (two, one expiring), "saver" is within it and holds none.
+	credits, err := freemium.New(freemium.Config{Store: store, Free: freemium.Plan{Name: "free", Limit: 1e12, Period: freemium.CalendarMonth}})
+	require.NoError(b, err)
+	require.NoError(b, credits.Record(ctx, "saver", 10, ""))
+	require.NoError(b, credits.Record(ctx, "spender", 1e12, ""))
+	require.NoError(b, credits.Grant(ctx, "spender", freemium.MaxTokens, freemium.GrantOptions{Key: "pack"}))
+	require.NoError(b, credits.Grant(ctx, "spender", freemium.MaxTokens, freemium.GrantOptions{Key: "bonus", ExpiresAt: time.Now().AddDate(10, 0, 0)}))
+	checkUser := func(user string) func(int) error {
+		return func(int) error {
+			d, err := credits.Check(ctx, user, 100)
+			if err == nil && !d.Allowed {
+				err = fmt.Errorf("blocked: %+v", d)
+			}
+			return err
+		}
+	}
+	reserveThen := func(user string, commit bool) func(int) error {
+		return func(int) error {
+			r, err := credits.Reserve(ctx, user, 100)
+			switch {
+			case err != nil:
+				return err
+			case !r.OK():
+				return fmt.Errorf("blocked: %+v", r.Decision())
+			case commit:
+				return r.Commit(ctx, 90)
+			}
+			return r.Cancel(ctx)
+		}
+	}
+	b.Run("CheckCredits/vs-Check", func(b *testing.B) { testenv.Measure(b, checkUser("saver"), checkUser("spender")) })
+	b.Run("ReserveCredits/vs-Reserve", func(b *testing.B) {
+		testenv.Measure(b, reserveThen("saver", false), reserveThen("spender", false))
+	})
+	b.Run("ReserveCommitCredits/vs-ReserveCommit", func(b *testing.B) {
+		testenv.Measure(b, reserveThen("saver", true), reserveThen("spender", true))
+	})
 }
 
 // BenchmarkPostgresLatency runs Check from 50 concurrent callers, and SELECT
