@@ -180,3 +180,49 @@ func Example_ownChecker() {
 	// false subscription_required free
 	// true pro 100000 2026-12-15
 }
+
+// Credits: a bonus granted once whatever the retries, spent after the
+// plan's allowance, and a ledger that says where the tokens went.
+func ExampleGate_Grant() {
+	ctx := context.Background()
+	gate, err := freemium.New(freemium.Config{
+		Store: freemium.NewMemoryStore(),
+		Free:  freemium.Plan{Limit: 1_000},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = gate.Grant(ctx, "alice", 5_000, freemium.GrantOptions{
+		Key:       "launch-bonus", // granted once, however often this runs
+		ExpiresAt: time.Now().AddDate(0, 1, 0),
+		Reason:    "launch bonus",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	res, err := gate.Reserve(ctx, "alice", 4_000) // 1,000 of the allowance and 3,000 of credits
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := res.Commit(ctx, 4_000); err != nil {
+		log.Fatal(err)
+	}
+	u, err := gate.Usage(ctx, "alice")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("used %d of %d, credits %d\n", u.Used, u.Limit, u.Credits)
+
+	entries, err := gate.Ledger(ctx, "alice", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, e := range entries {
+		fmt.Printf("%s %d (%s)\n", e.Kind, e.Tokens, e.Reason)
+	}
+	// Output:
+	// used 4000 of 1000, credits 2000
+	// grant 5000 (launch bonus)
+	// spend -3000 (usage past the plan's allowance)
+}

@@ -645,11 +645,15 @@ func (s *MemoryStore) Ledger(ctx context.Context, userID string, from, to, now t
 			out = append(out, e)
 		}
 	}
+	written := len(out)
 	for _, c := range u.grants {
 		if c.remaining > 0 && !c.expires.IsZero() && !c.expires.After(now) && in(c.expires) {
 			out = append(out, LedgerEntry{At: c.expires, Kind: LedgerExpire, Tokens: -c.remaining, Key: c.key, Reason: ExpireReason})
 		}
 	}
+	// As Postgres orders them: by time, the entries written in their
+	// order, then the expiries by key.
+	slices.SortFunc(out[written:], func(a, b LedgerEntry) int { return strings.Compare(a.Key, b.Key) })
 	slices.SortStableFunc(out, func(a, b LedgerEntry) int { return a.At.Compare(b.At) })
 	return out, nil
 }

@@ -67,7 +67,8 @@ const (
 // again, four tries within ten seconds.
 //
 // Every gated response carries X-Usage-Plan, X-Usage-Used, X-Usage-Limit,
-// X-Usage-Remaining and, for periods that end, X-Usage-Reset (RFC 3339).
+// X-Usage-Remaining, for periods that end X-Usage-Reset (RFC 3339), and
+// for a user with credits X-Usage-Credits.
 // On a blocked request they are the usage that blocked it. On an admitted
 // one they count the request as done, with the tokens the handler reported
 // with ReportTokens before it wrote its answer (else the estimate), and
@@ -204,8 +205,8 @@ func (g *Gate) requestAttrs(r *http.Request, user string, err error) []any {
 // will spend them): what a meter shows once the request is done.
 func (g *Gate) withRequest(d Decision, tokens int64) Usage {
 	u := d.Usage
-	if limit := g.hardLimit(u.Plan); u.Credits > 0 {
-		u.Credits -= min(u.Credits, SpendFromGrants(limit, u.Used, tokens, d.FirstReport))
+	if u.Credits > 0 {
+		u.Credits -= min(u.Credits, SpendFromGrants(g.hardLimit(u.Plan), u.Used, tokens, d.FirstReport))
 	}
 	u.Used = addSat(u.Used, tokens)
 	u.FirstReportAvailable = false
@@ -218,12 +219,16 @@ func (g *Gate) withRequest(d Decision, tokens int64) Usage {
 // hardLimit is the limit of the plan named name as Holds give it: Unlimited
 // for a soft limit.
 func (g *Gate) hardLimit(name string) int64 {
-	for _, p := range append([]Plan{g.cfg.Free}, g.cfg.Plans...) {
-		if p.Name == name {
-			return g.hold(&p, Window{}, "", 0, time.Time{}).Limit
+	p := &g.cfg.Free
+	for i := range g.cfg.Plans {
+		if g.cfg.Plans[i].Name == name {
+			p = &g.cfg.Plans[i]
 		}
 	}
-	return Unlimited
+	if p.Name != name {
+		return Unlimited
+	}
+	return g.hold(p, Window{}, "", 0, time.Time{}).Limit
 }
 
 // DecisionFrom returns the Decision that admitted the request of ctx, for

@@ -27,7 +27,13 @@ var soakOps = flag.Int("soak.ops", 40000, "operations per soak phase (each phase
 // settable clock, on each store. It keeps its own ledger and checks, per
 // user and window: recorded usage equals the commits plus the distinct
 // records; no window of a user who only reserves is past its limit; no user
-// got the free first report twice. Notifications go to a provider that is
+// got the free first report twice. A tenth of the users also get grants
+// and buy top-ups, with keys and payments that repeat and race: per user,
+// nothing is granted twice (the ledger's grants are the distinct ones),
+// nothing is spent twice (the ledger's credit entries sum to the credits
+// left), a window's spends never pass what its usage went past the
+// allowance, and a user who only reserves never goes past the allowance
+// and what the grants paid. Notifications go to a provider that is
 // down for the first half and back for the second, delivered by two Gates
 // (two instances) dispatching while the workers run: at the end, no
 // notification of a kind was made twice for a user and window, and every
@@ -62,9 +68,11 @@ type soakKey struct {
 type soakLedger struct {
 	mu        sync.Mutex
 	used      map[soakKey]int64
-	keys      map[string]bool // user/key pairs recorded
+	keys      map[string]bool // user/key pairs recorded, granted and paid
 	firsts    map[string]int  // first reports granted, by user
 	recorders map[string]bool
+	granters  map[string]bool  // users who get grants and buy top-ups
+	granted   map[string]int64 // tokens granted, by user, each key once
 }
 
 func (l *soakLedger) add(user string, window time.Time, tokens int64) {
@@ -82,7 +90,7 @@ func soak(t *testing.T, store freemium.Store, opsPerPhase int) {
 	pro := freemium.Plan{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 5000, Period: freemium.Every(soakWindow)}
 	provider := &soakNotifier{Notifier: freemiumtest.NewNotifier(), ok: map[string]int{}}
 	provider.SetError(errors.New("provider down"))
-	cfg := freemium.Config{Store: store, Subscriptions: subs, Free: free, Plans: []freemium.Plan{pro},
+	cfg := freemium.Config{Store: store, Subscriptions: subs, Free: free, Plans: []freemium.Plan{pro}, TopUps: []freemium.TopUp{soakPack},
 		ReservationTTL: soakTTL, Now: clock.Now, Notifier: provider, Logger: slog.New(slog.DiscardHandler),
 		// The provider is down for two windows; like freemiumtest.Notifier,
 		// it keeps idempotency keys for good, so retries may come that late.
@@ -97,9 +105,13 @@ func soak(t *testing.T, store freemium.Store, opsPerPhase int) {
 	for i := range users {
 		users[i] = fmt.Sprintf("soak-%04d", i)
 	}
-	ledger := &soakLedger{used: map[soakKey]int64{}, keys: map[string]bool{}, firsts: map[string]int{}, recorders: map[string]bool{}}
+	ledger := &soakLedger{used: map[soakKey]int64{}, keys: map[string]bool{}, firsts: map[string]int{}, recorders: map[string]bool{},
+		granters: map[string]bool{}, granted: map[string]int64{}}
 	for _, u := range users[:soakUsers/5] {
 		ledger.recorders[u] = true // a fifth of the users also record without reservations
+	}
+	for i := 7; i < soakUsers; i += 10 {
+		ledger.granters[users[i]] = true // a tenth get grants and buy top-ups, some of them recorders too
 	}
 
 	// Every user's windows start at its first activity: all users are made
@@ -150,7 +162,7 @@ func soak(t *testing.T, store freemium.Store, opsPerPhase int) {
 				defer wg.Done()
 				rng := rand.New(rand.NewPCG(uint64(phase), uint64(w)))
 				for range opsPerPhase / soakWorkers {
-					if err := soakOp(ctx, gate, ledger, users[rng.IntN(soakUsers)], rng); err != nil {
+					if err := soakOp(ctx, gate, ledger, users[rng.IntN(soakUsers)], phase, rng); err != nil {
 						t.Error(err)
 						return
 					}
@@ -174,6 +186,7 @@ func soak(t *testing.T, store freemium.Store, opsPerPhase int) {
 	}
 
 	// Check every user's every window against the ledger.
+	used := map[soakKey]int64{}
 	for phase := range soakPhases {
 		window := start.Add(time.Duration(phase) * soakWindow)
 		clock.Set(window.Add(time.Hour))
@@ -183,11 +196,48 @@ func soak(t *testing.T, store freemium.Store, opsPerPhase int) {
 			require.Equal(t, window, got.PeriodStart, "window of %s in phase %d", u, phase)
 			want := ledger.used[soakKey{u, window}]
 			assert.Equal(t, want, got.Used, "usage of %s in phase %d", u, phase)
-			if !ledger.recorders[u] {
+			if !ledger.recorders[u] && !ledger.granters[u] {
 				assert.LessOrEqual(t, got.Used, max(limits["pro"], limits["free"]), "usage of %s in phase %d", u, phase)
+			}
+			used[soakKey{u, window}] = got.Used
+		}
+	}
+	// The credits: every grant once, every spend once, spends within what
+	// usage went past the allowance.
+	end := start.Add(soakPhases * soakWindow)
+	clock.Set(end)
+	var grants, spends, expiries int
+	for u := range ledger.granters {
+		entries, err := gate.Ledger(ctx, u, start, end)
+		require.NoError(t, err)
+		var granted, credits int64
+		spent := map[time.Time]int64{}
+		for _, e := range entries {
+			switch e.Kind {
+			case freemium.LedgerGrant:
+				granted += e.Tokens
+				grants++
+			case freemium.LedgerSpend:
+				spent[start.Add(e.At.Sub(start)/soakWindow*soakWindow)] -= e.Tokens
+				spends++
+			case freemium.LedgerExpire:
+				expiries++
+			}
+			credits += e.Tokens
+		}
+		assert.Equal(t, ledger.granted[u], granted, "tokens granted to %s: each key and payment once", u)
+		got, err := gate.Usage(ctx, u)
+		require.NoError(t, err)
+		assert.Equal(t, got.Credits, credits, "the credit entries of %s sum to the credits left", u)
+		for phase := range soakPhases {
+			w := soakKey{u, start.Add(time.Duration(phase) * soakWindow)}
+			assert.LessOrEqual(t, spent[w.window], max(0, used[w]-limits["free"]), "spends of %s in phase %d", u, phase)
+			if !ledger.recorders[u] {
+				assert.LessOrEqual(t, used[w], limits["pro"]+spent[w.window], "usage of %s in phase %d past the allowance and the grants", u, phase)
 			}
 		}
 	}
+	t.Logf("credits: %d grants, %d spends, %d expiries in the ledgers", grants, spends, expiries)
 	for u, n := range ledger.firsts {
 		assert.LessOrEqual(t, n, 1, "first reports granted to %s", u)
 	}
@@ -241,9 +291,16 @@ func (s *soakNotifier) delivered(id string) int {
 	return s.ok[id]
 }
 
-// soakOp does one random operation for user and books what it spent.
-func soakOp(ctx context.Context, gate *freemium.Gate, l *soakLedger, user string, rng *rand.Rand) error {
+// soakPack is the soak's top-up.
+var soakPack = freemium.TopUp{PriceID: "price_pack", Tokens: 300}
+
+// soakOp does one random operation for user in phase and books what it
+// spent.
+func soakOp(ctx context.Context, gate *freemium.Gate, l *soakLedger, user string, phase int, rng *rand.Rand) error {
 	tokens := int64(rng.IntN(120))
+	if l.granters[user] && rng.IntN(20) == 0 {
+		return soakCredit(ctx, gate, l, user, phase, rng)
+	}
 	switch op := rng.IntN(10); {
 	case op < 2:
 		_, err := gate.Check(ctx, user, tokens)
@@ -254,8 +311,12 @@ func soakOp(ctx context.Context, gate *freemium.Gate, l *soakLedger, user string
 			return err
 		}
 		d := r.Decision()
-		if d.Used+d.Reserved+tokens > d.Limit && !d.FirstReport {
-			return fmt.Errorf("%s admitted past its limit: %+v, %d more", user, d.Usage, tokens)
+		room := d.Limit
+		if d.Credits > 0 {
+			room = max(d.Limit, d.Used) + d.Credits
+		}
+		if d.Used+d.Reserved+tokens > room && !d.FirstReport {
+			return fmt.Errorf("%s admitted past its limit and credits: %+v, %d more", user, d.Usage, tokens)
 		}
 		switch rng.IntN(4) {
 		case 0:
@@ -310,4 +371,37 @@ func soakOp(ctx context.Context, gate *freemium.Gate, l *soakLedger, user string
 		}
 		return nil
 	}
+}
+
+// soakCredit grants the user tokens, or buys a top-up, with keys and
+// payments that repeat within the phase (half the grants expire two hours
+// into it), and books each key once.
+func soakCredit(ctx context.Context, gate *freemium.Gate, l *soakLedger, user string, phase int, rng *rand.Rand) error {
+	n := rng.IntN(3)
+	key, tokens := fmt.Sprintf("gift-%d-%d", phase, n), int64(50*(n+1))
+	var err error
+	if rng.IntN(2) == 0 {
+		o := freemium.GrantOptions{Key: key, Reason: "soak"}
+		if n%2 == 1 {
+			u, uerr := gate.Usage(ctx, user)
+			if uerr != nil {
+				return uerr
+			}
+			o.ExpiresAt = u.PeriodStart.Add(3 * time.Hour) // the clock is at an hour in
+		}
+		err = gate.Grant(ctx, user, tokens, o)
+	} else {
+		key, tokens = fmt.Sprintf("pi-%s-%d-%d", user, phase, n), soakPack.Tokens
+		err = gate.ApplyTopUp(ctx, freemium.TopUpPayment{ID: key, PriceID: soakPack.PriceID, UserID: user})
+	}
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.keys[user+"/"+key] {
+		l.keys[user+"/"+key] = true
+		l.granted[user] += tokens
+	}
+	return nil
 }

@@ -117,6 +117,13 @@ func (e *env) usage(ctx context.Context, user string) error {
 		fmt.Fprintf(w, "used\t%s\n", used)
 		fmt.Fprintf(w, "held\t%s\n", count(u.Reserved))
 		fmt.Fprintf(w, "remaining\t%s\n", count(u.Remaining))
+		if u.Credits > 0 {
+			credits := count(u.Credits) + " tokens"
+			if !u.CreditsExpireAt.IsZero() {
+				credits += ", the first expiring " + stamp(u.CreditsExpireAt)
+			}
+			fmt.Fprintf(w, "credits\t%s\n", credits)
+		}
 		fmt.Fprintf(w, "first report\t%s\n", v.FirstReport)
 		if v.CustomerID != "" {
 			fmt.Fprintf(w, "customer\t%s\n", v.CustomerID)
@@ -157,6 +164,46 @@ func (e *env) funnel(ctx context.Context, since time.Duration) error {
 		}
 		for plan, n := range f.ByPlan {
 			fmt.Fprintf(w, "  to %s\t%d\n", plan, n)
+		}
+		fmt.Fprintf(w, "top-ups\t%d (%s tokens)\n", f.TopUps, count(f.TopUpTokens))
+		fmt.Fprintf(w, "prompted, then topped up\t%d\n", f.ToppedUp)
+	})
+}
+
+// ledgerView is an entry in ledger's JSON.
+type ledgerView struct {
+	At        time.Time `json:"at"`
+	Kind      string    `json:"kind"`
+	Tokens    int64     `json:"tokens"`
+	Key       string    `json:"key"`
+	Reason    string    `json:"reason,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// ledger lists the user's credits and adjustments since since, and the
+// credits left: where the user's tokens went.
+func (e *env) ledger(ctx context.Context, user string, since time.Duration) error {
+	now := time.Now().UTC()
+	entries, err := e.gate.Ledger(ctx, user, now.Add(-since), now.Add(time.Microsecond))
+	if err != nil {
+		return err
+	}
+	v := []ledgerView{}
+	for _, en := range entries {
+		v = append(v, ledgerView{At: en.At, Kind: string(en.Kind), Tokens: en.Tokens, Key: en.Key, Reason: en.Reason, ExpiresAt: en.ExpiresAt})
+	}
+	return e.emit(v, func(w io.Writer) {
+		if len(v) == 0 {
+			fmt.Fprintf(w, "no grants, spends, expiries or adjustments for %s since %s\n", user, stamp(now.Add(-since)))
+			return
+		}
+		fmt.Fprintln(w, "AT\tKIND\tTOKENS\tKEY\tREASON")
+		for _, en := range v {
+			reason := en.Reason
+			if !en.ExpiresAt.IsZero() {
+				reason += " (expires " + stamp(en.ExpiresAt) + ")"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", stamp(en.At), en.Kind, count(en.Tokens), en.Key, oneLine(reason))
 		}
 	})
 }

@@ -1,7 +1,8 @@
 // Command freemium is the operator's tool for a freemium Gate on Postgres:
-// it migrates the schema, shows a user's usage as the Gate decides it,
-// the free-to-paid funnel and the notification outbox, retries a failed
-// notification, and refreshes a user's subscription. It reads the same
+// it migrates the schema, shows a user's usage as the Gate decides it and
+// the ledger of their credits, the free-to-paid funnel and the
+// notification outbox, retries a failed notification, and refreshes a
+// user's subscription. It reads the same
 // config file as configfile.Load and the host's database.
 //
 //	go install github.com/freemiumkit/freemium/cmd/freemium@latest
@@ -10,6 +11,7 @@
 //
 //	freemium migrate up|status          [--database-url URL] [--schema NAME]
 //	freemium usage USER                 --config FILE [--database-url URL]
+//	freemium ledger USER [--since 30d]  --config FILE [--database-url URL]
 //	freemium funnel [--since 30d]       --config FILE [--database-url URL]
 //	freemium outbox [pending|failed]    [--limit 20] [--database-url URL]
 //	freemium outbox retry ID            [--database-url URL]

@@ -176,6 +176,27 @@ func TestUsageFunnelOutbox(t *testing.T) {
 	sent, err := g.DispatchOnce(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 1, sent, "the retried prompt goes")
+
+	// A pack bought and partly spent: usage shows the credits, ledger where
+	// they went, funnel the top-up.
+	require.NoError(t, g.ApplyTopUp(ctx, freemium.TopUpPayment{ID: "pi_1", PriceID: "price_tokens_10k", UserID: "free1"}))
+	r, err = g.Reserve(ctx, "free1", 2000)
+	require.NoError(t, err)
+	require.True(t, r.OK(), "the pack pays")
+	require.NoError(t, r.Commit(ctx, 1750))
+	before = c.rows()
+	assert.Contains(t, c.ok("usage", "free1"), "credits       8,250 tokens")
+	out = c.ok("ledger", "free1")
+	assert.Contains(t, out, "grant  10,000  topup:pi_1  top-up price_tokens_10k")
+	assert.Contains(t, out, "spend  -1,750  topup:pi_1  usage past the plan's allowance")
+	var entries []ledgerView
+	c.json(&entries, "ledger", "free1", "--since", "1d")
+	require.Len(t, entries, 2)
+	assert.Equal(t, int64(10_000-1_750), entries[0].Tokens+entries[1].Tokens)
+	c.json(&f, "funnel", "--since", "1d")
+	assert.Equal(t, 1, f.TopUps)
+	assert.Equal(t, int64(10_000), f.TopUpTokens)
+	assert.Equal(t, before, c.rows(), "usage, ledger and funnel wrote nothing")
 }
 
 func TestExitCodes(t *testing.T) {
@@ -191,6 +212,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"migrate", "sideways"}, exitUsage},
 		{[]string{"funnel", "--since", "soon"}, exitUsage},
 		{[]string{"outbox", "--limit", "0"}, exitUsage},
+		{[]string{"ledger"}, exitUsage},
+		{[]string{"ledger", "ann", "--since", "later"}, exitUsage},
 		{[]string{"usage", "ann", "--bogus"}, exitUsage},
 		{[]string{"refresh", "ann"}, exitUsage}, // no STRIPE_SECRET_KEY
 		{[]string{"usage", "ann", "--config", "missing.yaml"}, exitUsage},

@@ -38,12 +38,13 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 const synopsis = `usage:
   freemium migrate up|status          [--database-url URL] [--schema NAME]
   freemium usage USER                 --config FILE [--database-url URL]
+  freemium ledger USER [--since 30d]  --config FILE [--database-url URL]
   freemium funnel [--since 30d]       --config FILE [--database-url URL]
   freemium outbox [pending|failed]    [--limit 20] [--database-url URL]
   freemium outbox retry ID            [--database-url URL]
   freemium refresh USER               --config FILE [--database-url URL]  (needs STRIPE_SECRET_KEY)
 flags (before or after the arguments): --config (env FREEMIUM_CONFIG), --database-url (env DATABASE_URL),
-  --schema, --json, --since (funnel), --limit (outbox)
+  --schema, --json, --since (funnel, ledger), --limit (outbox)
 `
 
 // options are the command line's flags.
@@ -142,6 +143,15 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer, getenv func(
 			return err
 		}
 		run = func(e *env) error { return e.funnel(ctx, since) }
+	case "ledger":
+		if err := nargs(1, "a user ID"); err != nil {
+			return err
+		}
+		since, err := parseSince(o.since)
+		if err != nil {
+			return err
+		}
+		run = func(e *env) error { return e.ledger(ctx, args[0], since) }
 	case "outbox":
 		needConfig = false
 		switch {
