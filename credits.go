@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -12,8 +13,9 @@ import (
 type GrantOptions struct {
 	// Key makes the grant idempotent: of any number of grants to one user
 	// with the same non-empty Key, even racing ones, exactly one counts.
-	// It also names the grant for RevokeGrant and in the Ledger. Default
-	// "": a new grant each call, with a key the Gate makes.
+	// It also names the grant for RevokeGrant and in the Ledger. Keys
+	// starting with "topup:" are the top-ups' (ApplyTopUp). Default "": a
+	// new grant each call, with a key the Gate makes.
 	Key string
 	// ExpiresAt is when what is left of the grant stops counting. Default
 	// zero: the grant lasts until it is spent.
@@ -82,6 +84,10 @@ const (
 // grant with.
 var ErrGrantNotFound = errors.New("freemium: grant not found")
 
+// topUpKeyPrefix starts the keys of top-ups' grants (topUpKey), which
+// Grant refuses.
+const topUpKeyPrefix = "topup:"
+
 // Grant gives userID tokens to spend once the plan's allowance for the
 // period is used up, on any plan with a hard limit, Free included (a grant
 // lets a Free user past the free report). Grants are spent by Commit and
@@ -95,6 +101,9 @@ var ErrGrantNotFound = errors.New("freemium: grant not found")
 // races. Bad input (tokens not in [1, MaxTokens], an expiry not after now,
 // an invalid key or reason) is an error, and nothing is written.
 func (g *Gate) Grant(ctx context.Context, userID string, tokens int64, o GrantOptions) error {
+	if strings.HasPrefix(o.Key, topUpKeyPrefix) {
+		return fmt.Errorf("%w: %q starts with %q, which top-ups' keys do: choose another", ErrInvalidIdempotencyKey, o.Key, topUpKeyPrefix)
+	}
 	c, err := g.credit(userID, tokens, o)
 	if err != nil {
 		return err

@@ -77,6 +77,8 @@ type Event struct {
 	// Type is the provider's event type, for EventWebhook
 	// ("customer.subscription.updated").
 	Type string
+	// PriceID is the top-up's price, for EventTopUp.
+	PriceID string
 }
 
 // EventKind says what an Event is.
@@ -88,6 +90,7 @@ const (
 	EventNotificationDelivered EventKind = "notification_delivered"
 	EventConversion            EventKind = "conversion"
 	EventWebhook               EventKind = "webhook"
+	EventTopUp                 EventKind = "top_up" // a top-up granted (Gate.ApplyTopUp), once per payment
 )
 
 // Observe reports e to Config.Observer, if any, for adapters that act on

@@ -47,7 +47,7 @@ type TopUpCreator interface {
 var ErrUnknownTopUp = errors.New("freemium: not a top-up's price")
 
 // topUpKey is the key of the grant of a top-up paid by payment.
-func topUpKey(payment string) string { return "topup:" + payment }
+func topUpKey(payment string) string { return topUpKeyPrefix + payment }
 
 // topUp finds the top-up of priceID.
 func (g *Gate) topUp(priceID string) (TopUp, error) {
@@ -122,7 +122,10 @@ func (g *Gate) ApplyTopUp(ctx context.Context, p TopUpPayment) error {
 		return err
 	}
 	c.TopUp = t.PriceID
-	_, err = g.grant(ctx, c)
+	added, err := g.grant(ctx, c)
+	if added {
+		g.Observe(ctx, Event{Kind: EventTopUp, PriceID: t.PriceID})
+	}
 	return err
 }
 

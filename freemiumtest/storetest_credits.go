@@ -219,6 +219,7 @@ var creditTests = []storeTest{
 			{10, freemium.GrantOptions{ExpiresAt: T0.Add(-time.Hour)}},
 			{10, freemium.GrantOptions{Key: "bad\x00key"}},
 			{10, freemium.GrantOptions{Reason: "bad\nreason"}},
+			{10, freemium.GrantOptions{Key: "topup:pi_1"}}, // the top-ups' keys
 		} {
 			if err := e.gate.Grant(e.ctx, "u1", c.tokens, c.o); err == nil {
 				t.Errorf("Grant(%d, %+v) = nil, want an error", c.tokens, c.o)

@@ -23,6 +23,7 @@
 //	freemium.notifications.delivered     counter    {attempt}       freemium.notification.kind, freemium.outcome (sent, retry, failed)
 //	freemium.webhook.events              counter    {event}         freemium.webhook.type, freemium.outcome (applied, ignored, rejected, error)
 //	freemium.conversions                 counter    {conversion}    freemium.plan
+//	freemium.top_ups                     counter    {top-up}        freemium.top_up.price (one of Config.TopUps)
 //	freemium.outbox.pending              gauge      {notification}  (ObserveOutbox)
 //	freemium.outbox.oldest_pending.age   gauge      s               (ObserveOutbox)
 //

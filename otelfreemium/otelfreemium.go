@@ -38,6 +38,7 @@ type Observer struct {
 	delivered   metric.Int64Counter
 	webhooks    metric.Int64Counter
 	conversions metric.Int64Counter
+	topUps      metric.Int64Counter
 
 	// Span names and attribute sets made once: in New for the known
 	// operations (read without a lock), then once per new combination.
@@ -98,6 +99,8 @@ func New(opts Options) (*Observer, error) {
 		"Billing provider webhook deliveries, by event type and outcome (applied, ignored, rejected or error).")
 	o.conversions = counter("freemium.conversions", "{conversion}",
 		"Users who moved from Free to a paid plan, by plan.")
+	o.topUps = counter("freemium.top_ups", "{top-up}",
+		"Packs of tokens bought (Config.TopUps), by price.")
 	var err error
 	o.duration, err = o.meter.Float64Histogram("freemium.operation.duration", metric.WithUnit("s"),
 		metric.WithDescription("Duration of the Gate's operations and of its Store calls, by operation and error.type."),
@@ -166,6 +169,8 @@ func (o *Observer) Event(ctx context.Context, e freemium.Event) {
 		o.webhooks.Add(ctx, 1, opts...)
 	case freemium.EventConversion:
 		o.conversions.Add(ctx, 1, opts...)
+	case freemium.EventTopUp:
+		o.topUps.Add(ctx, 1, opts...)
 	default:
 		return
 	}
@@ -303,6 +308,8 @@ func eventAttributes(e freemium.Event) []attribute.KeyValue {
 		return []attribute.KeyValue{attribute.String("freemium.webhook.type", e.Type), attribute.String("freemium.outcome", e.Outcome)}
 	case freemium.EventConversion:
 		return []attribute.KeyValue{attribute.String("freemium.plan", e.Plan)}
+	case freemium.EventTopUp:
+		return []attribute.KeyValue{attribute.String("freemium.top_up.price", e.PriceID)}
 	}
 	return nil
 }

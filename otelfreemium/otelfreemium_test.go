@@ -111,8 +111,9 @@ func TestMetricsOfAScriptedSequence(t *testing.T) {
 	notifier := freemiumtest.NewNotifier()
 	g, err := freemium.New(freemium.Config{Store: observedStore{freemium.NewMemoryStore()}, Subscriptions: subs,
 		Notifier: notifier, Now: clock.Now, Observer: tel.obs, UpgradeURL: "https://example.com/up",
-		Free:  freemium.Plan{FirstReportFree: true, Period: freemium.Lifetime},
-		Plans: []freemium.Plan{{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 10_000, Period: freemium.BillingCycle}}})
+		Free:   freemium.Plan{FirstReportFree: true, Period: freemium.Lifetime},
+		Plans:  []freemium.Plan{{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 10_000, Period: freemium.BillingCycle}},
+		TopUps: []freemium.TopUp{{PriceID: "price_pack", Tokens: 10_000}}})
 	require.NoError(t, err)
 	unregister, err := tel.obs.ObserveOutbox(g)
 	require.NoError(t, err)
@@ -142,6 +143,9 @@ func TestMetricsOfAScriptedSequence(t *testing.T) {
 	g.Observe(ctx, freemium.Event{Kind: freemium.EventWebhook, Type: "customer.subscription.created", Outcome: "applied"})
 	subs.Subscribe("ann", "price_pro", clock.Now(), clock.Now().AddDate(0, 1, 0))
 	require.NoError(t, g.Refresh(ctx, "ann")) // the conversion
+	for range 2 {
+		require.NoError(t, g.ApplyTopUp(ctx, freemium.TopUpPayment{ID: "pi_1", PriceID: "price_pack", UserID: "bea"}))
+	}
 
 	points = tel.collect(t)
 	assert.Equal(t, 1.0, value(points, "freemium.decisions", kv("freemium.outcome", "allowed"), kv("freemium.plan", "free")))
@@ -153,6 +157,7 @@ func TestMetricsOfAScriptedSequence(t *testing.T) {
 	assert.Equal(t, 1.0, value(points, "freemium.webhook.events", kv("freemium.webhook.type", "customer.subscription.created"),
 		kv("freemium.outcome", "applied")))
 	assert.Equal(t, 1.0, value(points, "freemium.conversions", kv("freemium.plan", "pro")))
+	assert.Equal(t, 1.0, value(points, "freemium.top_ups", kv("freemium.top_up.price", "price_pack")), "one top-up, however often applied")
 	assert.Equal(t, 0.0, value(points, "freemium.outbox.pending"), "sent")
 	for _, op := range []string{"reserve", "commit", "check", "dispatch", "store.Reserve", "store.Commit", "store.Enqueue", "store.FinishNotification"} {
 		assert.Equal(t, 1.0, value(points, "freemium.operation.duration", kv("freemium.operation", op)), "one %s", op)
