@@ -279,6 +279,7 @@ func TestFunnel(t *testing.T) {
 			Free:   freemium.Plan{Limit: 100},
 			Plans: []freemium.Plan{{Name: "pro", PriceIDs: []string{"price_pro"}, Limit: 1000},
 				{Name: "team", PriceIDs: []string{"price_team"}, Limit: 100}},
+			TopUps: []freemium.TopUp{{PriceID: "price_pack", Tokens: 500}},
 		})
 		require.NoError(t, err)
 		blocked := func(user string) {
@@ -302,13 +303,20 @@ func TestFunnel(t *testing.T) {
 		n, err := g.DispatchOnce(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, 5, n, "four upgrade prompts and one limit reached")
+		buy := func(user string) {
+			t.Helper()
+			require.NoError(t, g.ApplyTopUp(ctx, freemium.TopUpPayment{ID: "pi_" + user, PriceID: "price_pack", UserID: user}))
+		}
+		buy("z") // in the range, never prompted
 
 		clock.Advance(2 * 24 * time.Hour)
 		convert("b", "price_pro")
+		buy("a") // after the range, within the window after a's prompt
 		clock.Advance(3 * 24 * time.Hour)
 		convert("d", "price_team")
 		clock.Advance(35 * 24 * time.Hour) // 40 days after the prompt: outside the window
 		convert("c", "price_pro")
+		buy("c") // outside the window
 
 		f, err := g.Funnel(ctx, outboxT0, outboxT0.Add(time.Hour))
 		require.NoError(t, err)
@@ -318,10 +326,13 @@ func TestFunnel(t *testing.T) {
 		assert.InDelta(t, 0.5, f.ConversionRate, 1e-9)
 		assert.Equal(t, (2*24*time.Hour+5*24*time.Hour)/2, f.MedianTimeToConvert)
 		assert.Equal(t, map[string]int{"pro": 1, "team": 1}, f.ByPlan)
+		assert.Equal(t, 1, f.TopUps, "bought in the range")
+		assert.Equal(t, int64(500), f.TopUpTokens)
+		assert.Equal(t, 1, f.ToppedUp, "prompted users who bought within the window")
 
 		empty, err := g.Funnel(ctx, outboxT0.Add(time.Hour), outboxT0.Add(2*time.Hour))
 		require.NoError(t, err)
-		assert.Zero(t, empty.LimitHit+empty.Prompted+empty.Converted)
+		assert.Zero(t, empty.LimitHit+empty.Prompted+empty.Converted+empty.TopUps)
 		_, err = g.Funnel(ctx, outboxT0, outboxT0)
 		assert.Error(t, err, "an empty range")
 	})
