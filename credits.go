@@ -30,7 +30,7 @@ type GrantOptions struct {
 type Credit struct {
 	UserID    string
 	Key       string    // unique per user: a second grant with it adds nothing
-	Tokens    int64     // positive
+	Tokens    int64     // positive; or 0, which takes the key and grants nothing, with no ledger entry
 	ExpiresAt time.Time // zero: until spent
 	Reason    string
 	TopUp     string // the top-up's price, for a grant bought (Store.TopUps lists them); "" otherwise
@@ -97,6 +97,12 @@ const topUpKeyPrefix = "topup:"
 // and soft-limited plans never spend grants; the credits wait for a plan
 // that does.
 //
+// A reservation admitted on credits is honored, as one admitted on a plan
+// is when the subscription ends before its Commit: when the grant expired
+// or was revoked meanwhile, its Commit records the tokens as usage and
+// spends what is left. So a grant is spent within Config.ReservationTTL
+// of its expiry or revocation at most by the holds placed before it.
+//
 // With a non-empty o.Key the grant is made once, whatever the retries and
 // races. Bad input (tokens not in [1, MaxTokens], an expiry not after now,
 // an invalid key or reason) is an error, and nothing is written.
@@ -153,8 +159,9 @@ func (g *Gate) grant(ctx context.Context, c Credit) (bool, error) {
 // RevokeGrant takes back what is left of the user's grant with key: the
 // tokens not yet spent, unless it expired. It returns the tokens taken
 // back, 0 for a grant spent, expired or revoked already, and writes a
-// revoke entry in the Ledger when they are more. A key the user has no
-// grant with is ErrGrantNotFound.
+// revoke entry in the Ledger when they are more. Reservations admitted on
+// the grant before are honored (see Grant). A key the user has no grant
+// with is ErrGrantNotFound.
 func (g *Gate) RevokeGrant(ctx context.Context, userID, key, reason string) (int64, error) {
 	if err := validateUserID(userID); err != nil {
 		return 0, err

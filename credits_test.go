@@ -101,3 +101,24 @@ func TestTopUpsConfig(t *testing.T) {
 		})
 	}
 }
+
+// A soft-limited plan never spends credits, so they add nothing to what
+// it shows as remaining.
+func TestSoftLimitShowsNoRoomFromCredits(t *testing.T) {
+	g, err := freemium.New(freemium.Config{Store: freemium.NewMemoryStore(),
+		Free: freemium.Plan{Name: "free", Limit: 100, SoftLimit: true}})
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, g.Record(ctx, "u1", 60, ""))
+	require.NoError(t, g.Grant(ctx, "u1", 500, freemium.GrantOptions{Key: "g"}))
+	u, err := g.Usage(ctx, "u1")
+	require.NoError(t, err)
+	assert.Equal(t, int64(40), u.Remaining)
+	assert.Equal(t, int64(500), u.Credits, "kept for a plan that spends them")
+	require.NoError(t, g.Record(ctx, "u1", 100, ""))
+	u, err = g.Usage(ctx, "u1")
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), u.Remaining)
+	assert.True(t, u.Overage)
+	assert.Equal(t, int64(500), u.Credits, "not spent on overage")
+}

@@ -560,6 +560,9 @@ func (s *MemoryStore) Grant(ctx context.Context, c Credit, now time.Time) (bool,
 		}
 	}
 	u.grants = append(u.grants, &memGrant{key: c.Key, remaining: c.Tokens, expires: c.ExpiresAt})
+	if c.Tokens == 0 {
+		return true, nil // the key is taken; nothing is granted
+	}
 	if c.TopUp != "" {
 		s.conversionsMu.Lock()
 		s.topUps = append(s.topUps, TopUpRecord{UserID: c.UserID, PriceID: c.TopUp, Tokens: c.Tokens, At: now})

@@ -205,13 +205,14 @@ func (g *Gate) requestAttrs(r *http.Request, user string, err error) []any {
 // will spend them): what a meter shows once the request is done.
 func (g *Gate) withRequest(d Decision, tokens int64) Usage {
 	u := d.Usage
+	limit := g.hardLimit(u.Plan)
 	if u.Credits > 0 {
-		u.Credits -= min(u.Credits, SpendFromGrants(g.hardLimit(u.Plan), u.Used, tokens, d.FirstReport))
+		u.Credits -= min(u.Credits, SpendFromGrants(limit, u.Used, tokens, d.FirstReport))
 	}
 	u.Used = addSat(u.Used, tokens)
 	u.FirstReportAvailable = false
 	if u.Limit != Unlimited {
-		g.measure(&u)
+		g.measure(&u, limit != Unlimited)
 	}
 	return u
 }

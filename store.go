@@ -68,7 +68,8 @@ type Store interface {
 
 	// Grant adds grant c, with its LedgerGrant entry at now, unless the
 	// user has a grant with c.Key: then it writes nothing and reports
-	// false. Load and Reserve report the grants live at their now in
+	// false. A Credit of 0 tokens takes the key (a later grant with it
+	// adds nothing) without a ledger entry. Load and Reserve report the grants live at their now in
 	// State.Credits. It does not anchor the user.
 	Grant(ctx context.Context, c Credit, now time.Time) (bool, error)
 

@@ -131,14 +131,24 @@ func (g *Gate) ApplyTopUp(ctx context.Context, p TopUpPayment) error {
 
 // RefundTopUp takes back what is left of a refunded top-up's tokens, as
 // RevokeGrant does, and returns how many: the tokens already spent stay
-// spent. The user is found as by ApplyTopUp. A payment that granted
-// nothing is ErrGrantNotFound.
+// spent. The user is found as by ApplyTopUp. A refund that comes before
+// the payment's grant (deliveries out of order) takes the grant's key, so
+// that the grant grants nothing when it comes, and returns 0.
 func (g *Gate) RefundTopUp(ctx context.Context, p TopUpPayment) (int64, error) {
 	user, err := g.payer(ctx, p, false)
 	if err != nil {
 		return 0, err
 	}
-	return g.RevokeGrant(ctx, user, topUpKey(p.ID), "refund")
+	key := topUpKey(p.ID)
+	n, err := g.RevokeGrant(ctx, user, key, "refund")
+	if !errors.Is(err, ErrGrantNotFound) {
+		return n, err
+	}
+	if _, err := g.store.Grant(ctx, Credit{UserID: user, Key: key, Reason: "refunded before it was granted"}, g.now()); err != nil {
+		return 0, fmt.Errorf("freemium: refund top-up: %w", err)
+	}
+	// A grant that came meanwhile is the one to revoke.
+	return g.RevokeGrant(ctx, user, key, "refund")
 }
 
 // payer is the user a top-up payment is for, as ApplyTopUp finds it; link

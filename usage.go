@@ -15,7 +15,8 @@ type Usage struct {
 	Reserved int64  `json:"reserved"` // tokens of live holds
 	Limit    int64  `json:"limit"`    // the plan's limit, or Unlimited
 	// Remaining is what a request may still take: Limit-Used-Reserved,
-	// at least 0, plus the credits; Unlimited when uncapped.
+	// at least 0, plus the credits (on a hard limit: a soft-limited plan
+	// does not spend them); Unlimited when uncapped.
 	Remaining int64 `json:"remaining"`
 	// Credits is the tokens left in the user's live grants (Gate.Grant, a
 	// top-up), spent once the allowance is used up.
@@ -62,7 +63,7 @@ func (g *Gate) usage(p *Plan, s State) Usage {
 	if p.Limit == Unlimited {
 		return u
 	}
-	g.measure(&u)
+	g.measure(&u, !p.SoftLimit)
 	if p.Limit == 0 && !u.FirstReportAvailable && !s.FirstReportHeld && s.Credits == 0 {
 		u.Percentage, u.Warning = 100, true // nothing was ever allowed, or it is spent
 	}
@@ -71,9 +72,14 @@ func (g *Gate) usage(p *Plan, s State) Usage {
 }
 
 // measure sets u's Remaining, and for a positive limit its Percentage
-// and Warning, from its Used, Reserved, Limit (not Unlimited) and Credits.
-func (g *Gate) measure(u *Usage) {
-	u.Remaining = max(0, room(u.Limit, u.Used, u.Credits)-addSat(u.Used, u.Reserved))
+// and Warning, from its Used, Reserved, Limit (not Unlimited) and, when
+// the plan spends them (spends: a hard limit), Credits.
+func (g *Gate) measure(u *Usage, spends bool) {
+	credits := u.Credits
+	if !spends {
+		credits = 0
+	}
+	u.Remaining = max(0, room(u.Limit, u.Used, credits)-addSat(u.Used, u.Reserved))
 	if u.Limit > 0 {
 		fraction := float64(u.Used) / float64(u.Limit)
 		u.Percentage = math.Round(fraction*10000) / 100

@@ -304,6 +304,12 @@ var creditTests = []storeTest{
 		e.ok(err, "RefundTopUp")
 		equal(t, "refunded: what is left of the pack spent first", n, int64(6000))
 		equal(t, "Credits after the refund", e.usage("u1").Credits, int64(10_000))
+		// A refund before its payment's grant: the grant, when it comes, grants nothing.
+		n, err = e.gate.RefundTopUp(e.ctx, freemium.TopUpPayment{ID: "pi_9", UserID: "u1"})
+		e.ok(err, "RefundTopUp before the grant")
+		equal(t, "refunded before the grant", n, int64(0))
+		e.ok(e.gate.ApplyTopUp(e.ctx, freemium.TopUpPayment{ID: "pi_9", PriceID: "price_pack", UserID: "u1"}), "ApplyTopUp after its refund")
+		equal(t, "Credits after a refunded payment's grant", e.usage("u1").Credits, int64(10_000))
 
 		e.clock.Advance(time.Hour)
 		topUps, err := e.store.TopUps(e.ctx, T0, T0.Add(time.Hour))

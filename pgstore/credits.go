@@ -59,8 +59,8 @@ WITH owed AS (
 UPDATE {s}.accounts a SET to_spend = 0, {count_credits}
 WHERE a.user_id = $1 AND a.to_spend > 0`
 
-// grantSQL adds a grant and its ledger entry, unless the user has one with
-// the key, under the account row's lock (the batch before it adds the row
+// grantSQL adds a grant and its ledger entry (none for 0 tokens: a
+// grant that only takes the key), unless the user has one with the key, under the account row's lock (the batch before it adds the row
 // and locks it): $1 user, $2 key, $3 tokens, $4 expires (NULL: never), $5
 // reason, $6 now, $7 the top-up's price (NULL: not one). It answers whether
 // it added.
@@ -72,7 +72,7 @@ WITH g AS (
 	RETURNING remaining, expires_at
 ), entry AS (
 	INSERT INTO {s}.ledger (user_id, at, kind, tokens, key, reason, expires_at)
-	SELECT $1, $6, 'grant', $3, $2, $5, $4 FROM g
+	SELECT $1, $6, 'grant', $3, $2, $5, $4 FROM g WHERE $3::bigint > 0
 ), credit_rows AS (
 	SELECT remaining, expires_at FROM {s}.grants WHERE user_id = $1
 	UNION ALL SELECT remaining, expires_at FROM g

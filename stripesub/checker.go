@@ -282,7 +282,14 @@ func completed(cs *stripe.CheckoutSession, key string) (freemium.CompletedChecko
 		if cs.PaymentIntent != nil {
 			c.PaymentID = cs.PaymentIntent.ID
 		}
-		c.Paid = cs.PaymentStatus == stripe.CheckoutSessionPaymentStatusPaid && c.PaymentID != ""
+		switch cs.PaymentStatus {
+		case stripe.CheckoutSessionPaymentStatusPaid:
+			c.Paid = c.PaymentID != ""
+		case stripe.CheckoutSessionPaymentStatusNoPaymentRequired:
+			// A promotion code took the whole price: no payment, so
+			// nothing to refund; the session names the grant.
+			c.Paid, c.PaymentID = true, cs.ID
+		}
 		return c, c.TopUpPrice != ""
 	}
 	return freemium.CompletedCheckout{}, false

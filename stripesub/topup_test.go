@@ -111,6 +111,41 @@ func TestWebhookRefundRevokesTheUnspentPart(t *testing.T) {
 	})
 }
 
+// A refund delivered before the payment's completed event: the completed
+// event, and a reload of the success page, grant nothing.
+func TestWebhookRefundBeforeTheGrant(t *testing.T) {
+	testenv.EachStore(t, func(t *testing.T, store freemium.Store) {
+		e := newTopUpEnv(t, store)
+		e.mirrorFree("u3")
+		require.NoError(t, e.store.LinkCustomer(context.Background(), "u3", "cus_3", webhookT0))
+		e.send("charge_refunded.json")
+		e.send("checkout_session_topup_completed.json")
+		assert.Equal(t, int64(0), e.credits("u3"))
+		require.NoError(t, e.gate.ApplyTopUp(context.Background(),
+			freemium.TopUpPayment{ID: "pi_3", PriceID: "price_pack", UserID: "u3", CustomerID: "cus_3"}))
+		assert.Equal(t, int64(0), e.credits("u3"), "as CompleteCheckout would, on a reload")
+		entries, err := e.gate.Ledger(context.Background(), "u3", webhookT0, webhookT0.Add(time.Hour))
+		require.NoError(t, err)
+		assert.Empty(t, entries, "nothing granted, nothing revoked")
+	})
+}
+
+// A session a promotion code made free has no payment: it is granted
+// once, keyed by the session.
+func TestWebhookTopUpWithoutPayment(t *testing.T) {
+	e := newTopUpEnv(t, freemium.NewMemoryStore())
+	free := bytes.ReplaceAll(fixture(t, "checkout_session_topup_completed.json"), []byte(`"payment_status": "paid"`), []byte(`"payment_status": "no_payment_required"`))
+	free = bytes.ReplaceAll(free, []byte(`"payment_intent": "pi_3"`), []byte(`"payment_intent": null`))
+	for range 2 {
+		require.Equal(t, http.StatusOK, e.deliver(free, webhookSecret, time.Now()).Code)
+	}
+	assert.Equal(t, int64(10_000), e.credits("u3"))
+	entries, err := e.gate.Ledger(context.Background(), "u3", webhookT0, webhookT0.Add(time.Hour))
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+	assert.Equal(t, "topup:cs_topup_1", entries[0].Key)
+}
+
 // A top-up session of a price not in Config.TopUps grants nothing and is
 // answered 200 (Stripe cannot fix it by retrying); one not made by
 // TopUpURL (no user in its metadata) is ignored.

@@ -185,10 +185,10 @@ func apply(ctx context.Context, g *freemium.Gate, ev stripe.Event, key string) (
 		if ch.Customer != nil {
 			p.CustomerID = ch.Customer.ID
 		}
+		// A refund of a top-up not granted yet (or of something else)
+		// takes the grant's key: a completed event delivered after it
+		// grants nothing.
 		_, err := g.RefundTopUp(ctx, p)
-		if errors.Is(err, freemium.ErrGrantNotFound) {
-			return false, nil // a refund of something else than a top-up
-		}
 		return true, err
 	}
 	return false, nil

@@ -31,7 +31,7 @@ CREATE TABLE grants (
     user_id    text        NOT NULL COLLATE "C",
     key        text        NOT NULL COLLATE "C",
     seq        bigserial   NOT NULL,
-    tokens     bigint      NOT NULL CHECK (tokens > 0),
+    tokens     bigint      NOT NULL CHECK (tokens >= 0), -- 0: the key is taken, nothing granted
     remaining  bigint      NOT NULL CHECK (remaining >= 0),
     expires_at timestamptz,
     reason     text        NOT NULL DEFAULT '',

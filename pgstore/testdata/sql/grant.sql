@@ -5,7 +5,7 @@ WITH g AS (
 	RETURNING remaining, expires_at
 ), entry AS (
 	INSERT INTO "freemium".ledger (user_id, at, kind, tokens, key, reason, expires_at)
-	SELECT $1, $6, 'grant', $3, $2, $5, $4 FROM g
+	SELECT $1, $6, 'grant', $3, $2, $5, $4 FROM g WHERE $3::bigint > 0
 ), credit_rows AS (
 	SELECT remaining, expires_at FROM "freemium".grants WHERE user_id = $1
 	UNION ALL SELECT remaining, expires_at FROM g
