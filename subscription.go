@@ -451,22 +451,9 @@ func (g *Gate) LinkCustomer(ctx context.Context, userID, customerID string) erro
 func (g *Gate) ApplySubscription(ctx context.Context, sub Subscription, namedUser string, asOf time.Time) (err error) {
 	ctx, start := g.begin(ctx, OpApplySubscription)
 	defer func() { g.finish(ctx, OpApplySubscription, start, err) }()
-	linked := ""
-	if sub.CustomerID != "" {
-		var err error
-		if linked, err = g.store.CustomerUser(ctx, sub.CustomerID); err != nil {
-			return fmt.Errorf("freemium: apply subscription: %w", err)
-		}
-	}
-	user := linked
-	switch {
-	case linked != "" && namedUser != "" && namedUser != linked:
-		return fmt.Errorf("%w: subscription %s names another user in its metadata", ErrCustomerLinked, sub.ID)
-	case linked == "":
-		user = namedUser
-	}
-	if err := validateUserID(user); err != nil {
-		return fmt.Errorf("freemium: subscription %s: %w", sub.ID, err)
+	user, linked, err := g.owner(ctx, sub.CustomerID, namedUser, "subscription "+sub.ID)
+	if err != nil {
+		return err
 	}
 	now := g.now()
 	if sub.CustomerID != "" && linked == "" {
@@ -582,6 +569,41 @@ func (g *Gate) CompleteCheckout(ctx context.Context, userID, sessionID string) e
 	return g.Refresh(ctx, userID)
 }
 
+// owner is the user a provider's object (what: "subscription sub_1")
+// is for: the user its customer is linked to, else the user it names,
+// and the linked one ("" for none). A customer linked to another user
+// than the one named is ErrCustomerLinked, and no user is
+// ErrInvalidUserID: metadata can be edited, a link cannot be taken over.
+func (g *Gate) owner(ctx context.Context, customerID, named, what string) (user, linked string, err error) {
+	if customerID != "" {
+		if linked, err = g.store.CustomerUser(ctx, customerID); err != nil {
+			return "", "", fmt.Errorf("freemium: %s: %w", what, err)
+		}
+	}
+	user = linked
+	switch {
+	case linked != "" && named != "" && named != linked:
+		return "", "", fmt.Errorf("%w: %s names another user in its metadata", ErrCustomerLinked, what)
+	case linked == "":
+		user = named
+	}
+	if err := validateUserID(user); err != nil {
+		return "", "", fmt.Errorf("freemium: %s: %w", what, err)
+	}
+	return user, linked, nil
+}
+
+// linkedCustomer sets p.CustomerID, when empty, to the customer linked to
+// the user in the Store, if any.
+func (g *Gate) linkedCustomer(ctx context.Context, userID string, p *CheckoutParams) error {
+	if p.CustomerID != "" {
+		return nil
+	}
+	st, err := g.store.Load(ctx, userID, g.now(), lifetimeWindow)
+	p.CustomerID = st.Account.CustomerID
+	return err
+}
+
 // CheckoutURL returns a link to the provider's checkout page that
 // subscribes userID to priceID, for an upgrade button. Call it when the user
 // asks to upgrade, not on every blocked check: each call creates a checkout
@@ -601,12 +623,8 @@ func (g *Gate) CheckoutURL(ctx context.Context, userID, priceID string, p Checko
 	if !ok {
 		return "", fmt.Errorf("freemium: CheckoutURL: Config.Subscriptions (%T) cannot create checkouts: use stripesub.New", g.cfg.Subscriptions)
 	}
-	if p.CustomerID == "" {
-		st, err := g.store.Load(ctx, userID, g.now(), lifetimeWindow)
-		if err != nil {
-			return "", fmt.Errorf("freemium: checkout for %s: %w", userID, err)
-		}
-		p.CustomerID = st.Account.CustomerID
+	if err := g.linkedCustomer(ctx, userID, &p); err != nil {
+		return "", fmt.Errorf("freemium: checkout for %s: %w", userID, err)
 	}
 	url, err := creator.CheckoutURL(ctx, userID, priceID, p)
 	if err != nil {

@@ -80,12 +80,8 @@ func (g *Gate) TopUpURL(ctx context.Context, userID, priceID string, p CheckoutP
 	if !ok {
 		return "", fmt.Errorf("freemium: TopUpURL: Config.Subscriptions (%T) cannot create top-up checkouts: use stripesub.New", g.cfg.Subscriptions)
 	}
-	if p.CustomerID == "" {
-		st, err := g.store.Load(ctx, userID, g.now(), lifetimeWindow)
-		if err != nil {
-			return "", fmt.Errorf("freemium: top-up for %s: %w", userID, err)
-		}
-		p.CustomerID = st.Account.CustomerID
+	if err := g.linkedCustomer(ctx, userID, &p); err != nil {
+		return "", fmt.Errorf("freemium: top-up for %s: %w", userID, err)
 	}
 	url, err := creator.TopUpURL(ctx, userID, priceID, p)
 	if err != nil {
@@ -157,22 +153,9 @@ func (g *Gate) payer(ctx context.Context, p TopUpPayment, link bool) (string, er
 	if err := validateText(p.ID); err != nil || p.ID == "" {
 		return "", fmt.Errorf("freemium: top-up payment ID %q is not valid", p.ID)
 	}
-	linked := ""
-	if p.CustomerID != "" {
-		var err error
-		if linked, err = g.store.CustomerUser(ctx, p.CustomerID); err != nil {
-			return "", fmt.Errorf("freemium: top-up: %w", err)
-		}
-	}
-	user := linked
-	switch {
-	case linked != "" && p.UserID != "" && p.UserID != linked:
-		return "", fmt.Errorf("%w: top-up payment %s names another user", ErrCustomerLinked, p.ID)
-	case linked == "":
-		user = p.UserID
-	}
-	if err := validateUserID(user); err != nil {
-		return "", fmt.Errorf("freemium: top-up payment %s: %w", p.ID, err)
+	user, linked, err := g.owner(ctx, p.CustomerID, p.UserID, "top-up payment "+p.ID)
+	if err != nil {
+		return "", err
 	}
 	if link && p.CustomerID != "" && linked == "" {
 		if err := g.store.LinkCustomer(ctx, user, p.CustomerID, g.now()); err != nil {

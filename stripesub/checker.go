@@ -151,19 +151,50 @@ func (s *Checker) CustomerSubscriptions(ctx context.Context, userID, customerID 
 // user's customer when one is found, and user_id in the session's and the
 // subscription's metadata.
 func (s *Checker) CheckoutURL(ctx context.Context, userID, priceID string, p freemium.CheckoutParams) (string, error) {
+	return s.session(ctx, userID, priceID, p, stripe.CheckoutSessionModeSubscription, func(params *stripe.CheckoutSessionParams) {
+		params.SubscriptionData = &stripe.CheckoutSessionSubscriptionDataParams{
+			Metadata: map[string]string{s.metadataKey: userID},
+		}
+		if p.TrialDays > 0 {
+			params.SubscriptionData.TrialPeriodDays = stripe.Int64(p.TrialDays)
+		}
+	})
+}
+
+// TopUpURL implements freemium.TopUpCreator: a Stripe Checkout Session in
+// payment mode for one unit of the one-time priceID, with
+// client_reference_id set to the user, user_id and the price (under
+// topUpPriceKey) in the session's metadata, user_id in the payment's, and
+// a customer: the user's when one is found, else a new one, so that a
+// refund of the charge finds the user by its customer.
+func (s *Checker) TopUpURL(ctx context.Context, userID, priceID string, p freemium.CheckoutParams) (string, error) {
+	return s.session(ctx, userID, priceID, p, stripe.CheckoutSessionModePayment, func(params *stripe.CheckoutSessionParams) {
+		params.Metadata[topUpPriceKey] = priceID
+		params.PaymentIntentData = &stripe.CheckoutSessionPaymentIntentDataParams{
+			Metadata: map[string]string{s.metadataKey: userID},
+		}
+		if params.Customer == nil {
+			params.CustomerCreation = stripe.String(string(stripe.CheckoutSessionCustomerCreationAlways))
+		}
+	})
+}
+
+// session creates a Checkout Session in mode for one unit of priceID,
+// naming the user in client_reference_id and the metadata, on the user's
+// customer when one is found (else with p.Email), and returns its URL.
+// mode's own parameters are set by more.
+func (s *Checker) session(ctx context.Context, userID, priceID string, p freemium.CheckoutParams, mode stripe.CheckoutSessionMode,
+	more func(*stripe.CheckoutSessionParams)) (string, error) {
 	customerID, err := s.customer(ctx, userID, p.CustomerID)
 	if err != nil {
 		return "", fmt.Errorf("stripe customer of the user: %w", err)
 	}
 	params := &stripe.CheckoutSessionParams{
-		Mode:              stripe.String(string(stripe.CheckoutSessionModeSubscription)),
+		Mode:              stripe.String(string(mode)),
 		LineItems:         []*stripe.CheckoutSessionLineItemParams{{Price: stripe.String(priceID), Quantity: stripe.Int64(1)}},
 		ClientReferenceID: stripe.String(userID),
 		SuccessURL:        stripe.String(p.SuccessURL),
 		Metadata:          map[string]string{s.metadataKey: userID},
-		SubscriptionData: &stripe.CheckoutSessionSubscriptionDataParams{
-			Metadata: map[string]string{s.metadataKey: userID},
-		},
 	}
 	params.Context = ctx
 	switch {
@@ -178,55 +209,7 @@ func (s *Checker) CheckoutURL(ctx context.Context, userID, priceID string, p fre
 	if p.AllowPromotionCodes {
 		params.AllowPromotionCodes = stripe.Bool(true)
 	}
-	if p.TrialDays > 0 {
-		params.SubscriptionData.TrialPeriodDays = stripe.Int64(p.TrialDays)
-	}
-	session, err := s.sessions.New(params)
-	if err != nil {
-		return "", err
-	}
-	if session.URL == "" {
-		return "", fmt.Errorf("stripe checkout session %s has no URL", session.ID)
-	}
-	return session.URL, nil
-}
-
-// TopUpURL implements freemium.TopUpCreator: a Stripe Checkout Session in
-// payment mode for one unit of the one-time priceID, with
-// client_reference_id set to the user, user_id and the price (under
-// topUpPriceKey) in the session's metadata, user_id in the payment's, and
-// a customer: the user's when one is found, else a new one, so that a
-// refund of the charge finds the user by its customer.
-func (s *Checker) TopUpURL(ctx context.Context, userID, priceID string, p freemium.CheckoutParams) (string, error) {
-	customerID, err := s.customer(ctx, userID, p.CustomerID)
-	if err != nil {
-		return "", fmt.Errorf("stripe customer of the user: %w", err)
-	}
-	params := &stripe.CheckoutSessionParams{
-		Mode:              stripe.String(string(stripe.CheckoutSessionModePayment)),
-		LineItems:         []*stripe.CheckoutSessionLineItemParams{{Price: stripe.String(priceID), Quantity: stripe.Int64(1)}},
-		ClientReferenceID: stripe.String(userID),
-		SuccessURL:        stripe.String(p.SuccessURL),
-		Metadata:          map[string]string{s.metadataKey: userID, topUpPriceKey: priceID},
-		PaymentIntentData: &stripe.CheckoutSessionPaymentIntentDataParams{
-			Metadata: map[string]string{s.metadataKey: userID},
-		},
-	}
-	params.Context = ctx
-	if customerID != "" {
-		params.Customer = stripe.String(customerID)
-	} else {
-		params.CustomerCreation = stripe.String(string(stripe.CheckoutSessionCustomerCreationAlways))
-		if p.Email != "" {
-			params.CustomerEmail = stripe.String(p.Email)
-		}
-	}
-	if p.CancelURL != "" {
-		params.CancelURL = stripe.String(p.CancelURL)
-	}
-	if p.AllowPromotionCodes {
-		params.AllowPromotionCodes = stripe.Bool(true)
-	}
+	more(params)
 	session, err := s.sessions.New(params)
 	if err != nil {
 		return "", err

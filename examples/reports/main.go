@@ -362,16 +362,7 @@ func (a *app) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if a.demo == nil {
-		back := "http://" + r.Host
-		checkout, err := a.gate.CheckoutURL(r.Context(), user, a.priceID, freemium.CheckoutParams{
-			SuccessURL: back + "/checkout/success?user=" + url.QueryEscape(user) + "&session={CHECKOUT_SESSION_ID}",
-			CancelURL:  back + "/?user=" + url.QueryEscape(user),
-		})
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"checkout_url": checkout})
+		checkout(w, r, user, a.priceID, a.gate.CheckoutURL)
 		return
 	}
 	now := a.now()
@@ -399,16 +390,7 @@ func (a *app) topUp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if a.demo == nil {
-		back := "http://" + r.Host
-		checkout, err := a.gate.TopUpURL(r.Context(), user, a.topUpPriceID, freemium.CheckoutParams{
-			SuccessURL: back + "/checkout/success?user=" + url.QueryEscape(user) + "&session={CHECKOUT_SESSION_ID}",
-			CancelURL:  back + "/?user=" + url.QueryEscape(user),
-		})
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"checkout_url": checkout})
+		checkout(w, r, user, a.topUpPriceID, a.gate.TopUpURL)
 		return
 	}
 	payment := freemium.TopUpPayment{ID: "demo_" + rand.Text(), PriceID: a.topUpPriceID, UserID: user}
@@ -422,6 +404,23 @@ func (a *app) topUp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int64{"credits": u.Credits})
+}
+
+// checkout answers the Stripe Checkout page of price for the user, made
+// by newURL (the Gate's CheckoutURL or TopUpURL), which returns to
+// /checkout/success, or to the page when the user cancels.
+func checkout(w http.ResponseWriter, r *http.Request, user, price string,
+	newURL func(context.Context, string, string, freemium.CheckoutParams) (string, error)) {
+	back := "http://" + r.Host
+	link, err := newURL(r.Context(), user, price, freemium.CheckoutParams{
+		SuccessURL: back + "/checkout/success?user=" + url.QueryEscape(user) + "&session={CHECKOUT_SESSION_ID}",
+		CancelURL:  back + "/?user=" + url.QueryEscape(user),
+	})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"checkout_url": link})
 }
 
 // checkoutSuccess is where Stripe Checkout returns the user: it completes
