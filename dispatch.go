@@ -167,9 +167,7 @@ func (g *Gate) deliver(ctx context.Context, o Outbound) (bool, error) {
 		out = g.tooLate(ctx, o, o.Attempts, nil)
 	} else {
 		sctx, cancel := context.WithTimeout(ctx, g.cfg.Delivery.SendTimeout)
-		if len(g.cfg.TopUps) > 0 {
-			o.TopUp = g.cfg.TopUps[0]
-		}
+		o.TopUp = g.offer()
 		var err error
 		if ms, ok := g.cfg.Notifier.(MessageSender); ok {
 			id, err = ms.Send(sctx, o.Notification)

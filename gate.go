@@ -202,12 +202,20 @@ func (g *Gate) decide(p *Plan, s State, tokens int64, admitted, first bool) Deci
 	case d.PeriodEnd.IsZero():
 		msg = g.cfg.Messages.LimitExceededNoReset
 	}
-	if len(g.cfg.TopUps) > 0 {
-		d.TopUp = g.cfg.TopUps[0]
+	if d.TopUp = g.offer(); d.TopUp.Tokens > 0 {
 		msg += g.cfg.Messages.TopUpOffer
 	}
 	d.Message = render(msg, d, tokens)
 	return d
+}
+
+// offer is the top-up offered to a blocked user: the first of
+// Config.TopUps, zero for none.
+func (g *Gate) offer() TopUp {
+	if len(g.cfg.TopUps) == 0 {
+		return TopUp{}
+	}
+	return g.cfg.TopUps[0]
 }
 
 // render fills a message's placeholders, for decision d on a request of

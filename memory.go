@@ -348,14 +348,20 @@ func (s *MemoryStore) CustomerUser(ctx context.Context, customerID string) (stri
 func (s *MemoryStore) Conversions(ctx context.Context, from, to time.Time) ([]Conversion, error) {
 	s.conversionsMu.Lock()
 	defer s.conversionsMu.Unlock()
-	var out []Conversion
-	for _, c := range s.conversions {
-		if !c.At.Before(from) && c.At.Before(to) {
-			out = append(out, c)
+	return within(s.conversions, func(c Conversion) time.Time { return c.At }, from, to), nil
+}
+
+// within returns the items whose time at is in [from, to), oldest first
+// (items of one time in their order).
+func within[T any](items []T, at func(T) time.Time, from, to time.Time) []T {
+	var out []T
+	for _, it := range items {
+		if t := at(it); !t.Before(from) && t.Before(to) {
+			out = append(out, it)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b Conversion) int { return a.At.Compare(b.At) })
-	return out, nil
+	slices.SortStableFunc(out, func(a, b T) int { return at(a).Compare(at(b)) })
+	return out
 }
 
 // Enqueue implements Store.
@@ -525,10 +531,12 @@ func (u *memUser) spend(n int64, now time.Time) {
 	}
 	slices.SortStableFunc(live, func(a, b *memGrant) int {
 		switch {
-		case a.expires.IsZero() || b.expires.IsZero():
-			return cmp.Compare(b2i(a.expires.IsZero()), b2i(b.expires.IsZero()))
+		case a.expires.IsZero() == b.expires.IsZero():
+			return a.expires.Compare(b.expires)
+		case a.expires.IsZero():
+			return 1 // no expiry last
 		}
-		return a.expires.Compare(b.expires)
+		return -1
 	})
 	for _, c := range live {
 		if n == 0 {
@@ -539,13 +547,6 @@ func (u *memUser) spend(n int64, now time.Time) {
 		n -= take
 		u.ledger = append(u.ledger, LedgerEntry{At: now, Kind: LedgerSpend, Tokens: -take, Key: c.key, Reason: SpendReason})
 	}
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // Grant implements Store.
@@ -577,14 +578,7 @@ func (s *MemoryStore) Grant(ctx context.Context, c Credit, now time.Time) (bool,
 func (s *MemoryStore) TopUps(ctx context.Context, from, to time.Time) ([]TopUpRecord, error) {
 	s.conversionsMu.Lock()
 	defer s.conversionsMu.Unlock()
-	var out []TopUpRecord
-	for _, t := range s.topUps {
-		if !t.At.Before(from) && t.At.Before(to) {
-			out = append(out, t)
-		}
-	}
-	slices.SortStableFunc(out, func(a, b TopUpRecord) int { return a.At.Compare(b.At) })
-	return out, nil
+	return within(s.topUps, func(t TopUpRecord) time.Time { return t.At }, from, to), nil
 }
 
 // Revoke implements Store.

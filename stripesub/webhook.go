@@ -52,9 +52,11 @@ type WebhookConfig struct {
 // and checkout.session.async_payment_succeeded of sessions TopUpURL made,
 // which grant the top-up's tokens once per payment (Gate.ApplyTopUp); and
 // charge.refunded of such a payment, which takes back what is left of them
-// (Gate.RefundTopUp). Duplicate and out-of-order deliveries are harmless. Other event types, events whose object cannot be
-// read, and events about users it cannot find, are answered 200 (and
-// logged to g.Logger()). When the Store fails it answers 500, and Stripe
+// (Gate.RefundTopUp), or, delivered before the grant, makes the grant
+// grant nothing. Duplicate and out-of-order deliveries are harmless.
+// Other event types, events whose object cannot be read, and events
+// about users it cannot find, are answered 200 (and logged to
+// g.Logger()). When the Store fails it answers 500, and Stripe
 // retries.
 //
 // It panics when g is nil or cfg.Secret is empty.
